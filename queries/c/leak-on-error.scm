@@ -1,0 +1,22 @@
+; leak-on-error: memory the function owns, not freed or handed on when an error is returned.
+
+; Allocations the caller owns. devm_* allocations are managed by the device and are not here.
+((call_expression function: (identifier) @fn) @alloc
+  (#match? @fn "^(kmalloc|kzalloc|kcalloc|kmalloc_array|kmalloc_node|kzalloc_node|kcalloc_node|kvmalloc|kvzalloc|kvcalloc|kvmalloc_array|vmalloc|vzalloc|vmalloc_array|vcalloc|kmemdup|kstrdup|kstrndup|kmem_cache_alloc|kmem_cache_zalloc|memdup_user|vmemdup_user|strndup_user|malloc|calloc|strdup|strndup)$"))
+
+; Frees: the freed pointer is the first argument, or the second for kmem_cache_free.
+((call_expression function: (identifier) @fn arguments: (argument_list . (_) @free.arg)) @free
+  (#match? @fn "^(kfree|kvfree|vfree|kfree_sensitive|kvfree_sensitive|kzfree|free)$"))
+((call_expression function: (identifier) @fn arguments: (argument_list . (_) . (_) @free.arg)) @free
+  (#eq? @fn "kmem_cache_free"))
+
+; Calls that use a buffer without taking ownership of it. Any other call that is given the
+; pointer (list_add, platform_set_drvdata, a helper) may keep it, so the pointer escapes.
+((call_expression function: (identifier) @fn) @borrow
+  (#match? @fn "^(memset|memcpy|memmove|memcmp|strcpy|strncpy|strscpy|strlcpy|strcat|strncat|strlcat|strlen|strcmp|strncmp|sprintf|snprintf|scnprintf|sscanf|copy_from_user|copy_to_user|pr_[a-z_]+|printk|printf|fprintf|dev_(err|warn|info|dbg|notice)|WARN|WARN_ON|WARN_ON_ONCE|BUG_ON|IS_ERR|IS_ERR_OR_NULL|PTR_ERR|likely|unlikely)$"))
+
+; Helpers whose name says they read from or fill a buffer (foo_hw_read, fill_header,
+; parse_reply): they use the pointer during the call and do not keep it. This is a naming
+; heuristic; the model (issue 3) judges the calls it cannot decide.
+((call_expression function: (identifier) @fn) @borrow
+  (#match? @fn "(^|_)(read|write|fill|copy|parse|get|fetch|recv|receive|dump|format|check|verify|validate|compute|calc|decode|encode|scan|crc|checksum|print|show)(_|$)"))

@@ -1,0 +1,9 @@
+; lock-imbalance: a lock taken in a function and still held when the function returns.
+
+; Acquisitions that always succeed. Conditional ones (trylock, _interruptible) are not here.
+((call_expression function: (identifier) @fn arguments: (argument_list . (_) @lock)) @acquire
+  (#match? @fn "^(mutex_lock|mutex_lock_nested|spin_lock|spin_lock_irq|spin_lock_irqsave|spin_lock_bh|spin_lock_nested|raw_spin_lock|raw_spin_lock_irq|raw_spin_lock_irqsave|raw_spin_lock_bh|read_lock|read_lock_irq|read_lock_irqsave|read_lock_bh|write_lock|write_lock_irq|write_lock_irqsave|write_lock_bh|down_read|down_write|down|pthread_mutex_lock|lock_sock)$"))
+
+; Releases.
+((call_expression function: (identifier) @fn arguments: (argument_list . (_) @lock)) @release
+  (#match? @fn "^(mutex_unlock|spin_unlock|spin_unlock_irq|spin_unlock_irqrestore|spin_unlock_bh|raw_spin_unlock|raw_spin_unlock_irq|raw_spin_unlock_irqrestore|raw_spin_unlock_bh|read_unlock|read_unlock_irq|read_unlock_irqrestore|read_unlock_bh|write_unlock|write_unlock_irq|write_unlock_irqrestore|write_unlock_bh|up_read|up_write|up|pthread_mutex_unlock|release_sock)$"))

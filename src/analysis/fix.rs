@@ -1,0 +1,60 @@
+//! Fix verification: a fix is offered only if the edited function parses without new syntax
+//! errors, and checking it again makes its finding go away without raising another.
+
+use tree_sitter::Node;
+
+use super::finding::{ByteRange, Finding, Fix};
+use super::functions::function_nodes;
+use super::rules::{self, CheckOptions};
+use super::syntax;
+
+/// Applies `fix` to the text of `function` and checks the result.
+pub fn verify(function: Node, source: &str, finding: &Finding, fix: &Fix) -> bool {
+    let range = ByteRange::of(function);
+    if fix.edits.is_empty() || fix.edits.iter().any(|e| e.range.start < range.start || e.range.end > range.end) {
+        return false;
+    }
+    let original = &source[range.start..range.end];
+    let Some(edited) = apply(original, range.start, fix) else {
+        return false;
+    };
+    let (Some(before), Some(after)) = (summary(original), summary(&edited)) else {
+        return false;
+    };
+    let same_rule = |counts: &Summary| counts.findings.iter().filter(|f| f.rule == finding.rule).count();
+    let other_rules = |counts: &Summary| counts.findings.iter().filter(|f| f.rule != finding.rule).count();
+    after.errors <= before.errors && same_rule(&after) < same_rule(&before) && other_rules(&after) <= other_rules(&before)
+}
+
+/// Applies the edits of `fix` (document offsets) to `text`, which starts at document offset `base`.
+pub fn apply(text: &str, base: usize, fix: &Fix) -> Option<String> {
+    let mut edits: Vec<_> = fix.edits.iter().collect();
+    edits.sort_by_key(|e| std::cmp::Reverse((e.range.start, e.range.end)));
+    let mut out = text.to_owned();
+    let mut limit = usize::MAX;
+    for edit in edits {
+        let (start, end) = (edit.range.start - base, edit.range.end - base);
+        if end > limit || !out.is_char_boundary(start) || !out.is_char_boundary(end) {
+            return None;
+        }
+        out.replace_range(start..end, &edit.text);
+        limit = start;
+    }
+    Some(out)
+}
+
+struct Summary {
+    errors: usize,
+    findings: Vec<Finding>,
+}
+
+/// Parses a function on its own and checks it.
+fn summary(text: &str) -> Option<Summary> {
+    let parse = syntax::parse(text, None);
+    let nodes = function_nodes(&parse.tree);
+    let function = nodes.first()?;
+    Some(Summary {
+        errors: parse.errors,
+        findings: rules::check_function(*function, text, CheckOptions { fixes: false }),
+    })
+}

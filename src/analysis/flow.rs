@@ -1,0 +1,962 @@
+//! A small path walk over one function body: it follows allocations, frees and locks through
+//! `if`/`else`, loops, `switch` and `goto` unwinding ladders, and reports facts that the
+//! resource rules turn into findings.
+//!
+//! The walk favours precision over recall. Where two paths disagree about a resource (freed on
+//! one, not on the other) it forgets the resource instead of guessing, and it gives up on a
+//! function whose paths it cannot follow (backward `goto`, a label inside a loop).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use tree_sitter::Node;
+
+use super::finding::ByteRange;
+use super::syntax::{self, callee_name, call_arguments, declared_name, strip_parens, text};
+
+/// What a rule's query says about the calls of one function, by call node id.
+#[derive(Default, Debug)]
+pub struct FlowInputs<'t> {
+    /// Calls whose result is memory the function owns.
+    pub allocs: HashSet<usize>,
+    /// Calls that free memory, with the argument that is freed.
+    pub frees: HashMap<usize, Node<'t>>,
+    /// Calls that use a pointer argument without keeping it (so it does not escape).
+    pub borrows: HashSet<usize>,
+    /// Calls that dereference their pointer arguments.
+    pub derefs: HashSet<usize>,
+    /// Calls that take a lock, with the lock argument.
+    pub acquires: HashMap<usize, Node<'t>>,
+    /// Calls that release a lock, with the lock argument.
+    pub releases: HashMap<usize, Node<'t>>,
+}
+
+/// Where a path leaves the function.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Exit {
+    /// The `return` statement reached, or the closing brace when the path falls off the end.
+    pub ret: ByteRange,
+    /// The first `goto` of the path into an unwinding ladder, with its label.
+    pub goto: Option<(ByteRange, String)>,
+}
+
+impl Exit {
+    /// The statement where the path decided to leave: the `goto` if there was one.
+    pub fn decision(&self) -> ByteRange {
+        self.goto.as_ref().map_or(self.ret, |g| g.0)
+    }
+}
+
+/// Something a resource rule may report.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Fact {
+    /// A local allocation that is neither freed nor handed on when an error is returned.
+    Leak {
+        var: String,
+        alloc: ByteRange,
+        exit: Exit,
+    },
+    /// A lock taken in this function and still held when the function returns.
+    LockHeld {
+        lock: String,
+        acquire: ByteRange,
+        exit: Exit,
+    },
+    /// A pointer used after it was freed on the same path.
+    UseAfterFree {
+        var: String,
+        free: ByteRange,
+        at: ByteRange,
+    },
+    /// A pointer freed twice on the same path.
+    DoubleFree {
+        var: String,
+        first: ByteRange,
+        second: ByteRange,
+    },
+    /// An allocation dereferenced before anything tested it for NULL.
+    UncheckedUse {
+        var: String,
+        alloc: ByteRange,
+        at: ByteRange,
+    },
+}
+
+/// Walks `function` (a `function_definition` node) and returns the facts it found.
+pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) -> Vec<Fact> {
+    let Some(body) = function.child_by_field_name("body") else {
+        return Vec::new();
+    };
+    let mut engine = Engine {
+        source,
+        inputs,
+        body,
+        labels: HashMap::new(),
+        locals: HashSet::new(),
+        int_locals: HashSet::new(),
+        facts: Vec::new(),
+        seen: HashSet::new(),
+        loops: Vec::new(),
+        gotos: Vec::new(),
+        steps: 0,
+    };
+    engine.index(body);
+    let mut state = State::start();
+    engine.visit(body, &mut state);
+    if state.live {
+        let end = ByteRange::new(body.end_byte().saturating_sub(1), body.end_byte());
+        engine.exit(None, end, &state);
+    }
+    if engine.steps > STEP_LIMIT {
+        return Vec::new();
+    }
+    engine.facts
+}
+
+/// Beyond this many visited nodes the walk gives up and reports nothing for the function.
+const STEP_LIMIT: usize = 200_000;
+
+#[derive(Clone, Debug, PartialEq)]
+struct Resource {
+    alloc: Option<ByteRange>,
+    freed: Option<ByteRange>,
+    checked: bool,
+    escaped: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IntValue {
+    Zero,
+    Error,
+}
+
+#[derive(Clone, Debug)]
+struct State {
+    live: bool,
+    resources: BTreeMap<String, Resource>,
+    locks: BTreeMap<String, ByteRange>,
+    ints: BTreeMap<String, IntValue>,
+}
+
+impl State {
+    fn start() -> State {
+        State {
+            live: true,
+            resources: BTreeMap::new(),
+            locks: BTreeMap::new(),
+            ints: BTreeMap::new(),
+        }
+    }
+
+    fn dead() -> State {
+        State {
+            live: false,
+            ..State::start()
+        }
+    }
+
+    /// Joins two paths: what both agree on is kept, anything they disagree on is forgotten.
+    fn merge(a: State, b: State) -> State {
+        if !a.live {
+            return b;
+        }
+        if !b.live {
+            return a;
+        }
+        let mut resources = BTreeMap::new();
+        for (key, x) in a.resources {
+            if let Some(y) = b.resources.get(&key) {
+                if x.alloc == y.alloc && x.freed == y.freed {
+                    let merged = Resource {
+                        checked: x.checked || y.checked,
+                        escaped: x.escaped || y.escaped,
+                        ..x
+                    };
+                    resources.insert(key, merged);
+                }
+            }
+        }
+        let locks = a
+            .locks
+            .into_iter()
+            .filter(|(k, v)| b.locks.get(k) == Some(v))
+            .collect();
+        let ints = a
+            .ints
+            .into_iter()
+            .filter(|(k, v)| b.ints.get(k) == Some(v))
+            .collect();
+        State {
+            live: true,
+            resources,
+            locks,
+            ints,
+        }
+    }
+
+    fn merge_all(states: impl IntoIterator<Item = State>) -> State {
+        states.into_iter().fold(State::dead(), State::merge)
+    }
+
+    /// Forgets `key` and everything reached through it (`key->field`).
+    fn reset(&mut self, key: &str) {
+        self.resources.retain(|k, _| !is_within(k, key));
+        self.ints.remove(key);
+    }
+}
+
+fn is_within(key: &str, base: &str) -> bool {
+    key == base
+        || key
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with("->") || rest.starts_with('.'))
+}
+
+/// What a branch condition says when it is true or false.
+#[derive(Clone, Debug)]
+enum Known {
+    Null(String),
+    NonNull(String),
+    IntError(String),
+    IntZero(String),
+}
+
+#[derive(Default)]
+struct Loop {
+    breaks: Vec<State>,
+    continues: Vec<State>,
+    is_switch: bool,
+}
+
+struct Engine<'a, 't> {
+    source: &'a str,
+    inputs: &'a FlowInputs<'t>,
+    body: Node<'t>,
+    labels: HashMap<String, Node<'t>>,
+    locals: HashSet<String>,
+    int_locals: HashSet<String>,
+    facts: Vec<Fact>,
+    seen: HashSet<Fact>,
+    loops: Vec<Loop>,
+    gotos: Vec<(ByteRange, String)>,
+    steps: usize,
+}
+
+impl<'a, 't> Engine<'a, 't> {
+    fn text(&self, node: Node) -> &'a str {
+        text(node, self.source)
+    }
+
+    /// Records labels and local variables of the body.
+    fn index(&mut self, node: Node<'t>) {
+        match node.kind() {
+            "labeled_statement" => {
+                if let Some(label) = node.child_by_field_name("label") {
+                    self.labels.insert(self.text(label).to_owned(), node);
+                }
+            }
+            "declaration" => {
+                let is_int = node
+                    .child_by_field_name("type")
+                    .is_some_and(|t| matches!(t.kind(), "primitive_type" | "sized_type_specifier" | "type_identifier"));
+                let mut cursor = node.walk();
+                for declarator in node.children_by_field_name("declarator", &mut cursor) {
+                    if let Some(name) = declared_name(declarator) {
+                        let name = self.text(name).to_owned();
+                        let plain = matches!(declarator.kind(), "identifier")
+                            || (declarator.kind() == "init_declarator"
+                                && declarator
+                                    .child_by_field_name("declarator")
+                                    .is_some_and(|d| d.kind() == "identifier"));
+                        if is_int && plain {
+                            self.int_locals.insert(name.clone());
+                        }
+                        self.locals.insert(name);
+                    }
+                }
+            }
+            _ => {}
+        }
+        let mut cursor = node.walk();
+        for child in node.named_children(&mut cursor) {
+            self.index(child);
+        }
+    }
+
+    fn report(&mut self, fact: Fact) {
+        if self.seen.insert(fact.clone()) {
+            self.facts.push(fact);
+        }
+    }
+
+    /// The key of an lvalue that can hold a pointer: `p`, `dev->buf`, `s.field`.
+    fn key(&self, node: Node) -> Option<String> {
+        let node = strip_parens(node);
+        match node.kind() {
+            "identifier" => Some(self.text(node).to_owned()),
+            "field_expression" => {
+                let base = self.key(node.child_by_field_name("argument")?)?;
+                let op = node.child_by_field_name("operator").map_or("->", |o| self.text(o));
+                let field = self.text(node.child_by_field_name("field")?);
+                Some(format!("{base}{op}{field}"))
+            }
+            _ => None,
+        }
+    }
+
+    /// The tracked resource that a value hands on: `p`, `(void *)p`, `&p->list`, `cond ? p : q`.
+    fn handed_on(&self, node: Node, state: &State) -> Vec<String> {
+        let node = strip_parens(node);
+        match node.kind() {
+            "conditional_expression" => ["consequence", "alternative"]
+                .iter()
+                .filter_map(|f| node.child_by_field_name(f))
+                .flat_map(|n| self.handed_on(n, state))
+                .collect(),
+            "pointer_expression" if node.child_by_field_name("operator").is_some_and(|o| self.text(o) == "&") => {
+                let mut inner = node.child_by_field_name("argument").map(strip_parens);
+                while let Some(n) = inner {
+                    if let Some(key) = self.key(n).filter(|k| state.resources.contains_key(k)) {
+                        return vec![key];
+                    }
+                    inner = match n.kind() {
+                        "field_expression" | "subscript_expression" => n.child_by_field_name("argument").map(strip_parens),
+                        _ => None,
+                    };
+                }
+                Vec::new()
+            }
+            _ => self
+                .key(node)
+                .filter(|k| state.resources.contains_key(k))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn visit(&mut self, node: Node<'t>, state: &mut State) {
+        self.steps += 1;
+        if self.steps > STEP_LIMIT || !state.live {
+            return;
+        }
+        match node.kind() {
+            "compound_statement" | "ERROR" | "else_clause" | "case_statement" => self.sequence(node, state),
+            "declaration" => self.declaration(node, state),
+            "expression_statement" | "parenthesized_expression" | "comma_expression" => self.children(node, state),
+            "if_statement" => self.if_statement(node, state),
+            "for_statement" | "while_statement" => self.loop_statement(node, state),
+            "do_statement" => self.do_statement(node, state),
+            "switch_statement" => self.switch_statement(node, state),
+            "return_statement" => {
+                let value = node.named_child(0).filter(|n| n.kind() != "comment");
+                if let Some(value) = value {
+                    self.visit(value, state);
+                }
+                self.exit(value, ByteRange::of(node), state);
+                state.live = false;
+            }
+            "goto_statement" => {
+                self.goto(node, state);
+                state.live = false;
+            }
+            "break_statement" => {
+                if let Some(l) = self.loops.last_mut() {
+                    l.breaks.push(state.clone());
+                }
+                state.live = false;
+            }
+            "continue_statement" => {
+                if let Some(l) = self.loops.iter_mut().rev().find(|l| !l.is_switch) {
+                    l.continues.push(state.clone());
+                }
+                state.live = false;
+            }
+            "labeled_statement" => {
+                let mut cursor = node.walk();
+                let inner: Vec<_> = node
+                    .named_children(&mut cursor)
+                    .filter(|c| c.kind() != "statement_identifier")
+                    .collect();
+                for child in inner {
+                    self.visit(child, state);
+                }
+            }
+            "preproc_if" | "preproc_ifdef" | "preproc_else" | "preproc_elif" | "preproc_elifdef" => {
+                self.preprocessor(node, state)
+            }
+            "assignment_expression" => self.assignment(node, state),
+            "call_expression" => self.call(node, state),
+            "field_expression" => {
+                self.children(node, state);
+                let arrow = node.child_by_field_name("operator").is_some_and(|o| self.text(o) == "->");
+                if let (true, Some(argument)) = (arrow, node.child_by_field_name("argument")) {
+                    self.dereference(argument, node, state);
+                }
+            }
+            "subscript_expression" => {
+                self.children(node, state);
+                if let Some(argument) = node.child_by_field_name("argument") {
+                    self.dereference(argument, node, state);
+                }
+            }
+            "pointer_expression" => {
+                self.children(node, state);
+                let star = node.child_by_field_name("operator").is_some_and(|o| self.text(o) == "*");
+                if let (true, Some(argument)) = (star, node.child_by_field_name("argument")) {
+                    self.dereference(argument, node, state);
+                }
+            }
+            "unary_expression" => {
+                self.children(node, state);
+                if let Some(argument) = node.child_by_field_name("argument") {
+                    self.mark_checked(argument, state);
+                }
+            }
+            "binary_expression" => self.binary(node, state),
+            "conditional_expression" => {
+                if let Some(condition) = node.child_by_field_name("condition") {
+                    self.visit(condition, state);
+                    self.mark_checked(condition, state);
+                }
+                for field in ["consequence", "alternative"] {
+                    if let Some(branch) = node.child_by_field_name(field) {
+                        self.visit(branch, state);
+                    }
+                }
+            }
+            "sizeof_expression" | "alignof_expression" | "offsetof_expression" | "comment"
+            | "identifier" | "number_literal" | "string_literal" | "char_literal" => {}
+            _ => self.children(node, state),
+        }
+    }
+
+    fn children(&mut self, node: Node<'t>, state: &mut State) {
+        let mut cursor = node.walk();
+        let children: Vec<_> = node.named_children(&mut cursor).collect();
+        for child in children {
+            self.visit(child, state);
+        }
+    }
+
+    /// Statements in order. A kernel iterator macro (`list_for_each_entry(...) { ... }`) parses
+    /// as a call missing its `;` followed by a block; that block is walked as a loop body.
+    fn sequence(&mut self, node: Node<'t>, state: &mut State) {
+        let mut cursor = node.walk();
+        let children: Vec<_> = node.named_children(&mut cursor).collect();
+        let mut i = 0;
+        while i < children.len() && state.live {
+            let child = children[i];
+            let macro_loop = child.kind() == "expression_statement"
+                && child
+                    .child(child.child_count().saturating_sub(1))
+                    .is_some_and(|last| last.is_missing())
+                && children.get(i + 1).is_some_and(|n| n.kind() == "compound_statement");
+            self.visit(child, state);
+            if macro_loop {
+                self.loop_body(children[i + 1], None, state);
+                i += 1;
+            }
+            i += 1;
+        }
+    }
+
+    fn declaration(&mut self, node: Node<'t>, state: &mut State) {
+        let mut cursor = node.walk();
+        let declarators: Vec<_> = node.children_by_field_name("declarator", &mut cursor).collect();
+        for declarator in declarators {
+            let Some(name) = declared_name(declarator) else {
+                continue;
+            };
+            let name = self.text(name).to_owned();
+            match declarator
+                .child_by_field_name("value")
+                .filter(|_| declarator.kind() == "init_declarator")
+            {
+                Some(value) => {
+                    self.visit(value, state);
+                    self.bind(&name, value, state);
+                }
+                None => state.reset(&name),
+            }
+        }
+    }
+
+    fn assignment(&mut self, node: Node<'t>, state: &mut State) {
+        let (Some(left), Some(right)) = (node.child_by_field_name("left"), node.child_by_field_name("right")) else {
+            return self.children(node, state);
+        };
+        self.visit(right, state);
+        let plain = node.child_by_field_name("operator").is_some_and(|o| self.text(o) == "=");
+        // The left side is written, not read; only what it dereferences on the way counts.
+        match strip_parens(left).kind() {
+            "identifier" => {}
+            "field_expression" | "subscript_expression" | "pointer_expression" => self.visit(left, state),
+            _ => self.visit(left, state),
+        }
+        if !plain {
+            return;
+        }
+        match self.key(left) {
+            Some(key) => self.bind(&key, right, state),
+            None => self.escape(right, state),
+        }
+    }
+
+    /// `key = value`: a new allocation, an integer we can classify, or a value handed on.
+    fn bind(&mut self, key: &str, value: Node, state: &mut State) {
+        let value = strip_parens(value);
+        let handed = self.handed_on(value, state);
+        state.reset(key);
+        if value.kind() == "call_expression" && self.inputs.allocs.contains(&value.id()) {
+            state.resources.insert(
+                key.to_owned(),
+                Resource {
+                    alloc: Some(ByteRange::of(value)),
+                    freed: None,
+                    checked: false,
+                    escaped: !self.locals.contains(key),
+                },
+            );
+            return;
+        }
+        for handed in handed {
+            if let Some(r) = state.resources.get_mut(&handed) {
+                r.escaped = true;
+            }
+        }
+        if let Some(v) = self.int_value(value) {
+            state.ints.insert(key.to_owned(), v);
+        }
+    }
+
+    fn escape(&mut self, value: Node, state: &mut State) {
+        for handed in self.handed_on(value, state) {
+            if let Some(r) = state.resources.get_mut(&handed) {
+                r.escaped = true;
+            }
+        }
+    }
+
+    fn int_value(&self, value: Node) -> Option<IntValue> {
+        let value = strip_parens(value);
+        match value.kind() {
+            "number_literal" if self.text(value) == "0" => Some(IntValue::Zero),
+            "unary_expression" if value.child(0).is_some_and(|o| self.text(o) == "-") => Some(IntValue::Error),
+            "call_expression" => {
+                matches!(callee_name(value, self.source), Some("PTR_ERR" | "ERR_PTR" | "ERR_CAST")).then_some(IntValue::Error)
+            }
+            _ => None,
+        }
+    }
+
+    fn call(&mut self, node: Node<'t>, state: &mut State) {
+        self.children(node, state);
+        let id = node.id();
+        let here = ByteRange::of(node);
+        if let Some(&arg) = self.inputs.frees.get(&id) {
+            let Some(key) = self.key(arg) else { return };
+            match state.resources.get(&key).and_then(|r| r.freed) {
+                Some(first) => self.report(Fact::DoubleFree { var: key, first, second: here }),
+                None => {
+                    let entry = state.resources.entry(key).or_insert(Resource {
+                        alloc: None,
+                        freed: None,
+                        checked: true,
+                        escaped: true,
+                    });
+                    entry.freed = Some(here);
+                }
+            }
+            return;
+        }
+        if let Some(&arg) = self.inputs.acquires.get(&id) {
+            state.locks.insert(syntax::squash(self.text(arg)), here);
+            return;
+        }
+        if let Some(&arg) = self.inputs.releases.get(&id) {
+            state.locks.remove(&syntax::squash(self.text(arg)));
+            return;
+        }
+        let borrows = self.inputs.borrows.contains(&id);
+        let derefs = self.inputs.derefs.contains(&id);
+        if !borrows && !derefs {
+            // A callee given `dev` (or `&dev->sub`) may change `dev->buf`: forget what we knew.
+            for arg in call_arguments(node) {
+                let arg = strip_parens(arg);
+                let base = match arg.kind() {
+                    "pointer_expression" => arg.child_by_field_name("argument").and_then(|a| self.key(a)),
+                    _ => self.key(arg),
+                };
+                if let Some(base) = base {
+                    state.resources.retain(|k, _| k == &base || !is_within(k, &base));
+                }
+            }
+        }
+        for arg in call_arguments(node) {
+            for key in self.handed_on(arg, state) {
+                let Some(r) = state.resources.get_mut(&key) else { continue };
+                if let Some(free) = r.freed {
+                    if derefs || !borrows {
+                        self.report(Fact::UseAfterFree { var: key, free, at: ByteRange::of(arg) });
+                    }
+                } else if derefs {
+                    let direct = strip_parens(arg).kind() != "pointer_expression";
+                    if direct {
+                        self.dereference(arg, arg, state);
+                    }
+                } else if !borrows {
+                    r.escaped = true;
+                    r.checked = true;
+                }
+            }
+        }
+    }
+
+    /// `pointer` is dereferenced by `at` (`p->x`, `*p`, `p[i]`, `memset(p, ...)`).
+    fn dereference(&mut self, pointer: Node, at: Node, state: &mut State) {
+        let Some(key) = self.key(pointer) else { return };
+        let Some(r) = state.resources.get_mut(&key) else { return };
+        if let Some(free) = r.freed {
+            self.report(Fact::UseAfterFree { var: key, free, at: ByteRange::of(at) });
+        } else if let (Some(alloc), false) = (r.alloc, r.checked) {
+            r.checked = true;
+            self.report(Fact::UncheckedUse { var: key, alloc, at: ByteRange::of(at) });
+        }
+    }
+
+    /// Any resource mentioned as a plain value in `node` counts as tested for NULL.
+    fn mark_checked(&self, node: Node, state: &mut State) {
+        if let Some(r) = self.key(node).and_then(|k| state.resources.get_mut(&k)) {
+            r.checked = true;
+            return;
+        }
+        let node = strip_parens(node);
+        match node.kind() {
+            "unary_expression" | "binary_expression" | "call_expression" | "argument_list" => {
+                let mut cursor = node.walk();
+                for child in node.named_children(&mut cursor) {
+                    self.mark_checked(child, state);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn binary(&mut self, node: Node<'t>, state: &mut State) {
+        let op = node.child_by_field_name("operator").map_or("", |o| self.text(o));
+        let (Some(left), Some(right)) = (node.child_by_field_name("left"), node.child_by_field_name("right")) else {
+            return self.children(node, state);
+        };
+        self.visit(left, state);
+        if matches!(op, "&&" | "||" | "==" | "!=") {
+            self.mark_checked(left, state);
+        }
+        self.visit(right, state);
+        if matches!(op, "==" | "!=") {
+            self.mark_checked(right, state);
+        }
+    }
+
+    fn if_statement(&mut self, node: Node<'t>, state: &mut State) {
+        let condition = node.child_by_field_name("condition");
+        if let Some(condition) = condition {
+            self.visit(condition, state);
+            self.mark_checked(condition, state);
+        }
+        let (when_true, when_false) = condition.map(|c| self.knowledge(c)).unwrap_or_default();
+        let mut yes = state.clone();
+        let mut no = state.clone();
+        self.learn(&mut yes, &when_true);
+        self.learn(&mut no, &when_false);
+        if let Some(consequence) = node.child_by_field_name("consequence") {
+            self.visit(consequence, &mut yes);
+        }
+        if let Some(alternative) = node.child_by_field_name("alternative") {
+            self.visit(alternative, &mut no);
+        }
+        *state = State::merge(yes, no);
+    }
+
+    fn loop_statement(&mut self, node: Node<'t>, state: &mut State) {
+        for field in ["initializer", "condition"] {
+            if let Some(part) = node.child_by_field_name(field) {
+                self.visit(part, state);
+                self.mark_checked(part, state);
+            }
+        }
+        if let Some(body) = node.child_by_field_name("body") {
+            self.loop_body(body, node.child_by_field_name("update"), state);
+        }
+    }
+
+    /// Walks a loop body once; the state after the loop joins "never entered", "ran once" and
+    /// every `break`.
+    fn loop_body(&mut self, body: Node<'t>, update: Option<Node<'t>>, state: &mut State) {
+        self.loops.push(Loop::default());
+        let mut inside = state.clone();
+        self.visit(body, &mut inside);
+        let l = self.loops.pop().unwrap_or_default();
+        let mut end = State::merge_all(std::iter::once(inside).chain(l.continues));
+        if let Some(update) = update {
+            self.visit(update, &mut end);
+        }
+        let before = std::mem::replace(state, State::dead());
+        *state = State::merge_all([before, end].into_iter().chain(l.breaks));
+    }
+
+    fn do_statement(&mut self, node: Node<'t>, state: &mut State) {
+        self.loops.push(Loop::default());
+        if let Some(body) = node.child_by_field_name("body") {
+            self.visit(body, state);
+        }
+        let l = self.loops.pop().unwrap_or_default();
+        let taken = std::mem::replace(state, State::dead());
+        let mut end = State::merge_all(std::iter::once(taken).chain(l.continues));
+        if let Some(condition) = node.child_by_field_name("condition") {
+            self.visit(condition, &mut end);
+        }
+        *state = State::merge_all(std::iter::once(end).chain(l.breaks));
+    }
+
+    fn switch_statement(&mut self, node: Node<'t>, state: &mut State) {
+        if let Some(condition) = node.child_by_field_name("condition") {
+            self.visit(condition, state);
+        }
+        let Some(body) = node.child_by_field_name("body") else { return };
+        self.loops.push(Loop { is_switch: true, ..Loop::default() });
+        let start = state.clone();
+        let mut fall = State::dead();
+        let mut has_default = false;
+        let mut cursor = body.walk();
+        let cases: Vec<_> = body.named_children(&mut cursor).collect();
+        for case in cases {
+            if case.kind() != "case_statement" {
+                self.visit(case, &mut fall);
+                continue;
+            }
+            has_default |= case.child_by_field_name("value").is_none();
+            let mut current = State::merge(start.clone(), fall);
+            let mut inner = case.walk();
+            let statements: Vec<_> = case
+                .named_children(&mut inner)
+                .filter(|c| Some(*c) != case.child_by_field_name("value"))
+                .collect();
+            for statement in statements {
+                self.visit(statement, &mut current);
+            }
+            fall = current;
+        }
+        let l = self.loops.pop().unwrap_or_default();
+        let skipped = if has_default { State::dead() } else { start };
+        *state = State::merge_all([fall, skipped].into_iter().chain(l.breaks));
+    }
+
+    /// `#if`/`#ifdef` blocks inside a function are alternatives, not a sequence.
+    fn preprocessor(&mut self, node: Node<'t>, state: &mut State) {
+        let alternative = node.child_by_field_name("alternative");
+        let skip: Vec<_> = ["name", "condition", "alternative"]
+            .iter()
+            .filter_map(|f| node.child_by_field_name(f))
+            .collect();
+        let mut taken = state.clone();
+        let mut cursor = node.walk();
+        let statements: Vec<_> = node
+            .named_children(&mut cursor)
+            .filter(|c| !skip.contains(c))
+            .collect();
+        for statement in statements {
+            self.visit(statement, &mut taken);
+        }
+        let mut other = state.clone();
+        if let Some(alternative) = alternative {
+            self.visit(alternative, &mut other);
+        }
+        *state = State::merge(taken, other);
+    }
+
+    /// Follows a forward `goto` into its unwinding ladder and checks the exit it reaches.
+    fn goto(&mut self, node: Node<'t>, state: &State) {
+        let Some(label) = node.child_by_field_name("label").map(|l| self.text(l).to_owned()) else {
+            return;
+        };
+        let Some(&target) = self.labels.get(&label) else { return };
+        let backward = target.start_byte() < node.start_byte();
+        if backward || self.gotos.iter().any(|(_, l)| *l == label) || self.gotos.len() > 16 {
+            return;
+        }
+        self.gotos.push((ByteRange::of(node), label));
+        let mut path = state.clone();
+        self.continue_from(target, &mut path);
+        if path.live {
+            let end = ByteRange::new(self.body.end_byte().saturating_sub(1), self.body.end_byte());
+            self.exit(None, end, &path);
+        }
+        self.gotos.pop();
+    }
+
+    /// Runs the statements from `label` to the end of the function, or gives up (leaving the
+    /// path dead) when the label sits somewhere a straight walk cannot continue from.
+    fn continue_from(&mut self, label: Node<'t>, state: &mut State) {
+        let mut node = label;
+        self.visit(node, state);
+        loop {
+            while let Some(next) = node.next_named_sibling() {
+                if !state.live {
+                    return;
+                }
+                self.visit(next, state);
+                node = next;
+            }
+            if !state.live {
+                return;
+            }
+            let Some(parent) = node.parent() else { return };
+            if parent.id() == self.body.id() {
+                return;
+            }
+            match parent.kind() {
+                "compound_statement" | "labeled_statement" => node = parent,
+                _ => {
+                    state.live = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// What a condition tells about pointers and error codes on each branch.
+    fn knowledge(&self, condition: Node) -> (Vec<Known>, Vec<Known>) {
+        let node = strip_parens(condition);
+        match node.kind() {
+            "unary_expression" if node.child(0).is_some_and(|o| self.text(o) == "!") => {
+                let (t, f) = node.child_by_field_name("argument").map(|a| self.knowledge(a)).unwrap_or_default();
+                (f, t)
+            }
+            "binary_expression" => {
+                let op = node.child_by_field_name("operator").map_or("", |o| self.text(o));
+                let (Some(left), Some(right)) = (node.child_by_field_name("left"), node.child_by_field_name("right")) else {
+                    return Default::default();
+                };
+                match op {
+                    "&&" => {
+                        let mut t = self.knowledge(left).0;
+                        t.extend(self.knowledge(right).0);
+                        (t, Vec::new())
+                    }
+                    "||" => {
+                        let mut f = self.knowledge(left).1;
+                        f.extend(self.knowledge(right).1);
+                        (Vec::new(), f)
+                    }
+                    "==" | "!=" => {
+                        let (value, other) = if self.is_zero(right) { (left, right) } else { (right, left) };
+                        if !self.is_zero(other) {
+                            return Default::default();
+                        }
+                        let (t, f) = self.knowledge(value);
+                        if op == "==" { (f, t) } else { (t, f) }
+                    }
+                    "<" if self.is_zero(right) => (self.int_known(left, IntValue::Error), Vec::new()),
+                    _ => Default::default(),
+                }
+            }
+            "call_expression" => {
+                let name = callee_name(node, self.source).unwrap_or("");
+                let first = call_arguments(node).into_iter().next();
+                match (name, first) {
+                    ("likely" | "unlikely" | "WARN_ON" | "WARN_ON_ONCE", Some(arg)) => self.knowledge(arg),
+                    ("IS_ERR" | "IS_ERR_OR_NULL", Some(arg)) => match self.key(arg) {
+                        Some(k) => (vec![Known::Null(k.clone())], vec![Known::NonNull(k)]),
+                        None => Default::default(),
+                    },
+                    _ => Default::default(),
+                }
+            }
+            "identifier" | "field_expression" => {
+                let Some(key) = self.key(node) else { return Default::default() };
+                let mut t = vec![Known::NonNull(key.clone())];
+                let mut f = vec![Known::Null(key.clone())];
+                if self.int_locals.contains(&key) {
+                    t.push(Known::IntError(key.clone()));
+                    f.push(Known::IntZero(key));
+                }
+                (t, f)
+            }
+            _ => Default::default(),
+        }
+    }
+
+    fn int_known(&self, node: Node, value: IntValue) -> Vec<Known> {
+        match self.key(node).filter(|k| self.int_locals.contains(k)) {
+            Some(k) if value == IntValue::Error => vec![Known::IntError(k)],
+            Some(k) => vec![Known::IntZero(k)],
+            None => Vec::new(),
+        }
+    }
+
+    fn is_zero(&self, node: Node) -> bool {
+        let node = strip_parens(node);
+        matches!(node.kind(), "null") || matches!(self.text(node), "0" | "NULL")
+    }
+
+    fn learn(&self, state: &mut State, known: &[Known]) {
+        for k in known {
+            match k {
+                Known::Null(key) => state.resources.retain(|k, _| !is_within(k, key)),
+                Known::NonNull(key) => {
+                    if let Some(r) = state.resources.get_mut(key) {
+                        r.checked = true;
+                    }
+                }
+                Known::IntError(key) => {
+                    state.ints.insert(key.clone(), IntValue::Error);
+                }
+                Known::IntZero(key) => {
+                    state.ints.insert(key.clone(), IntValue::Zero);
+                }
+            }
+        }
+    }
+
+    /// True when `value` is what a C function returns on failure.
+    fn is_error(&self, value: Option<Node>, state: &State) -> bool {
+        let Some(value) = value.map(strip_parens) else { return false };
+        match value.kind() {
+            "unary_expression" => value.child(0).is_some_and(|o| self.text(o) == "-"),
+            "null" | "false" => true,
+            "call_expression" => matches!(callee_name(value, self.source), Some("ERR_PTR" | "ERR_CAST" | "PTR_ERR")),
+            "identifier" => {
+                let name = self.text(value);
+                name == "NULL" || name == "false" || state.ints.get(name) == Some(&IntValue::Error)
+            }
+            _ => false,
+        }
+    }
+
+    fn exit(&mut self, value: Option<Node>, at: ByteRange, state: &State) {
+        let exit = Exit { ret: at, goto: self.gotos.first().cloned() };
+        for (lock, acquire) in &state.locks {
+            self.report(Fact::LockHeld { lock: lock.clone(), acquire: *acquire, exit: exit.clone() });
+        }
+        if !self.is_error(value, state) {
+            return;
+        }
+        let returned = value.map(|v| syntax::squash(self.text(v))).unwrap_or_default();
+        for (key, r) in &state.resources {
+            let (Some(alloc), None, false) = (r.alloc, r.freed, r.escaped) else { continue };
+            if !self.locals.contains(key) || mentions(&returned, key) {
+                continue;
+            }
+            self.report(Fact::Leak { var: key.clone(), alloc, exit: exit.clone() });
+        }
+    }
+}
+
+/// True when the squashed expression `text` names the identifier `key` as a whole word.
+fn mentions(text: &str, key: &str) -> bool {
+    text.match_indices(key).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + key.len()..].chars().next();
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !word(before) && !word(after)
+    })
+}

@@ -1,0 +1,291 @@
+//! Function definitions of a file, each with a hash of its normalized text (comments and
+//! whitespace out), and the bookkeeping that tells which functions an edit changed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tree_sitter::{InputEdit, Node, Tree};
+
+use super::finding::ByteRange;
+
+
+/// One token of a function: where it starts in the function text and in the normalized text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Token {
+    original: u32,
+    normalized: u32,
+    len: u32,
+}
+
+/// A function definition, as found in the current text.
+#[derive(Clone, Debug)]
+pub struct Function {
+    pub name: String,
+    pub range: ByteRange,
+    /// Hash of the normalized text; equal hashes mean the same code, whatever the layout.
+    pub hash: u64,
+    tokens: Arc<[Token]>,
+}
+
+impl Function {
+    /// Reads the function defined by `node`; `text` is the function's own text
+    /// (`node.byte_range()` of the document).
+    pub fn new(node: Node, text: &str) -> Function {
+        let start = node.start_byte();
+        let mut tokens = Vec::new();
+        let mut normalized = String::with_capacity(text.len());
+        collect_tokens(node, start, text, &mut tokens, &mut normalized);
+        let name = function_name(node)
+            .and_then(|n| text.get(n.start_byte() - start..n.end_byte() - start))
+            .unwrap_or("")
+            .to_owned();
+        Function {
+            name,
+            range: ByteRange::of(node),
+            hash: xxhash_rust::xxh3::xxh3_64(normalized.as_bytes()),
+            tokens: tokens.into(),
+        }
+    }
+
+    /// Maps a document offset inside this function to an offset in its normalized text.
+    pub fn to_normalized(&self, offset: usize) -> usize {
+        let relative = offset.saturating_sub(self.range.start) as u32;
+        let i = self.tokens.partition_point(|t| t.original <= relative);
+        match i.checked_sub(1).map(|i| self.tokens[i]) {
+            Some(t) => (t.normalized + (relative - t.original).min(t.len)) as usize,
+            None => 0,
+        }
+    }
+
+    /// Maps an offset in the normalized text back to a document offset in this function.
+    pub fn from_normalized(&self, offset: usize) -> usize {
+        let offset = offset as u32;
+        let i = self.tokens.partition_point(|t| t.normalized <= offset);
+        let relative = match i.checked_sub(1).map(|i| self.tokens[i]) {
+            Some(t) => t.original + (offset - t.normalized).min(t.len),
+            None => 0,
+        };
+        self.range.start + relative as usize
+    }
+}
+
+fn collect_tokens(
+    node: Node,
+    start: usize,
+    text: &str,
+    tokens: &mut Vec<Token>,
+    normalized: &mut String,
+) {
+    // Comments are layout, except a suppression comment, which changes what is reported.
+    if node.kind() == "comment"
+        && !text
+            .get(node.start_byte() - start..node.end_byte() - start)
+            .is_some_and(|c| c.contains(super::rules::SUPPRESS_MARKER))
+    {
+        return;
+    }
+    if node.child_count() == 0 {
+        let range = node.start_byte() - start..node.end_byte() - start;
+        let Some(token) = text.get(range.clone()).filter(|t| !t.is_empty()) else {
+            return;
+        };
+        if !normalized.is_empty() {
+            normalized.push(' ');
+        }
+        tokens.push(Token {
+            original: range.start as u32,
+            normalized: normalized.len() as u32,
+            len: token.len() as u32,
+        });
+        normalized.push_str(token);
+        return;
+    }
+    let mut cursor = node.walk();
+    for child in node.children(&mut cursor) {
+        collect_tokens(child, start, text, tokens, normalized);
+    }
+}
+
+/// The identifier naming a function definition.
+pub fn function_name(node: Node) -> Option<Node> {
+    let mut declarator = node.child_by_field_name("declarator")?;
+    loop {
+        match declarator.kind() {
+            "function_declarator" => {
+                let inner = declarator.child_by_field_name("declarator")?;
+                if inner.kind() == "identifier" {
+                    return Some(inner);
+                }
+                declarator = inner;
+            }
+            "identifier" => return Some(declarator),
+            _ => declarator = declarator.child_by_field_name("declarator")?,
+        }
+    }
+}
+
+/// The function definitions of a tree, including those inside `#if` blocks and `extern "C"`,
+/// and those that a macro pushed into an `ERROR` node.
+pub fn function_nodes(tree: &Tree) -> Vec<Node<'_>> {
+    let mut out = Vec::new();
+    collect_function_nodes(tree.root_node(), &mut out);
+    out
+}
+
+fn collect_function_nodes<'t>(node: Node<'t>, out: &mut Vec<Node<'t>>) {
+    let mut cursor = node.walk();
+    for child in node.named_children(&mut cursor) {
+        match child.kind() {
+            "function_definition" => out.push(child),
+            "preproc_if" | "preproc_ifdef" | "preproc_else" | "preproc_elif" | "preproc_elifdef"
+            | "linkage_specification" | "declaration_list" | "ERROR" => {
+                collect_function_nodes(child, out)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A source of text that can hand out any byte range as a string (a `str` or a rope).
+pub trait TextSource {
+    fn slice(&self, range: ByteRange) -> std::borrow::Cow<'_, str>;
+}
+
+impl TextSource for str {
+    fn slice(&self, range: ByteRange) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(self.get(range.start..range.end).unwrap_or(""))
+    }
+}
+
+/// The functions of one document, kept up to date across edits.
+#[derive(Clone, Debug, Default)]
+pub struct FunctionIndex {
+    functions: Vec<Function>,
+}
+
+impl FunctionIndex {
+    /// Reads every function of `tree`.
+    pub fn build(tree: &Tree, text: &(impl TextSource + ?Sized)) -> FunctionIndex {
+        let functions = function_nodes(tree)
+            .into_iter()
+            .map(|node| Function::new(node, &text.slice(ByteRange::of(node))))
+            .collect();
+        FunctionIndex { functions }
+    }
+
+    pub fn functions(&self) -> &[Function] {
+        &self.functions
+    }
+
+    /// The function whose range contains `offset`.
+    pub fn at(&self, offset: usize) -> Option<&Function> {
+        let i = self.functions.partition_point(|f| f.range.end < offset);
+        self.functions
+            .get(i)
+            .filter(|f| f.range.start <= offset && offset <= f.range.end)
+    }
+
+    /// Brings the index up to date with `tree`, which was parsed after `edits` were applied.
+    ///
+    /// Functions that no edit touched keep their hash and only move; every other function is
+    /// read again. Returns the indices (in the new index) of functions whose hash is new, so a
+    /// whitespace-only edit inside a function returns nothing.
+    pub fn update(
+        &mut self,
+        tree: &Tree,
+        text: &(impl TextSource + ?Sized),
+        edits: &[InputEdit],
+    ) -> Vec<usize> {
+        let mut untouched: HashMap<(usize, usize), Function> =
+            HashMap::with_capacity(self.functions.len());
+        let mut old_hashes = std::collections::HashSet::with_capacity(self.functions.len());
+        for old in self.functions.drain(..) {
+            old_hashes.insert(old.hash);
+            if let Some(range) = shift(old.range, edits) {
+                untouched.insert((range.start, range.end), Function { range, ..old });
+            }
+        }
+        let mut changed = Vec::new();
+        for node in function_nodes(tree) {
+            let function = match untouched.remove(&(node.start_byte(), node.end_byte())) {
+                Some(function) => function,
+                None => {
+                    let function = Function::new(node, &text.slice(ByteRange::of(node)));
+                    if !old_hashes.contains(&function.hash) {
+                        changed.push(self.functions.len());
+                    }
+                    function
+                }
+            };
+            self.functions.push(function);
+        }
+        changed
+    }
+}
+
+/// Moves a range through a sequence of edits; `None` when an edit touched it.
+fn shift(mut range: ByteRange, edits: &[InputEdit]) -> Option<ByteRange> {
+    for edit in edits {
+        if edit.old_end_byte <= range.start && edit.start_byte < range.start {
+            let moved = |offset: usize| offset - edit.old_end_byte + edit.new_end_byte;
+            range = ByteRange::new(moved(range.start), moved(range.end));
+        } else if edit.start_byte >= range.end {
+            continue;
+        } else {
+            return None;
+        }
+    }
+    Some(range)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::syntax;
+
+    fn index(text: &str) -> (FunctionIndex, Tree) {
+        let parse = syntax::parse(text, None);
+        (FunctionIndex::build(&parse.tree, text), parse.tree)
+    }
+
+    #[test]
+    fn whitespace_and_comments_do_not_change_the_hash() {
+        let (a, _) = index("int f(int x) { return x + 1; }\n");
+        let (b, _) = index("int f(int x)\n{\n\t/* one more */\n\treturn x+1;\n}\n");
+        let (c, _) = index("int f(int x) { return x + 2; }\n");
+        assert_eq!(a.functions()[0].hash, b.functions()[0].hash);
+        assert_ne!(a.functions()[0].hash, c.functions()[0].hash);
+    }
+
+    #[test]
+    fn normalized_offsets_round_trip_on_token_boundaries() {
+        let text = "int f(int x)\n{\n\treturn   x + 1;\n}\n";
+        let (idx, _) = index(text);
+        let f = &idx.functions()[0];
+        let x = text.find("x + 1").unwrap();
+        assert_eq!(f.from_normalized(f.to_normalized(x)), x);
+        assert_eq!(f.from_normalized(f.to_normalized(x + 1)), x + 1);
+    }
+
+    #[test]
+    fn an_edit_changes_only_its_own_function() {
+        let before = "int f(void) { return 1; }\nint g(void) { return 2; }\n";
+        let (mut idx, mut tree) = index(before);
+        // Replace the "1" in f by "10".
+        let at = before.find('1').unwrap();
+        let after = format!("{}10{}", &before[..at], &before[at + 1..]);
+        let edit = InputEdit {
+            start_byte: at,
+            old_end_byte: at + 1,
+            new_end_byte: at + 2,
+            start_position: tree_sitter::Point::new(0, at),
+            old_end_position: tree_sitter::Point::new(0, at + 1),
+            new_end_position: tree_sitter::Point::new(0, at + 2),
+        };
+        tree.edit(&edit);
+        let new_tree = syntax::parse(&after, Some(&tree)).tree;
+        let changed = idx.update(&new_tree, after.as_str(), &[edit]);
+        assert_eq!(changed, vec![0]);
+        assert_eq!(idx.functions()[1].range.start, after.find("int g").unwrap());
+    }
+}

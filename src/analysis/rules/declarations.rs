@@ -1,0 +1,101 @@
+//! What a function says about a variable's declared type, for rules that need it
+//! (`unsigned-compare`, `sizeof-pointer`).
+
+use tree_sitter::Node;
+
+use crate::analysis::syntax::{self, declared_name};
+
+/// How a variable is declared inside one function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Declared<'t> {
+    /// The type specifier (`unsigned int`, `size_t`, `struct foo`).
+    pub type_node: Node<'t>,
+    /// The declaration (or parameter) node, for evidence.
+    pub declaration: Node<'t>,
+    /// `*p`: a pointer. Arrays declared as parameters are pointers too.
+    pub pointer: bool,
+    /// `p[4]` declared in the body: a real array.
+    pub array: bool,
+}
+
+/// Finds the single declaration of `name` among the parameters and locals of `function`;
+/// `None` when there is none or several that disagree.
+pub fn declared<'t>(function: Node<'t>, name: &str, source: &str) -> Option<Declared<'t>> {
+    let mut found: Vec<Declared<'t>> = Vec::new();
+    collect(function, name, source, false, &mut found);
+    let first = found.first()?.clone();
+    let agree = found
+        .iter()
+        .all(|d| d.pointer == first.pointer && d.array == first.array && syntax::text(d.type_node, source) == syntax::text(first.type_node, source));
+    agree.then_some(first)
+}
+
+fn collect<'t>(node: Node<'t>, name: &str, source: &str, in_params: bool, out: &mut Vec<Declared<'t>>) {
+    let is_param = node.kind() == "parameter_declaration";
+    if node.kind() == "declaration" || is_param {
+        if let Some(type_node) = node.child_by_field_name("type") {
+            let mut cursor = node.walk();
+            for declarator in node.children_by_field_name("declarator", &mut cursor) {
+                if declared_name(declarator).is_some_and(|n| syntax::text(n, source) == name) {
+                    let (pointer, array) = shape(declarator);
+                    out.push(Declared {
+                        type_node,
+                        declaration: node,
+                        pointer: pointer || (array && (is_param || in_params)),
+                        array: array && !(is_param || in_params),
+                    });
+                }
+            }
+        }
+        return;
+    }
+    let mut cursor = node.walk();
+    for child in node.named_children(&mut cursor) {
+        collect(child, name, source, in_params || node.kind() == "parameter_list", out);
+    }
+}
+
+/// The outermost shape of a declarator: pointer, array, or neither.
+fn shape(mut declarator: Node) -> (bool, bool) {
+    loop {
+        match declarator.kind() {
+            "pointer_declarator" => return (true, false),
+            "array_declarator" => return (false, true),
+            "init_declarator" | "parenthesized_declarator" | "attributed_declarator" => {
+                match declarator.child_by_field_name("declarator").or_else(|| declarator.named_child(0)) {
+                    Some(inner) => declarator = inner,
+                    None => return (false, false),
+                }
+            }
+            _ => return (false, false),
+        }
+    }
+}
+
+/// True for the unsigned integer types C and the kernel use.
+pub fn is_unsigned(type_text: &str) -> bool {
+    let words: Vec<&str> = type_text.split_whitespace().collect();
+    words.contains(&"unsigned")
+        || matches!(
+            words.as_slice(),
+            ["size_t" | "u8" | "u16" | "u32" | "u64" | "__u8" | "__u16" | "__u32" | "__u64" | "uint8_t" | "uint16_t"
+                | "uint32_t" | "uint64_t" | "uintptr_t" | "uint" | "ulong" | "ushort" | "u_int" | "u_long"
+                | "__le16" | "__le32" | "__le64" | "__be16" | "__be32" | "__be64" | "gfp_t" | "dma_addr_t"]
+        )
+}
+
+/// The return type of a function definition, and whether it returns a pointer.
+pub fn return_type<'t>(function: Node<'t>, source: &'t str) -> (&'t str, bool) {
+    let type_text = function.child_by_field_name("type").map_or("", |t| syntax::text(t, source));
+    let pointer = function
+        .child_by_field_name("declarator")
+        .is_some_and(|d| d.kind() == "pointer_declarator");
+    (type_text, pointer)
+}
+
+/// True when a function returns a signed integer (`int`, `long`, `ssize_t`): the kind of
+/// function that reports errors as negative numbers.
+pub fn returns_signed_int(function: Node, source: &str) -> bool {
+    let (type_text, pointer) = return_type(function, source);
+    !pointer && matches!(type_text, "int" | "long" | "long int" | "ssize_t" | "long long" | "s32" | "s64")
+}

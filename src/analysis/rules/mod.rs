@@ -1,0 +1,411 @@
+//! The rule set. Each rule is a tree-sitter query (`queries/c/<rule-id>.scm`) that finds
+//! candidates, plus a Rust check that decides, explains and proposes fixes.
+
+use std::sync::OnceLock;
+
+use tree_sitter::{Node, Query, QueryCursor, StreamingIterator};
+
+use super::finding::{ByteRange, Finding, Fix, Message, Origin, Severity};
+use super::flow::{self, Fact, FlowInputs};
+use super::{fix, syntax};
+
+mod assignment_in_condition;
+mod copy_user_return;
+mod double_free;
+mod leak_on_error;
+mod lock_imbalance;
+mod off_by_one;
+mod size_overflow;
+mod sizeof_pointer;
+mod unchecked_alloc;
+mod unsigned_compare;
+mod use_after_free;
+
+pub mod declarations;
+
+/// A deterministic rule.
+pub struct Rule {
+    pub id: &'static str,
+    pub severity: Severity,
+    /// The rule author's estimate of how often a finding of this rule is a real bug; the
+    /// evaluation harness (issue 4) replaces it with a measured figure.
+    pub confidence: f32,
+    /// One line for the README, SARIF and hovers.
+    pub summary: &'static str,
+    /// Why the pattern is a bug, for hovers.
+    pub why: &'static str,
+    /// How to fix it, for hovers.
+    pub how_to_fix: &'static str,
+    query: &'static str,
+    check: fn(&Context) -> Vec<Candidate>,
+}
+
+/// A finding a rule proposes, with fixes that are not verified yet.
+pub struct Candidate {
+    pub range: ByteRange,
+    pub message: Message,
+    pub related: Vec<super::finding::Related>,
+    pub fixes: Vec<Fix>,
+}
+
+/// Every rule, in the order findings are listed.
+pub static RULES: &[Rule] = &[
+    unchecked_alloc::RULE,
+    leak_on_error::RULE,
+    lock_imbalance::RULE,
+    use_after_free::RULE,
+    double_free::RULE,
+    size_overflow::RULE,
+    copy_user_return::RULE,
+    unsigned_compare::RULE,
+    off_by_one::RULE,
+    assignment_in_condition::RULE,
+    sizeof_pointer::RULE,
+];
+
+/// Looks a rule up by id.
+pub fn rule(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id == id)
+}
+
+/// The query source of a rule, as shipped in `queries/c/`.
+pub fn query_source(rule: &Rule) -> &'static str {
+    rule.query
+}
+
+/// Compiles a rule's query; an error names the rule and what the grammar rejected.
+pub fn compile(rule: &Rule) -> Result<Query, String> {
+    Query::new(&syntax::language(), rule.query)
+        .map_err(|e| format!("query of rule {} does not compile: {e}", rule.id))
+}
+
+fn queries() -> &'static [Query] {
+    static QUERIES: OnceLock<Vec<Query>> = OnceLock::new();
+    QUERIES.get_or_init(|| {
+        RULES
+            .iter()
+            .map(|r| compile(r).expect("every shipped query compiles (tested)"))
+            .collect()
+    })
+}
+
+/// A version of the rule set: findings cached under another version are not reused.
+pub fn ruleset_version() -> u64 {
+    static VERSION: OnceLock<u64> = OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let mut all = String::from(env!("CARGO_PKG_VERSION"));
+        for rule in RULES {
+            all.push_str(rule.id);
+            all.push_str(rule.query);
+        }
+        xxhash_rust::xxh3::xxh3_64(all.as_bytes())
+    })
+}
+
+/// One match of a rule's query, by capture name.
+pub struct Match<'t> {
+    captures: Vec<(&'static str, Node<'t>)>,
+}
+
+impl<'t> Match<'t> {
+    pub fn get(&self, name: &str) -> Option<Node<'t>> {
+        self.captures.iter().find(|(n, _)| *n == name).map(|c| c.1)
+    }
+}
+
+/// What a rule's check sees: one function, the document text and its query's matches.
+pub struct Context<'t> {
+    pub function: Node<'t>,
+    pub source: &'t str,
+    pub matches: Vec<Match<'t>>,
+}
+
+impl<'t> Context<'t> {
+    pub fn text(&self, node: Node) -> &'t str {
+        syntax::text(node, self.source)
+    }
+
+    /// The inputs of the path walk: calls captured as `@alloc`, `@free` (with `@free.arg`),
+    /// `@borrow`, `@deref`, `@acquire` and `@release` (with `@lock`).
+    pub fn flow_inputs(&self) -> FlowInputs<'t> {
+        let mut inputs = FlowInputs::default();
+        for m in &self.matches {
+            if let Some(call) = m.get("alloc") {
+                inputs.allocs.insert(call.id());
+            }
+            if let (Some(call), Some(arg)) = (m.get("free"), m.get("free.arg")) {
+                inputs.frees.insert(call.id(), arg);
+            }
+            if let Some(call) = m.get("borrow") {
+                inputs.borrows.insert(call.id());
+            }
+            if let Some(call) = m.get("deref") {
+                inputs.derefs.insert(call.id());
+            }
+            if let (Some(call), Some(arg)) = (m.get("acquire"), m.get("lock")) {
+                inputs.acquires.insert(call.id(), arg);
+            }
+            if let (Some(call), Some(arg)) = (m.get("release"), m.get("lock")) {
+                inputs.releases.insert(call.id(), arg);
+            }
+        }
+        inputs
+    }
+
+    /// Runs the path walk with this rule's inputs.
+    pub fn facts(&self) -> Vec<Fact> {
+        flow::analyze(self.function, self.source, &self.flow_inputs())
+    }
+
+    /// The smallest node that spans exactly `range`, or the smallest one around it.
+    pub fn node_at(&self, range: ByteRange) -> Option<Node<'t>> {
+        let mut node = self.function.descendant_for_byte_range(range.start, range.end)?;
+        while ByteRange::of(node) != range {
+            match node.parent() {
+                Some(parent) if ByteRange::of(parent).start <= range.start => node = parent,
+                _ => break,
+            }
+            if node.end_byte() > range.end && node.start_byte() < range.start {
+                break;
+            }
+        }
+        Some(node)
+    }
+
+    /// The statement that contains `node` and sits directly in a block, an `if` or a label.
+    pub fn statement_of(&self, node: Node<'t>) -> Option<Node<'t>> {
+        let mut node = node;
+        loop {
+            let parent = node.parent()?;
+            if matches!(
+                parent.kind(),
+                "compound_statement" | "if_statement" | "else_clause" | "labeled_statement" | "case_statement"
+            ) && node.kind() != "parenthesized_expression"
+            {
+                return Some(node);
+            }
+            node = parent;
+        }
+    }
+}
+
+/// How a check runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CheckOptions {
+    /// Compute and verify fixes (slower; the server asks only for code actions).
+    pub fixes: bool,
+}
+
+fn run_query<'t>(index: usize, function: Node<'t>, source: &'t str) -> Vec<Match<'t>> {
+    let query = &queries()[index];
+    let names = query.capture_names();
+    let mut cursor = QueryCursor::new();
+    let mut out = Vec::new();
+    let mut matches = cursor.matches(query, function, source.as_bytes());
+    while let Some(m) = matches.next() {
+        out.push(Match {
+            captures: m.captures.iter().map(|c| (names[c.index as usize], c.node)).collect(),
+        });
+    }
+    out
+}
+
+/// Runs every rule on one function definition.
+pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (index, rule) in RULES.iter().enumerate() {
+        let context = Context { function, source, matches: run_query(index, function, source) };
+        let mut seen: Vec<(ByteRange, Message)> = Vec::new();
+        for candidate in (rule.check)(&context) {
+            let key = (candidate.range, candidate.message.clone());
+            if is_suppressed(source, candidate.range, rule.id) || seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            let mut finding = Finding {
+                rule: rule.id,
+                severity: rule.severity,
+                origin: Origin::Rule,
+                confidence: rule.confidence,
+                range: candidate.range,
+                message: candidate.message,
+                related: candidate.related,
+                fixes: Vec::new(),
+            };
+            if options.fixes {
+                let proposals = candidate.fixes.into_iter().chain(std::iter::once(suppression(source, &finding)));
+                finding.fixes = proposals.filter(|f| fix::verify(function, source, &finding, f)).collect();
+            }
+            findings.push(finding);
+        }
+    }
+    findings.sort_by_key(|f| (f.range.start, f.range.end));
+    findings
+}
+
+/// The comment that silences a rule on the line below it (or on its own line):
+/// `/* aidiag-ignore: rule-id */`; several ids may be listed, separated by commas.
+pub const SUPPRESS_MARKER: &str = "aidiag-ignore:";
+
+fn is_suppressed(source: &str, range: ByteRange, rule: &str) -> bool {
+    let start = syntax::line_start(source, range.start);
+    let previous = syntax::line_start(source, start.saturating_sub(1));
+    let line_end = source[start..].find(['\n', '\r']).map_or(source.len(), |i| start + i);
+    let lines = &source[previous.min(start)..line_end];
+    lines.lines().any(|line| {
+        let Some(at) = line.find(SUPPRESS_MARKER) else { return false };
+        let comment = line[..at].contains("/*") || line[..at].contains("//");
+        let ids = line[at + SUPPRESS_MARKER.len()..].split("*/").next().unwrap_or("");
+        comment && ids.split([',', ' ']).any(|id| id.trim() == rule)
+    })
+}
+
+/// The "suppress this finding here" fix: a comment on its own line above the finding.
+fn suppression(source: &str, finding: &Finding) -> Fix {
+    let start = syntax::line_start(source, finding.range.start);
+    let indent = syntax::indentation(source, finding.range.start);
+    Fix {
+        title: format!("Suppress {} here", finding.rule),
+        edits: vec![super::finding::Edit {
+            range: ByteRange::new(start, start),
+            text: format!("{indent}/* {SUPPRESS_MARKER} {} */{}", finding.rule, syntax::newline(source)),
+        }],
+        preferred: false,
+    }
+}
+
+/// Builds a fix that inserts `lines` (already indented) before `statement`.
+///
+/// A statement that is the whole body of an `if` or `else` gets braces, so the inserted code runs
+/// only on that branch.
+pub fn insert_before(source: &str, statement: Node, lines: &[String], title: String) -> Option<Fix> {
+    let nl = syntax::newline(source);
+    let parent = statement.parent()?;
+    let edit = match parent.kind() {
+        "compound_statement" | "labeled_statement" | "case_statement" => {
+            let start = syntax::line_start(source, statement.start_byte());
+            if !source[start..statement.start_byte()].trim().is_empty() {
+                return None;
+            }
+            let mut text = String::new();
+            for line in lines {
+                text.push_str(syntax::indentation(source, statement.start_byte()));
+                text.push_str(line);
+                text.push_str(nl);
+            }
+            super::finding::Edit { range: ByteRange::new(start, start), text }
+        }
+        "if_statement" | "else_clause" => {
+            let (head, owner) = if parent.kind() == "if_statement" {
+                (parent.child_by_field_name("condition")?, parent)
+            } else {
+                (parent.child(0)?, parent.parent()?)
+            };
+            let indent = syntax::indentation(source, owner.start_byte());
+            let inner = format!("{indent}{}", syntax::indent_unit(indent));
+            let mut text = String::from(" {");
+            text.push_str(nl);
+            for line in lines {
+                text.push_str(&format!("{inner}{line}{nl}"));
+            }
+            text.push_str(&format!("{inner}{}{nl}{indent}}}", syntax::text(statement, source)));
+            super::finding::Edit { range: ByteRange::new(head.end_byte(), statement.end_byte()), text }
+        }
+        _ => return None,
+    };
+    Some(Fix { title, edits: vec![edit], preferred: true })
+}
+
+/// Builds a fix that inserts `lines` on the lines after `statement`, with its indentation. The
+/// statement must sit in a block and end its line.
+pub fn insert_after(source: &str, statement: Node, lines: &[String], title: String) -> Option<Fix> {
+    if statement.parent()?.kind() != "compound_statement" {
+        return None;
+    }
+    let end = statement.end_byte();
+    let rest = &source[end..];
+    let eol = rest.find('\n')?;
+    if !rest[..eol].trim().is_empty() {
+        return None;
+    }
+    let indent = syntax::indentation(source, statement.start_byte());
+    let nl = syntax::newline(source);
+    let text: String = lines.iter().map(|l| format!("{indent}{l}{nl}")).collect();
+    let at = end + eol + 1;
+    Some(Fix { title, edits: vec![super::finding::Edit { range: ByteRange::new(at, at), text }], preferred: true })
+}
+
+/// A one-edit fix that replaces `range` by `text`.
+pub fn replace(range: ByteRange, text: impl Into<String>, title: impl Into<String>) -> Fix {
+    Fix {
+        title: title.into(),
+        edits: vec![super::finding::Edit { range, text: text.into() }],
+        preferred: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_query_compiles_against_the_grammar() {
+        for rule in RULES {
+            compile(rule).unwrap();
+        }
+    }
+
+    #[test]
+    fn every_query_file_belongs_to_a_rule_and_matches_it() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/c");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let id = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            let rule = rule(&id).unwrap_or_else(|| panic!("{} has no rule", path.display()));
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), rule.query);
+            files += 1;
+        }
+        assert_eq!(files, RULES.len());
+    }
+
+    #[test]
+    fn suppression_comment_silences_only_its_rule() {
+        let src = "int f(void)\n{\n\t/* aidiag-ignore: leak-on-error */\n\treturn 0;\n}\n";
+        let at = src.find("return").unwrap();
+        let range = ByteRange::new(at, at + 6);
+        assert!(is_suppressed(src, range, "leak-on-error"));
+        assert!(!is_suppressed(src, range, "double-free"));
+    }
+}
+
+/// Finishes a message about a path that leaves the function: "on the error return at line 19",
+/// or "when `goto out` at line 19 leads to the error return at line 30".
+pub fn exit_message(source: &str, prefix: Message, exit: &flow::Exit, what: &str) -> Message {
+    let end_of_function = source.get(exit.ret.start..exit.ret.end) == Some("}");
+    let target = |m: Message| {
+        if end_of_function {
+            m.text("the end of the function at ").line_of(exit.ret.start)
+        } else {
+            m.text(format!("the {what} at ")).line_of(exit.ret.start)
+        }
+    };
+    match &exit.goto {
+        None if end_of_function => target(prefix.text("at ")),
+        None => target(prefix.text("on ")),
+        Some((at, label)) => target(
+            prefix
+                .text(format!("when `goto {label}` at "))
+                .line_of(at.start)
+                .text(" leads to "),
+        ),
+    }
+}
+
+/// The evidence for a path that left through a `goto`: where it finally returned.
+pub fn exit_related(exit: &flow::Exit, what: &str) -> Option<super::finding::Related> {
+    exit.goto.as_ref().map(|(_, label)| super::finding::Related {
+        range: exit.ret,
+        message: Message::new().text(format!("{what} reached from `goto {label}`")),
+    })
+}

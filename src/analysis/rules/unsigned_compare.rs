@@ -1,0 +1,51 @@
+//! unsigned-compare: an unsigned value compared with 0 in a way that is always true or false.
+
+use super::{declarations, Candidate, Context, Rule};
+use crate::analysis::finding::{ByteRange, Message, Related, Severity};
+use crate::analysis::syntax::strip_parens;
+
+pub const RULE: Rule = Rule {
+    id: "unsigned-compare",
+    severity: Severity::Warning,
+    confidence: 0.9,
+    summary: "An unsigned variable is compared `< 0` (always false) or `>= 0` (always true).",
+    why: "An unsigned value is never negative. An error check such as `if (len < 0)` never fires, \
+          so a negative error stored in it is taken as a huge length, and a loop that counts down \
+          with `i >= 0` never ends.",
+    how_to_fix: "Declare the variable with a signed type (int, long, ssize_t) when it can hold an \
+                 error, or compare against the real limit.",
+    query: include_str!("../../../queries/c/unsigned-compare.scm"),
+    check,
+};
+
+fn check(ctx: &Context) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for m in &ctx.matches {
+        let (Some(compare), Some(value)) = (m.get("compare"), m.get("value")) else { continue };
+        let value = strip_parens(value);
+        if value.kind() != "identifier" {
+            continue;
+        }
+        let name = ctx.text(value);
+        let Some(declared) = declarations::declared(ctx.function, name, ctx.source) else { continue };
+        let type_text = ctx.text(declared.type_node);
+        if declared.pointer || declared.array || !declarations::is_unsigned(type_text) {
+            continue;
+        }
+        let op = compare.child_by_field_name("operator").map_or("", |o| ctx.text(o));
+        let always = if matches!(op, "<" | ">") { "false" } else { "true" };
+        out.push(Candidate {
+            range: ByteRange::of(compare),
+            message: Message::new().text(format!(
+                "`{name}` is unsigned (`{type_text}`), so `{}` is always {always}",
+                ctx.text(compare)
+            )),
+            related: vec![Related {
+                range: ByteRange::of(declared.declaration),
+                message: Message::new().text(format!("`{name}` is declared here as `{type_text}`")),
+            }],
+            fixes: Vec::new(),
+        });
+    }
+    out
+}

@@ -1,0 +1,219 @@
+//! Parsing C with tree-sitter. Parsing never fails: it returns a tree plus the number of syntax
+//! errors, and every rule runs on trees with `ERROR` nodes (kernel macros produce them).
+
+use tree_sitter::{Language, Node, Parser, Tree};
+
+/// The C grammar used everywhere in aidiag.
+pub fn language() -> Language {
+    tree_sitter_c::LANGUAGE.into()
+}
+
+/// A syntax tree and how many error or missing nodes it holds.
+pub struct Parse {
+    pub tree: Tree,
+    pub errors: usize,
+}
+
+fn new_parser() -> Parser {
+    let mut parser = Parser::new();
+    parser
+        .set_language(&language())
+        .expect("the bundled tree-sitter-c grammar matches the tree-sitter runtime");
+    parser
+}
+
+/// Parses `text`, reusing `old_tree` (already edited with `Tree::edit`) when given.
+pub fn parse(text: &str, old_tree: Option<&Tree>) -> Parse {
+    let tree = new_parser()
+        .parse(text, old_tree)
+        .expect("tree-sitter parses without timeout or cancellation flag");
+    let errors = count_errors(tree.root_node());
+    Parse { tree, errors }
+}
+
+/// Parses text that is handed over in chunks (a rope), reusing `old_tree` when given.
+pub fn parse_chunks<'a, F, T>(mut read: F, old_tree: Option<&Tree>) -> Tree
+where
+    F: FnMut(usize) -> T,
+    T: AsRef<[u8]> + 'a,
+{
+    new_parser()
+        .parse_with_options(&mut |offset, _| read(offset), old_tree, None)
+        .expect("tree-sitter parses without timeout or cancellation flag")
+}
+
+/// Counts `ERROR` and missing nodes under `node`.
+pub fn count_errors(node: Node) -> usize {
+    if !node.has_error() {
+        return 0;
+    }
+    let own = usize::from(node.is_error() || node.is_missing());
+    let mut cursor = node.walk();
+    own + node
+        .children(&mut cursor)
+        .map(count_errors)
+        .sum::<usize>()
+}
+
+/// The text of a node; empty when the node does not lie on character boundaries.
+pub fn text<'a>(node: Node, source: &'a str) -> &'a str {
+    source.get(node.byte_range()).unwrap_or("")
+}
+
+/// Skips parentheses and casts: `((void *)p)` gives `p`.
+pub fn strip_parens(mut node: Node) -> Node {
+    loop {
+        match node.kind() {
+            "parenthesized_expression" => match node.named_child(0) {
+                Some(inner) if node.named_child_count() == 1 => node = inner,
+                _ => return node,
+            },
+            "cast_expression" => match node.child_by_field_name("value") {
+                Some(inner) => node = inner,
+                None => return node,
+            },
+            _ => return node,
+        }
+    }
+}
+
+/// Text with runs of whitespace collapsed to nothing, used to compare expressions such as lock
+/// arguments: `& dev -> lock` and `&dev->lock` are the same lock.
+pub fn squash(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// The name of the function called by a call expression, when it is a plain identifier.
+pub fn callee_name<'a>(call: Node, source: &'a str) -> Option<&'a str> {
+    let function = call.child_by_field_name("function")?;
+    (function.kind() == "identifier").then(|| text(function, source))
+}
+
+/// The arguments of a call expression, without the punctuation.
+pub fn call_arguments(call: Node) -> Vec<Node> {
+    let Some(list) = call.child_by_field_name("arguments") else {
+        return Vec::new();
+    };
+    let mut cursor = list.walk();
+    list.named_children(&mut cursor)
+        .filter(|n| n.kind() != "comment")
+        .collect()
+}
+
+/// The identifier declared by a declarator (`*p`, `p[4]`, `p = init` all declare `p`).
+pub fn declared_name<'a>(mut declarator: Node<'a>) -> Option<Node<'a>> {
+    loop {
+        match declarator.kind() {
+            "identifier" => return Some(declarator),
+            "init_declarator"
+            | "pointer_declarator"
+            | "array_declarator"
+            | "parenthesized_declarator"
+            | "attributed_declarator" => {
+                declarator = declarator
+                    .child_by_field_name("declarator")
+                    .or_else(|| declarator.named_child(0))?;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The node that ends a statement's line: used to find where a statement's line starts.
+pub fn line_start(source: &str, offset: usize) -> usize {
+    source[..offset.min(source.len())]
+        .rfind(['\n', '\r'])
+        .map_or(0, |i| i + 1)
+}
+
+/// The whitespace that indents the line containing `offset`.
+pub fn indentation(source: &str, offset: usize) -> &str {
+    let start = line_start(source, offset);
+    let rest = &source[start..];
+    let len = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+    &rest[..len]
+}
+
+/// One more level of indentation in the style the file already uses.
+pub fn indent_unit(indent: &str) -> &'static str {
+    if indent.contains('\t') || indent.is_empty() {
+        "\t"
+    } else {
+        "    "
+    }
+}
+
+/// Finds the line terminator style of a file ("\n" unless it uses "\r\n").
+pub fn newline(source: &str) -> &'static str {
+    if source.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    }
+}
+
+/// Maps byte offsets of a plain string to 0-based lines and columns.
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    /// Indexes the lines of `text`; `\n`, `\r\n` and `\r` end a line, as in LSP.
+    pub fn new(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        let mut starts = vec![0];
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\n' => starts.push(i + 1),
+                b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                    starts.push(i + 2);
+                    i += 1;
+                }
+                b'\r' => starts.push(i + 1),
+                _ => {}
+            }
+            i += 1;
+        }
+        LineIndex { starts }
+    }
+
+    /// The 0-based line holding `offset`.
+    pub fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset) - 1
+    }
+
+    /// The byte offset where 0-based `line` starts (the end of the text past the last line).
+    pub fn line_start(&self, line: usize) -> usize {
+        self.starts[line.min(self.starts.len() - 1)]
+    }
+
+    /// 0-based line and byte column of `offset`.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let line = self.line(offset);
+        (line, offset - self.starts[line])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_index_handles_all_line_breaks() {
+        let index = LineIndex::new("a\nb\r\nc\rd");
+        assert_eq!(index.line_col(0), (0, 0));
+        assert_eq!(index.line_col(2), (1, 0));
+        assert_eq!(index.line_col(5), (2, 0));
+        assert_eq!(index.line_col(7), (3, 0));
+        assert_eq!(index.line(100), 3);
+    }
+
+    #[test]
+    fn parse_counts_errors_instead_of_failing() {
+        let clean = parse("int f(void) { return 0; }\n", None);
+        assert_eq!(clean.errors, 0);
+        let broken = parse("int f(void) { return 0 }\n", None);
+        assert!(broken.errors > 0);
+    }
+}
