@@ -1,1 +1,81 @@
-fn main() {}
+//! The `aidiag` binary: `aidiag lsp` (or `--stdio`) serves LSP over stdio, `aidiag check` runs
+//! the analysis on files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "aidiag", version, about = "Local bug diagnostics for C code (Linux kernel first)")]
+struct Cli {
+    /// Serve LSP over stdio (what VS Code passes); the same as `aidiag lsp`.
+    #[arg(long)]
+    stdio: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Language Server Protocol over stdin/stdout.
+    Lsp {
+        /// Accepted for clients that pass it; stdio is the only transport.
+        #[arg(long)]
+        stdio: bool,
+    },
+    /// Check C files and directories (recursively, *.c and *.h) and report findings.
+    Check {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: aidiag::cli::Format,
+        /// Files or directories to check.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn init_logging() {
+    // Logs go to stderr, which editors capture; AIDIAG_LOG sets the level (default: warn).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIDIAG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_logging();
+    match cli.command {
+        Some(Command::Check { format, paths }) => {
+            let settings = aidiag::cli::CheckSettings { format, paths };
+            let code = aidiag::cli::check(&settings, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+            ExitCode::from(code as u8)
+        }
+        Some(Command::Lsp { .. }) => serve(),
+        None if cli.stdio => serve(),
+        None => {
+            eprintln!("aidiag: say what to do: `aidiag lsp` or `aidiag check PATH...` (see --help)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve() -> ExitCode {
+    match aidiag::server::run_stdio() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("aidiag: error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,1 +1,126 @@
-//! placeholder
+//! The command line: `aidiag check` runs the analysis on files and prints findings like a
+//! compiler, as JSON or as SARIF.
+
+mod output;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::analysis::{self, CheckOptions, Finding, Severity};
+
+pub use output::Format;
+
+/// Files larger than this are reported and skipped rather than analysed.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// One analysed file.
+pub struct FileReport {
+    pub path: String,
+    pub text: String,
+    pub findings: Vec<Finding>,
+}
+
+/// What `aidiag check` was asked to do.
+pub struct CheckSettings {
+    pub format: Format,
+    pub paths: Vec<PathBuf>,
+}
+
+/// Runs `aidiag check` and returns the exit code: 0 when nothing at warning or above was
+/// found, 1 when something was, 2 when a file could not be read (after reporting the rest).
+pub fn check(settings: &CheckSettings, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    let mut errors = Vec::new();
+    let mut reports = Vec::new();
+    for file in collect_files(&settings.paths, &mut errors) {
+        match read_source(&file) {
+            Ok((text, warning)) => {
+                if let Some(warning) = warning {
+                    let _ = writeln!(stderr, "aidiag: warning: {}: {warning}", file.display());
+                }
+                let findings = analysis::check_text(&text, CheckOptions { fixes: true });
+                reports.push(FileReport { path: display_path(&file), text, findings });
+            }
+            Err(error) => errors.push(format!("{}: {error}", file.display())),
+        }
+    }
+    for error in &errors {
+        let _ = writeln!(stderr, "aidiag: error: {error}");
+    }
+    let written = output::write(settings.format, &reports, &errors, stdout);
+    if let Err(error) = written {
+        let _ = writeln!(stderr, "aidiag: error: cannot write the report: {error}");
+        return 2;
+    }
+    let serious = reports
+        .iter()
+        .flat_map(|r| &r.findings)
+        .any(|f| f.severity >= Severity::Warning);
+    if !errors.is_empty() {
+        2
+    } else if serious {
+        1
+    } else {
+        0
+    }
+}
+
+fn display_path(path: &Path) -> String {
+    path.to_string_lossy().replace('\\', "/")
+}
+
+/// Expands directories into their C files (`.c`, `.h`), sorted; files named directly are kept
+/// whatever their extension.
+fn collect_files(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = walkdir::WalkDir::new(path)
+                .into_iter()
+                .filter_map(|entry| match entry {
+                    Ok(entry) => Some(entry),
+                    Err(error) => {
+                        errors.push(format!("{}: {error}", path.display()));
+                        None
+                    }
+                })
+                .filter(|e| e.file_type().is_file())
+                .map(|e| e.into_path())
+                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("c" | "h")))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            errors.push(format!("{}: no such file or directory", path.display()));
+        }
+    }
+    files
+}
+
+/// Reads a C file. Invalid UTF-8 is replaced (with a warning), so one odd byte in a comment
+/// does not stop the analysis.
+fn read_source(path: &Path) -> Result<(String, Option<String>), String> {
+    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(format!(
+            "file is {size} bytes, more than the {MAX_FILE_BYTES}-byte limit; skipped"
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok((text, None)),
+        Err(error) => {
+            let at = error.utf8_error().valid_up_to();
+            let bytes = error.into_bytes();
+            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            Ok((
+                text,
+                Some(format!(
+                    "not valid UTF-8 (first bad byte at line {line}); bad bytes were replaced with U+FFFD, so columns after them on those lines may be off"
+                )),
+            ))
+        }
+    }
+}
