@@ -72,7 +72,9 @@ fn main() -> ExitCode {
 
 fn serve() -> ExitCode {
     match aidiag::server::run_stdio() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        // LSP: `exit` without `shutdown` (or a vanished client) exits with code 1.
+        Ok(false) => ExitCode::from(1),
         Err(error) => {
             eprintln!("aidiag: error: {error:#}");
             ExitCode::from(1)

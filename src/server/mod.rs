@@ -1,2 +1,134 @@
-//! placeholder
-pub fn run_stdio() -> anyhow::Result<()> { Ok(()) }
+//! The LSP layer: the only code that knows LSP and JSON-RPC. Handlers stay short: they update
+//! state before any `.await`, never hold a lock across one, and hand checks to the scheduler.
+
+mod convert;
+mod document;
+mod handlers;
+pub mod line_index;
+mod scheduler;
+mod settings;
+mod transport;
+
+use std::sync::{Arc, RwLock};
+
+use dashmap::DashMap;
+use tower_lsp::jsonrpc::Result;
+use tower_lsp::lsp_types::*;
+use tower_lsp::{Client, LanguageServer, LspService};
+
+use crate::analysis::cache::FindingCache;
+use document::Document;
+use line_index::Encoding;
+use settings::Settings;
+
+/// How many functions' findings the cache keeps.
+const CACHE_FUNCTIONS: usize = 50_000;
+
+/// Everything the handlers share.
+pub struct Session {
+    documents: DashMap<Url, Document>,
+    cache: FindingCache,
+    encoding: RwLock<Encoding>,
+    settings: RwLock<Settings>,
+    generations: DashMap<Url, u64>,
+}
+
+impl Session {
+    fn new() -> Session {
+        Session {
+            documents: DashMap::new(),
+            cache: FindingCache::new(CACHE_FUNCTIONS),
+            encoding: RwLock::new(Encoding::default()),
+            settings: RwLock::new(Settings::default()),
+            generations: DashMap::new(),
+        }
+    }
+
+    fn encoding(&self) -> Encoding {
+        *self.encoding.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+pub struct Backend {
+    client: Client,
+    session: Arc<Session>,
+}
+
+#[tower_lsp::async_trait]
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let (result, problems) = handlers::initialize::run(&self.session, params);
+        for problem in problems {
+            self.client.show_message(MessageType::ERROR, problem).await;
+        }
+        Ok(result)
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        tracing::info!("aidiag {} initialized", env!("CARGO_PKG_VERSION"));
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let uri = params.text_document.uri.clone();
+        handlers::text_document::did_open(&self.session, params.text_document);
+        scheduler::schedule(self.session.clone(), self.client.clone(), uri);
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let uri = params.text_document.uri.clone();
+        if handlers::text_document::did_change(&self.session, params) {
+            scheduler::schedule(self.session.clone(), self.client.clone(), uri);
+        }
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        let uri = params.text_document.uri;
+        handlers::text_document::did_close(&self.session, &uri);
+        self.client.publish_diagnostics(uri, Vec::new(), None).await;
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        let value = params.settings.get("aidiag").cloned().unwrap_or(params.settings);
+        let problems = self.session.settings.write().unwrap_or_else(|e| e.into_inner()).update(&value);
+        for problem in problems {
+            self.client.show_message(MessageType::ERROR, problem).await;
+        }
+    }
+
+    async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
+        Ok(handlers::hover::run(&self.session, params))
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        let session = self.session.clone();
+        // Fixes are verified by re-checking the edited function; that is CPU work, so it runs on
+        // the blocking pool rather than on a protocol thread.
+        let actions = tokio::task::spawn_blocking(move || handlers::code_action::run(&session, params))
+            .await
+            .unwrap_or_default();
+        Ok(Some(actions))
+    }
+}
+
+/// Serves LSP on stdin/stdout until the client sends `exit`; true when it sent `shutdown` first.
+pub fn run_stdio() -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let ending = runtime.block_on(async {
+        let (service, socket) = LspService::new(|client| Backend { client, session: Arc::new(Session::new()) });
+        transport::serve(service, socket).await
+    });
+    // The stdin reader may still be blocked in a read; do not wait for it.
+    runtime.shutdown_background();
+    Ok(ending == transport::Ending::Clean)
+}
