@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "aidiag", version, about = "Local bug diagnostics for C code (Linux kernel first)")]
+#[command(
+    name = "aidiag",
+    version,
+    about = "Local bug diagnostics for C code (Linux kernel first)"
+)]
 struct Cli {
     /// Serve LSP over stdio (what VS Code passes); the same as `aidiag lsp`.
     #[arg(long)]
@@ -58,13 +62,19 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check { format, paths }) => {
             let settings = aidiag::cli::CheckSettings { format, paths };
-            let code = aidiag::cli::check(&settings, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+            let code = aidiag::cli::check(
+                &settings,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
             ExitCode::from(code as u8)
         }
         Some(Command::Lsp { .. }) => serve(),
         None if cli.stdio => serve(),
         None => {
-            eprintln!("aidiag: say what to do: `aidiag lsp` or `aidiag check PATH...` (see --help)");
+            eprintln!(
+                "aidiag: say what to do: `aidiag lsp` or `aidiag check PATH...` (see --help)"
+            );
             ExitCode::from(2)
         }
     }

@@ -42,9 +42,22 @@ fn apply_edits(text: &str, edits: &[Value]) -> String {
     let offset = |pos: &Value| {
         let line = pos["line"].as_u64().unwrap() as usize;
         let character = pos["character"].as_u64().unwrap() as usize;
-        text.split_inclusive('\n').take(line).map(str::len).sum::<usize>() + character
+        text.split_inclusive('\n')
+            .take(line)
+            .map(str::len)
+            .sum::<usize>()
+            + character
     };
-    let mut edits: Vec<_> = edits.iter().map(|e| (offset(&e["range"]["start"]), offset(&e["range"]["end"]), e["newText"].as_str().unwrap())).collect();
+    let mut edits: Vec<_> = edits
+        .iter()
+        .map(|e| {
+            (
+                offset(&e["range"]["start"]),
+                offset(&e["range"]["end"]),
+                e["newText"].as_str().unwrap(),
+            )
+        })
+        .collect();
     edits.sort_by_key(|e| std::cmp::Reverse(e.0));
     let mut out = text.to_owned();
     for (start, end, new) in edits {
@@ -61,7 +74,10 @@ fn editor_session_from_open_to_exit() {
     assert_eq!(caps["positionEncoding"], "utf-16");
     assert_eq!(caps["textDocumentSync"]["change"], 2, "incremental sync");
     assert_eq!(caps["hoverProvider"], true);
-    assert_eq!(caps["codeActionProvider"]["codeActionKinds"], json!(["quickfix"]));
+    assert_eq!(
+        caps["codeActionProvider"]["codeActionKinds"],
+        json!(["quickfix"])
+    );
     assert_eq!(reply["result"]["serverInfo"]["name"], "aidiag");
 
     open(&mut client, BUGGY);
@@ -71,10 +87,22 @@ fn editor_session_from_open_to_exit() {
     assert_eq!(d["code"], "leak-on-error");
     assert_eq!(d["source"], "aidiag");
     assert_eq!(d["severity"], 2);
-    assert_eq!(d["range"], json!({"start": {"line": 10, "character": 2}, "end": {"line": 10, "character": 13}}));
-    assert_eq!(d["message"], "`buf` allocated at line 6 is not freed on the error return at line 11");
-    assert_eq!(d["relatedInformation"][0]["location"]["range"]["start"], json!({"line": 5, "character": 7}));
-    assert!(d["codeDescription"]["href"].as_str().unwrap().ends_with("docs/rules/leak-on-error.md"));
+    assert_eq!(
+        d["range"],
+        json!({"start": {"line": 10, "character": 2}, "end": {"line": 10, "character": 13}})
+    );
+    assert_eq!(
+        d["message"],
+        "`buf` allocated at line 6 is not freed on the error return at line 11"
+    );
+    assert_eq!(
+        d["relatedInformation"][0]["location"]["range"]["start"],
+        json!({"line": 5, "character": 7})
+    );
+    assert!(d["codeDescription"]["href"]
+        .as_str()
+        .unwrap()
+        .ends_with("docs/rules/leak-on-error.md"));
 
     // Hover on the finding explains it; hover elsewhere says nothing.
     let hover = client.request(
@@ -84,7 +112,10 @@ fn editor_session_from_open_to_exit() {
     let markdown = hover["result"]["contents"]["value"].as_str().unwrap();
     assert!(markdown.contains("**leak-on-error**"), "{markdown}");
     assert!(markdown.contains("Why it matters"), "{markdown}");
-    assert!(markdown.contains("line 6: `buf` is allocated here by kmalloc()"), "{markdown}");
+    assert!(
+        markdown.contains("line 6: `buf` is allocated here by kmalloc()"),
+        "{markdown}"
+    );
     let nothing = client.request(
         "textDocument/hover",
         json!({"textDocument": {"uri": URI}, "position": {"line": 18, "character": 3}}),
@@ -97,17 +128,35 @@ fn editor_session_from_open_to_exit() {
         json!({"textDocument": {"uri": URI}, "range": d["range"], "context": {"diagnostics": [d]}}),
     );
     let actions = actions["result"].as_array().unwrap().clone();
-    let titles: Vec<&str> = actions.iter().map(|a| a["title"].as_str().unwrap()).collect();
-    assert_eq!(titles, ["Free `buf` before leaving", "Suppress leak-on-error here"]);
+    let titles: Vec<&str> = actions
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        ["Free `buf` before leaving", "Suppress leak-on-error here"]
+    );
     assert_eq!(actions[0]["isPreferred"], true);
     assert_eq!(actions[1]["isPreferred"], false);
-    let edits = actions[0]["edit"]["changes"][URI].as_array().unwrap().clone();
+    let edits = actions[0]["edit"]["changes"][URI]
+        .as_array()
+        .unwrap()
+        .clone();
     let fixed = apply_edits(BUGGY, &edits);
-    assert!(fixed.contains("\tif (ret < 0) {\n\t\tkfree(buf);\n\t\treturn ret;\n\t}\n"), "{fixed}");
+    assert!(
+        fixed.contains("\tif (ret < 0) {\n\t\tkfree(buf);\n\t\treturn ret;\n\t}\n"),
+        "{fixed}"
+    );
 
     // Apply the fix as the editor would: an incremental change; the warning goes.
-    let changes: Vec<Value> = edits.iter().map(|e| json!({"range": e["range"], "text": e["newText"]})).collect();
-    client.notify("textDocument/didChange", json!({"textDocument": {"uri": URI, "version": 2}, "contentChanges": changes}));
+    let changes: Vec<Value> = edits
+        .iter()
+        .map(|e| json!({"range": e["range"], "text": e["newText"]}))
+        .collect();
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": URI, "version": 2}, "contentChanges": changes}),
+    );
     assert_eq!(client.diagnostics(URI, 2), Vec::<Value>::new());
 
     // Typing the bug back in (delete the added kfree line) brings the warning back.
@@ -174,6 +223,9 @@ fn wrong_settings_are_named_in_a_message() {
     );
     let message = client.wait_for(|m| m["method"] == "window/showMessage");
     assert_eq!(message["params"]["type"], 1);
-    assert!(message["params"]["message"].as_str().unwrap().contains("aidiag.debounceMs"));
+    assert!(message["params"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("aidiag.debounceMs"));
     assert_eq!(client.shutdown(), 0);
 }

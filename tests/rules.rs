@@ -14,11 +14,21 @@ type Key = (usize, String, String);
 fn expectations(text: &str) -> Vec<Key> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let Some(rest) = line.trim_start().strip_prefix("// ^ ") else { continue };
-        let (rule, snippet) = rest.split_once(": ").expect("annotation is `// ^ rule-id: text`");
+        let Some(rest) = line.trim_start().strip_prefix("// ^ ") else {
+            continue;
+        };
+        let (rule, snippet) = rest
+            .split_once(": ")
+            .expect("annotation is `// ^ rule-id: text`");
         let mut target = i;
         // Several annotations may stack under one line of code.
-        while text.lines().nth(target - 1).unwrap().trim_start().starts_with("// ^ ") {
+        while text
+            .lines()
+            .nth(target - 1)
+            .unwrap()
+            .trim_start()
+            .starts_with("// ^ ")
+        {
             target -= 1;
         }
         out.push((target, rule.to_owned(), snippet.to_owned()));
@@ -32,7 +42,11 @@ fn actual(text: &str) -> Vec<Key> {
         .into_iter()
         .map(|f| {
             let line = index.line(f.range.start) + 1;
-            (line, f.rule.to_owned(), text[f.range.start..f.range.end].to_owned())
+            (
+                line,
+                f.rule.to_owned(),
+                text[f.range.start..f.range.end].to_owned(),
+            )
         })
         .collect()
 }
@@ -52,8 +66,10 @@ fn rule_fixtures_have_no_noisy_or_missing_findings() {
     let mut rules_seen = Vec::new();
     for rule in aidiag::analysis::rules::RULES {
         let dir = root.join(rule.id);
-        let bad = std::fs::read_to_string(dir.join("bad.c")).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let good = std::fs::read_to_string(dir.join("good.c")).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let bad = std::fs::read_to_string(dir.join("bad.c"))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let good = std::fs::read_to_string(dir.join("good.c"))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         let expected = count(expectations(&bad));
         assert!(
             expected.keys().any(|(_, r, _)| r == rule.id),
@@ -64,21 +80,38 @@ fn rule_fixtures_have_no_noisy_or_missing_findings() {
         for (key, n) in &expected {
             let got = found.get(key).copied().unwrap_or(0);
             if got < *n {
-                problems.push(format!("missing: {}/bad.c:{} {} `{}`", rule.id, key.0, key.1, key.2));
+                problems.push(format!(
+                    "missing: {}/bad.c:{} {} `{}`",
+                    rule.id, key.0, key.1, key.2
+                ));
             }
         }
         for (key, n) in &found {
             if expected.get(key).copied().unwrap_or(0) < *n {
-                problems.push(format!("noisy: {}/bad.c:{} {} `{}`", rule.id, key.0, key.1, key.2));
+                problems.push(format!(
+                    "noisy: {}/bad.c:{} {} `{}`",
+                    rule.id, key.0, key.1, key.2
+                ));
             }
         }
         for key in actual(&good) {
-            problems.push(format!("noisy: {}/good.c:{} {} `{}`", rule.id, key.0, key.1, key.2));
+            problems.push(format!(
+                "noisy: {}/good.c:{} {} `{}`",
+                rule.id, key.0, key.1, key.2
+            ));
         }
         rules_seen.push(rule.id);
     }
-    assert!(problems.is_empty(), "rule fixtures disagree with the rules:\n{}", problems.join("\n"));
-    assert_eq!(rules_seen.len(), std::fs::read_dir(&root).unwrap().count(), "a fixture folder has no rule");
+    assert!(
+        problems.is_empty(),
+        "rule fixtures disagree with the rules:\n{}",
+        problems.join("\n")
+    );
+    assert_eq!(
+        rules_seen.len(),
+        std::fs::read_dir(&root).unwrap().count(),
+        "a fixture folder has no rule"
+    );
 }
 
 #[test]
@@ -88,7 +121,10 @@ fn every_bad_fixture_finding_has_a_verified_fix_or_suppression() {
         let bad = std::fs::read_to_string(root.join(rule.id).join("bad.c")).unwrap();
         for finding in analysis::check_text(&bad, CheckOptions { fixes: true }) {
             assert!(
-                finding.fixes.iter().any(|f| f.title.starts_with("Suppress")),
+                finding
+                    .fixes
+                    .iter()
+                    .any(|f| f.title.starts_with("Suppress")),
                 "{}: the suppression fix did not verify for {:?}",
                 rule.id,
                 finding.range

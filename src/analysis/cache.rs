@@ -83,7 +83,9 @@ impl FindingCache {
 
 /// The `function_definition` node spanning exactly `range`.
 pub fn function_node(tree: &Tree, range: ByteRange) -> Option<Node<'_>> {
-    let mut node = tree.root_node().descendant_for_byte_range(range.start, range.end)?;
+    let mut node = tree
+        .root_node()
+        .descendant_for_byte_range(range.start, range.end)?;
     loop {
         if node.kind() == "function_definition" && ByteRange::of(node) == range {
             return Some(node);

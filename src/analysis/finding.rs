@@ -20,7 +20,8 @@ impl ByteRange {
 
     /// True when `offset` lies inside the range; an empty range contains its own start.
     pub fn contains(&self, offset: usize) -> bool {
-        (self.start <= offset && offset < self.end) || (self.start == self.end && offset == self.start)
+        (self.start <= offset && offset < self.end)
+            || (self.start == self.end && offset == self.start)
     }
 
     pub fn overlaps(&self, other: ByteRange) -> bool {

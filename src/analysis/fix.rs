@@ -11,7 +11,12 @@ use super::syntax;
 /// Applies `fix` to the text of `function` and checks the result.
 pub fn verify(function: Node, source: &str, finding: &Finding, fix: &Fix) -> bool {
     let range = ByteRange::of(function);
-    if fix.edits.is_empty() || fix.edits.iter().any(|e| e.range.start < range.start || e.range.end > range.end) {
+    if fix.edits.is_empty()
+        || fix
+            .edits
+            .iter()
+            .any(|e| e.range.start < range.start || e.range.end > range.end)
+    {
         return false;
     }
     let original = &source[range.start..range.end];
@@ -21,9 +26,23 @@ pub fn verify(function: Node, source: &str, finding: &Finding, fix: &Fix) -> boo
     let (Some(before), Some(after)) = (summary(original), summary(&edited)) else {
         return false;
     };
-    let same_rule = |counts: &Summary| counts.findings.iter().filter(|f| f.rule == finding.rule).count();
-    let other_rules = |counts: &Summary| counts.findings.iter().filter(|f| f.rule != finding.rule).count();
-    after.errors <= before.errors && same_rule(&after) < same_rule(&before) && other_rules(&after) <= other_rules(&before)
+    let same_rule = |counts: &Summary| {
+        counts
+            .findings
+            .iter()
+            .filter(|f| f.rule == finding.rule)
+            .count()
+    };
+    let other_rules = |counts: &Summary| {
+        counts
+            .findings
+            .iter()
+            .filter(|f| f.rule != finding.rule)
+            .count()
+    };
+    after.errors <= before.errors
+        && same_rule(&after) < same_rule(&before)
+        && other_rules(&after) <= other_rules(&before)
 }
 
 /// Applies the edits of `fix` (document offsets) to `text`, which starts at document offset `base`.

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use tree_sitter::Node;
 
 use super::finding::ByteRange;
-use super::syntax::{self, callee_name, call_arguments, declared_name, strip_parens, text};
+use super::syntax::{self, call_arguments, callee_name, declared_name, strip_parens, text};
 
 /// What a rule's query says about the calls of one function, by call node id.
 #[derive(Default, Debug)]
@@ -255,9 +255,12 @@ impl<'a, 't> Engine<'a, 't> {
                 }
             }
             "declaration" => {
-                let is_int = node
-                    .child_by_field_name("type")
-                    .is_some_and(|t| matches!(t.kind(), "primitive_type" | "sized_type_specifier" | "type_identifier"));
+                let is_int = node.child_by_field_name("type").is_some_and(|t| {
+                    matches!(
+                        t.kind(),
+                        "primitive_type" | "sized_type_specifier" | "type_identifier"
+                    )
+                });
                 let mut cursor = node.walk();
                 for declarator in node.children_by_field_name("declarator", &mut cursor) {
                     if let Some(name) = declared_name(declarator) {
@@ -295,7 +298,9 @@ impl<'a, 't> Engine<'a, 't> {
             "identifier" => Some(self.text(node).to_owned()),
             "field_expression" => {
                 let base = self.key(node.child_by_field_name("argument")?)?;
-                let op = node.child_by_field_name("operator").map_or("->", |o| self.text(o));
+                let op = node
+                    .child_by_field_name("operator")
+                    .map_or("->", |o| self.text(o));
                 let field = self.text(node.child_by_field_name("field")?);
                 Some(format!("{base}{op}{field}"))
             }
@@ -312,14 +317,20 @@ impl<'a, 't> Engine<'a, 't> {
                 .filter_map(|f| node.child_by_field_name(f))
                 .flat_map(|n| self.handed_on(n, state))
                 .collect(),
-            "pointer_expression" if node.child_by_field_name("operator").is_some_and(|o| self.text(o) == "&") => {
+            "pointer_expression"
+                if node
+                    .child_by_field_name("operator")
+                    .is_some_and(|o| self.text(o) == "&") =>
+            {
                 let mut inner = node.child_by_field_name("argument").map(strip_parens);
                 while let Some(n) = inner {
                     if let Some(key) = self.key(n).filter(|k| state.resources.contains_key(k)) {
                         return vec![key];
                     }
                     inner = match n.kind() {
-                        "field_expression" | "subscript_expression" => n.child_by_field_name("argument").map(strip_parens),
+                        "field_expression" | "subscript_expression" => {
+                            n.child_by_field_name("argument").map(strip_parens)
+                        }
                         _ => None,
                     };
                 }
@@ -339,9 +350,13 @@ impl<'a, 't> Engine<'a, 't> {
             return;
         }
         match node.kind() {
-            "compound_statement" | "ERROR" | "else_clause" | "case_statement" => self.sequence(node, state),
+            "compound_statement" | "ERROR" | "else_clause" | "case_statement" => {
+                self.sequence(node, state)
+            }
             "declaration" => self.declaration(node, state),
-            "expression_statement" | "parenthesized_expression" | "comma_expression" => self.children(node, state),
+            "expression_statement" | "parenthesized_expression" | "comma_expression" => {
+                self.children(node, state)
+            }
             "if_statement" => self.if_statement(node, state),
             "for_statement" | "while_statement" => self.loop_statement(node, state),
             "do_statement" => self.do_statement(node, state),
@@ -380,14 +395,15 @@ impl<'a, 't> Engine<'a, 't> {
                     self.visit(child, state);
                 }
             }
-            "preproc_if" | "preproc_ifdef" | "preproc_else" | "preproc_elif" | "preproc_elifdef" => {
-                self.preprocessor(node, state)
-            }
+            "preproc_if" | "preproc_ifdef" | "preproc_else" | "preproc_elif"
+            | "preproc_elifdef" => self.preprocessor(node, state),
             "assignment_expression" => self.assignment(node, state),
             "call_expression" => self.call(node, state),
             "field_expression" => {
                 self.children(node, state);
-                let arrow = node.child_by_field_name("operator").is_some_and(|o| self.text(o) == "->");
+                let arrow = node
+                    .child_by_field_name("operator")
+                    .is_some_and(|o| self.text(o) == "->");
                 if let (true, Some(argument)) = (arrow, node.child_by_field_name("argument")) {
                     self.dereference(argument, node, state);
                 }
@@ -400,7 +416,9 @@ impl<'a, 't> Engine<'a, 't> {
             }
             "pointer_expression" => {
                 self.children(node, state);
-                let star = node.child_by_field_name("operator").is_some_and(|o| self.text(o) == "*");
+                let star = node
+                    .child_by_field_name("operator")
+                    .is_some_and(|o| self.text(o) == "*");
                 if let (true, Some(argument)) = (star, node.child_by_field_name("argument")) {
                     self.dereference(argument, node, state);
                 }
@@ -423,8 +441,14 @@ impl<'a, 't> Engine<'a, 't> {
                     }
                 }
             }
-            "sizeof_expression" | "alignof_expression" | "offsetof_expression" | "comment"
-            | "identifier" | "number_literal" | "string_literal" | "char_literal" => {}
+            "sizeof_expression"
+            | "alignof_expression"
+            | "offsetof_expression"
+            | "comment"
+            | "identifier"
+            | "number_literal"
+            | "string_literal"
+            | "char_literal" => {}
             _ => self.children(node, state),
         }
     }
@@ -449,7 +473,9 @@ impl<'a, 't> Engine<'a, 't> {
                 && child
                     .child(child.child_count().saturating_sub(1))
                     .is_some_and(|last| last.is_missing())
-                && children.get(i + 1).is_some_and(|n| n.kind() == "compound_statement");
+                && children
+                    .get(i + 1)
+                    .is_some_and(|n| n.kind() == "compound_statement");
             self.visit(child, state);
             if macro_loop {
                 self.loop_body(children[i + 1], None, state);
@@ -461,7 +487,9 @@ impl<'a, 't> Engine<'a, 't> {
 
     fn declaration(&mut self, node: Node<'t>, state: &mut State) {
         let mut cursor = node.walk();
-        let declarators: Vec<_> = node.children_by_field_name("declarator", &mut cursor).collect();
+        let declarators: Vec<_> = node
+            .children_by_field_name("declarator", &mut cursor)
+            .collect();
         for declarator in declarators {
             let Some(name) = declared_name(declarator) else {
                 continue;
@@ -481,15 +509,22 @@ impl<'a, 't> Engine<'a, 't> {
     }
 
     fn assignment(&mut self, node: Node<'t>, state: &mut State) {
-        let (Some(left), Some(right)) = (node.child_by_field_name("left"), node.child_by_field_name("right")) else {
+        let (Some(left), Some(right)) = (
+            node.child_by_field_name("left"),
+            node.child_by_field_name("right"),
+        ) else {
             return self.children(node, state);
         };
         self.visit(right, state);
-        let plain = node.child_by_field_name("operator").is_some_and(|o| self.text(o) == "=");
+        let plain = node
+            .child_by_field_name("operator")
+            .is_some_and(|o| self.text(o) == "=");
         // The left side is written, not read; only what it dereferences on the way counts.
         match strip_parens(left).kind() {
             "identifier" => {}
-            "field_expression" | "subscript_expression" | "pointer_expression" => self.visit(left, state),
+            "field_expression" | "subscript_expression" | "pointer_expression" => {
+                self.visit(left, state)
+            }
             _ => self.visit(left, state),
         }
         if !plain {
@@ -540,10 +575,14 @@ impl<'a, 't> Engine<'a, 't> {
         let value = strip_parens(value);
         match value.kind() {
             "number_literal" if self.text(value) == "0" => Some(IntValue::Zero),
-            "unary_expression" if value.child(0).is_some_and(|o| self.text(o) == "-") => Some(IntValue::Error),
-            "call_expression" => {
-                matches!(callee_name(value, self.source), Some("PTR_ERR" | "ERR_PTR" | "ERR_CAST")).then_some(IntValue::Error)
+            "unary_expression" if value.child(0).is_some_and(|o| self.text(o) == "-") => {
+                Some(IntValue::Error)
             }
+            "call_expression" => matches!(
+                callee_name(value, self.source),
+                Some("PTR_ERR" | "ERR_PTR" | "ERR_CAST")
+            )
+            .then_some(IntValue::Error),
             _ => None,
         }
     }
@@ -555,7 +594,11 @@ impl<'a, 't> Engine<'a, 't> {
         if let Some(&arg) = self.inputs.frees.get(&id) {
             let Some(key) = self.key(arg) else { return };
             match state.resources.get(&key).and_then(|r| r.freed) {
-                Some(first) => self.report(Fact::DoubleFree { var: key, first, second: here }),
+                Some(first) => self.report(Fact::DoubleFree {
+                    var: key,
+                    first,
+                    second: here,
+                }),
                 None => {
                     let entry = state.resources.entry(key).or_insert(Resource {
                         alloc: None,
@@ -583,20 +626,30 @@ impl<'a, 't> Engine<'a, 't> {
             for arg in call_arguments(node) {
                 let arg = strip_parens(arg);
                 let base = match arg.kind() {
-                    "pointer_expression" => arg.child_by_field_name("argument").and_then(|a| self.key(a)),
+                    "pointer_expression" => arg
+                        .child_by_field_name("argument")
+                        .and_then(|a| self.key(a)),
                     _ => self.key(arg),
                 };
                 if let Some(base) = base {
-                    state.resources.retain(|k, _| k == &base || !is_within(k, &base));
+                    state
+                        .resources
+                        .retain(|k, _| k == &base || !is_within(k, &base));
                 }
             }
         }
         for arg in call_arguments(node) {
             for key in self.handed_on(arg, state) {
-                let Some(r) = state.resources.get_mut(&key) else { continue };
+                let Some(r) = state.resources.get_mut(&key) else {
+                    continue;
+                };
                 if let Some(free) = r.freed {
                     if derefs || !borrows {
-                        self.report(Fact::UseAfterFree { var: key, free, at: ByteRange::of(arg) });
+                        self.report(Fact::UseAfterFree {
+                            var: key,
+                            free,
+                            at: ByteRange::of(arg),
+                        });
                     }
                 } else if derefs {
                     let direct = strip_parens(arg).kind() != "pointer_expression";
@@ -614,12 +667,22 @@ impl<'a, 't> Engine<'a, 't> {
     /// `pointer` is dereferenced by `at` (`p->x`, `*p`, `p[i]`, `memset(p, ...)`).
     fn dereference(&mut self, pointer: Node, at: Node, state: &mut State) {
         let Some(key) = self.key(pointer) else { return };
-        let Some(r) = state.resources.get_mut(&key) else { return };
+        let Some(r) = state.resources.get_mut(&key) else {
+            return;
+        };
         if let Some(free) = r.freed {
-            self.report(Fact::UseAfterFree { var: key, free, at: ByteRange::of(at) });
+            self.report(Fact::UseAfterFree {
+                var: key,
+                free,
+                at: ByteRange::of(at),
+            });
         } else if let (Some(alloc), false) = (r.alloc, r.checked) {
             r.checked = true;
-            self.report(Fact::UncheckedUse { var: key, alloc, at: ByteRange::of(at) });
+            self.report(Fact::UncheckedUse {
+                var: key,
+                alloc,
+                at: ByteRange::of(at),
+            });
         }
     }
 
@@ -642,8 +705,13 @@ impl<'a, 't> Engine<'a, 't> {
     }
 
     fn binary(&mut self, node: Node<'t>, state: &mut State) {
-        let op = node.child_by_field_name("operator").map_or("", |o| self.text(o));
-        let (Some(left), Some(right)) = (node.child_by_field_name("left"), node.child_by_field_name("right")) else {
+        let op = node
+            .child_by_field_name("operator")
+            .map_or("", |o| self.text(o));
+        let (Some(left), Some(right)) = (
+            node.child_by_field_name("left"),
+            node.child_by_field_name("right"),
+        ) else {
             return self.children(node, state);
         };
         self.visit(left, state);
@@ -721,8 +789,13 @@ impl<'a, 't> Engine<'a, 't> {
         if let Some(condition) = node.child_by_field_name("condition") {
             self.visit(condition, state);
         }
-        let Some(body) = node.child_by_field_name("body") else { return };
-        self.loops.push(Loop { is_switch: true, ..Loop::default() });
+        let Some(body) = node.child_by_field_name("body") else {
+            return;
+        };
+        self.loops.push(Loop {
+            is_switch: true,
+            ..Loop::default()
+        });
         let start = state.clone();
         let mut fall = State::dead();
         let mut has_default = false;
@@ -775,10 +848,15 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// Follows a forward `goto` into its unwinding ladder and checks the exit it reaches.
     fn goto(&mut self, node: Node<'t>, state: &State) {
-        let Some(label) = node.child_by_field_name("label").map(|l| self.text(l).to_owned()) else {
+        let Some(label) = node
+            .child_by_field_name("label")
+            .map(|l| self.text(l).to_owned())
+        else {
             return;
         };
-        let Some(&target) = self.labels.get(&label) else { return };
+        let Some(&target) = self.labels.get(&label) else {
+            return;
+        };
         let backward = target.start_byte() < node.start_byte();
         if backward || self.gotos.iter().any(|(_, l)| *l == label) || self.gotos.len() > 16 {
             return;
@@ -828,12 +906,20 @@ impl<'a, 't> Engine<'a, 't> {
         let node = strip_parens(condition);
         match node.kind() {
             "unary_expression" if node.child(0).is_some_and(|o| self.text(o) == "!") => {
-                let (t, f) = node.child_by_field_name("argument").map(|a| self.knowledge(a)).unwrap_or_default();
+                let (t, f) = node
+                    .child_by_field_name("argument")
+                    .map(|a| self.knowledge(a))
+                    .unwrap_or_default();
                 (f, t)
             }
             "binary_expression" => {
-                let op = node.child_by_field_name("operator").map_or("", |o| self.text(o));
-                let (Some(left), Some(right)) = (node.child_by_field_name("left"), node.child_by_field_name("right")) else {
+                let op = node
+                    .child_by_field_name("operator")
+                    .map_or("", |o| self.text(o));
+                let (Some(left), Some(right)) = (
+                    node.child_by_field_name("left"),
+                    node.child_by_field_name("right"),
+                ) else {
                     return Default::default();
                 };
                 match op {
@@ -848,14 +934,24 @@ impl<'a, 't> Engine<'a, 't> {
                         (Vec::new(), f)
                     }
                     "==" | "!=" => {
-                        let (value, other) = if self.is_zero(right) { (left, right) } else { (right, left) };
+                        let (value, other) = if self.is_zero(right) {
+                            (left, right)
+                        } else {
+                            (right, left)
+                        };
                         if !self.is_zero(other) {
                             return Default::default();
                         }
                         let (t, f) = self.knowledge(value);
-                        if op == "==" { (f, t) } else { (t, f) }
+                        if op == "==" {
+                            (f, t)
+                        } else {
+                            (t, f)
+                        }
                     }
-                    "<" if self.is_zero(right) => (self.int_known(left, IntValue::Error), Vec::new()),
+                    "<" if self.is_zero(right) => {
+                        (self.int_known(left, IntValue::Error), Vec::new())
+                    }
                     _ => Default::default(),
                 }
             }
@@ -863,7 +959,9 @@ impl<'a, 't> Engine<'a, 't> {
                 let name = callee_name(node, self.source).unwrap_or("");
                 let first = call_arguments(node).into_iter().next();
                 match (name, first) {
-                    ("likely" | "unlikely" | "WARN_ON" | "WARN_ON_ONCE", Some(arg)) => self.knowledge(arg),
+                    ("likely" | "unlikely" | "WARN_ON" | "WARN_ON_ONCE", Some(arg)) => {
+                        self.knowledge(arg)
+                    }
                     ("IS_ERR" | "IS_ERR_OR_NULL", Some(arg)) => match self.key(arg) {
                         Some(k) => (vec![Known::Null(k.clone())], vec![Known::NonNull(k)]),
                         None => Default::default(),
@@ -872,7 +970,9 @@ impl<'a, 't> Engine<'a, 't> {
                 }
             }
             "identifier" | "field_expression" => {
-                let Some(key) = self.key(node) else { return Default::default() };
+                let Some(key) = self.key(node) else {
+                    return Default::default();
+                };
                 let mut t = vec![Known::NonNull(key.clone())];
                 let mut f = vec![Known::Null(key.clone())];
                 if self.int_locals.contains(&key) {
@@ -919,11 +1019,16 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// True when `value` is what a C function returns on failure.
     fn is_error(&self, value: Option<Node>, state: &State) -> bool {
-        let Some(value) = value.map(strip_parens) else { return false };
+        let Some(value) = value.map(strip_parens) else {
+            return false;
+        };
         match value.kind() {
             "unary_expression" => value.child(0).is_some_and(|o| self.text(o) == "-"),
             "null" | "false" => true,
-            "call_expression" => matches!(callee_name(value, self.source), Some("ERR_PTR" | "ERR_CAST" | "PTR_ERR")),
+            "call_expression" => matches!(
+                callee_name(value, self.source),
+                Some("ERR_PTR" | "ERR_CAST" | "PTR_ERR")
+            ),
             "identifier" => {
                 let name = self.text(value);
                 name == "NULL" || name == "false" || state.ints.get(name) == Some(&IntValue::Error)
@@ -933,20 +1038,35 @@ impl<'a, 't> Engine<'a, 't> {
     }
 
     fn exit(&mut self, value: Option<Node>, at: ByteRange, state: &State) {
-        let exit = Exit { ret: at, goto: self.gotos.first().cloned() };
+        let exit = Exit {
+            ret: at,
+            goto: self.gotos.first().cloned(),
+        };
         for (lock, acquire) in &state.locks {
-            self.report(Fact::LockHeld { lock: lock.clone(), acquire: *acquire, exit: exit.clone() });
+            self.report(Fact::LockHeld {
+                lock: lock.clone(),
+                acquire: *acquire,
+                exit: exit.clone(),
+            });
         }
         if !self.is_error(value, state) {
             return;
         }
-        let returned = value.map(|v| syntax::squash(self.text(v))).unwrap_or_default();
+        let returned = value
+            .map(|v| syntax::squash(self.text(v)))
+            .unwrap_or_default();
         for (key, r) in &state.resources {
-            let (Some(alloc), None, false) = (r.alloc, r.freed, r.escaped) else { continue };
+            let (Some(alloc), None, false) = (r.alloc, r.freed, r.escaped) else {
+                continue;
+            };
             if !self.locals.contains(key) || mentions(&returned, key) {
                 continue;
             }
-            self.report(Fact::Leak { var: key.clone(), alloc, exit: exit.clone() });
+            self.report(Fact::Leak {
+                var: key.clone(),
+                alloc,
+                exit: exit.clone(),
+            });
         }
     }
 }

@@ -8,7 +8,6 @@ use tree_sitter::{InputEdit, Node, Tree};
 
 use super::finding::ByteRange;
 
-
 /// One token of a function: where it starts in the function text and in the normalized text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Token {
@@ -137,10 +136,14 @@ fn collect_function_nodes<'t>(node: Node<'t>, out: &mut Vec<Node<'t>>) {
     for child in node.named_children(&mut cursor) {
         match child.kind() {
             "function_definition" => out.push(child),
-            "preproc_if" | "preproc_ifdef" | "preproc_else" | "preproc_elif" | "preproc_elifdef"
-            | "linkage_specification" | "declaration_list" | "ERROR" => {
-                collect_function_nodes(child, out)
-            }
+            "preproc_if"
+            | "preproc_ifdef"
+            | "preproc_else"
+            | "preproc_elif"
+            | "preproc_elifdef"
+            | "linkage_specification"
+            | "declaration_list"
+            | "ERROR" => collect_function_nodes(child, out),
             _ => {}
         }
     }

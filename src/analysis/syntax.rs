@@ -49,10 +49,7 @@ pub fn count_errors(node: Node) -> usize {
     }
     let own = usize::from(node.is_error() || node.is_missing());
     let mut cursor = node.walk();
-    own + node
-        .children(&mut cursor)
-        .map(count_errors)
-        .sum::<usize>()
+    own + node.children(&mut cursor).map(count_errors).sum::<usize>()
 }
 
 /// The text of a node; empty when the node does not lie on character boundaries.

@@ -38,7 +38,11 @@ pub fn check(settings: &CheckSettings, stdout: &mut dyn Write, stderr: &mut dyn 
                     let _ = writeln!(stderr, "aidiag: warning: {}: {warning}", file.display());
                 }
                 let findings = analysis::check_text(&text, CheckOptions { fixes: true });
-                reports.push(FileReport { path: display_path(&file), text, findings });
+                reports.push(FileReport {
+                    path: display_path(&file),
+                    text,
+                    findings,
+                });
             }
             Err(error) => errors.push(format!("{}: {error}", file.display())),
         }

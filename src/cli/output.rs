@@ -16,7 +16,12 @@ pub enum Format {
     Sarif,
 }
 
-pub fn write(format: Format, reports: &[FileReport], errors: &[String], out: &mut dyn Write) -> io::Result<()> {
+pub fn write(
+    format: Format,
+    reports: &[FileReport],
+    errors: &[String],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     match format {
         Format::Text => text(reports, out),
         Format::Json => {
@@ -38,7 +43,10 @@ struct Located<'a> {
 
 impl<'a> Located<'a> {
     fn new(text: &'a str) -> Self {
-        Located { text, index: LineIndex::new(text) }
+        Located {
+            text,
+            index: LineIndex::new(text),
+        }
     }
 
     fn line_of(&self, offset: usize) -> usize {
@@ -86,7 +94,12 @@ fn text(reports: &[FileReport], out: &mut dyn Write) -> io::Result<()> {
             excerpt(&at, finding.range, out)?;
             for related in &finding.related {
                 let (line, col) = at.position(related.range.start);
-                writeln!(out, "{}:{line}:{col}: note: {}", report.path, at.render(&related.message))?;
+                writeln!(
+                    out,
+                    "{}:{line}:{col}: note: {}",
+                    report.path,
+                    at.render(&related.message)
+                )?;
                 excerpt(&at, related.range, out)?;
             }
         }
@@ -104,8 +117,13 @@ fn excerpt(at: &Located, range: ByteRange, out: &mut dyn Write) -> io::Result<()
         .chars()
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
-    let end = (range.end - range.start).min(source.len().saturating_sub(col)).max(1);
-    let width = source.get(col..col + end).map_or(1, |s| s.chars().count()).max(1);
+    let end = (range.end - range.start)
+        .min(source.len().saturating_sub(col))
+        .max(1);
+    let width = source
+        .get(col..col + end)
+        .map_or(1, |s| s.chars().count())
+        .max(1);
     writeln!(out, "{:>5} | {source}", line + 1)?;
     writeln!(out, "      | {prefix}^{}", "~".repeat(width - 1))
 }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use ropey::Rope;
 use tower_lsp::lsp_types::{
-    CodeAction, CodeActionKind, CodeDescription, Diagnostic, DiagnosticRelatedInformation, DiagnosticSeverity,
-    Location, NumberOrString, TextEdit, Url, WorkspaceEdit,
+    CodeAction, CodeActionKind, CodeDescription, Diagnostic, DiagnosticRelatedInformation,
+    DiagnosticSeverity, Location, NumberOrString, TextEdit, Url, WorkspaceEdit,
 };
 
 use super::line_index::{self, Encoding};
@@ -27,7 +27,9 @@ impl Target<'_> {
 /// The documentation page of a rule: `docs/rules/<rule-id>.md` in the source tree aidiag was
 /// built from.
 pub fn rule_doc(rule: &str) -> Option<Url> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rules").join(format!("{rule}.md"));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/rules")
+        .join(format!("{rule}.md"));
     Url::from_file_path(path).ok()
 }
 
@@ -47,7 +49,10 @@ pub fn diagnostic(finding: &Finding, target: &Target) -> Diagnostic {
         .related
         .iter()
         .map(|r| DiagnosticRelatedInformation {
-            location: Location::new(target.uri.clone(), line_index::range(target.rope, r.range, target.encoding)),
+            location: Location::new(
+                target.uri.clone(),
+                line_index::range(target.rope, r.range, target.encoding),
+            ),
             message: r.message.render(&line_of),
         })
         .collect();
@@ -69,7 +74,12 @@ pub fn code_action(finding: &Finding, fix: &Fix, target: &Target) -> CodeAction 
     let edits = fix
         .edits
         .iter()
-        .map(|e| TextEdit::new(line_index::range(target.rope, e.range, target.encoding), e.text.clone()))
+        .map(|e| {
+            TextEdit::new(
+                line_index::range(target.rope, e.range, target.encoding),
+                e.text.clone(),
+            )
+        })
         .collect();
     CodeAction {
         title: fix.title.clone(),
@@ -91,18 +101,29 @@ pub fn hover_markdown(finding: &Finding, target: &Target) -> String {
         "**{}** ({}, from a {}, confidence {:.2})\n\n{}\n",
         finding.rule,
         finding.severity.as_str(),
-        if finding.origin == crate::analysis::Origin::Rule { "deterministic rule" } else { "model" },
+        if finding.origin == crate::analysis::Origin::Rule {
+            "deterministic rule"
+        } else {
+            "model"
+        },
         finding.confidence,
         finding.message.render(&line_of)
     );
     if !finding.related.is_empty() {
         text.push_str("\n**Evidence**\n");
         for r in &finding.related {
-            text.push_str(&format!("- line {}: {}\n", line_of(r.range.start) + 1, r.message.render(&line_of)));
+            text.push_str(&format!(
+                "- line {}: {}\n",
+                line_of(r.range.start) + 1,
+                r.message.render(&line_of)
+            ));
         }
     }
     if let Some(rule) = rules::rule(finding.rule) {
-        text.push_str(&format!("\n**Why it matters:** {}\n\n**How to fix:** {}\n", rule.why, rule.how_to_fix));
+        text.push_str(&format!(
+            "\n**Why it matters:** {}\n\n**How to fix:** {}\n",
+            rule.why, rule.how_to_fix
+        ));
     }
     if let Some(doc) = rule_doc(finding.rule) {
         text.push_str(&format!("\n[Rule documentation]({doc})\n"));

@@ -53,12 +53,22 @@ impl Document {
         let rope = Rope::from_str(text);
         let tree = parse_rope(&rope, None);
         let functions = FunctionIndex::build(&tree, &RopeText(&rope));
-        Document { rope, version, tree, functions }
+        Document {
+            rope,
+            version,
+            tree,
+            functions,
+        }
     }
 
     /// Applies LSP content changes in order, reparses incrementally and returns the indices of
     /// functions whose normalized text changed.
-    pub fn apply(&mut self, changes: &[TextDocumentContentChangeEvent], version: i32, encoding: Encoding) -> Vec<usize> {
+    pub fn apply(
+        &mut self,
+        changes: &[TextDocumentContentChangeEvent],
+        version: i32,
+        encoding: Encoding,
+    ) -> Vec<usize> {
         self.version = version;
         let mut edits = Vec::with_capacity(changes.len());
         for change in changes {
@@ -87,6 +97,107 @@ impl Document {
             edits.push(edit);
         }
         self.tree = parse_rope(&self.rope, Some(&self.tree));
-        self.functions.update(&self.tree, &RopeText(&self.rope), &edits)
+        self.functions
+            .update(&self.tree, &RopeText(&self.rope), &edits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::cache::FindingCache;
+    use tower_lsp::lsp_types::Range;
+
+    const TEXT: &str = "int f(void)\n{\n\treturn 1;\n}\n\nint g(int x)\n{\n\tif (x < 0)\n\t\treturn -1;\n\treturn x * 2;\n}\n\nint h(void) { return 3; }\n";
+
+    fn change(rope: &Rope, start: usize, end: usize, text: &str) -> TextDocumentContentChangeEvent {
+        let range = Range::new(
+            line_index::position(rope, start, Encoding::Utf16),
+            line_index::position(rope, end, Encoding::Utf16),
+        );
+        TextDocumentContentChangeEvent {
+            range: Some(range),
+            range_length: None,
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn incremental_reparse_matches_a_fresh_parse_after_random_edits() {
+        let mut doc = Document::new(TEXT, 1);
+        // A fixed linear congruential generator: the same edits on every run.
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n.max(1)
+        };
+        let pieces = [
+            "x",
+            "\n",
+            "}",
+            "{",
+            " ",
+            "int k(void) { return 0; }\n",
+            "é",
+            "/* c */",
+            "",
+        ];
+        for version in 2..400 {
+            let len = doc.rope.len_chars();
+            let a = doc.rope.char_to_byte(next(len + 1));
+            let b = doc.rope.char_to_byte(next(len + 1));
+            let (start, end) = (a.min(b), a.max(b).min(a.min(b) + 8));
+            let piece = pieces[next(pieces.len())];
+            let edit = change(&doc.rope, start, end, piece);
+            doc.apply(&[edit], version, Encoding::Utf16);
+            let fresh = Document::new(&doc.rope.to_string(), version);
+            assert_eq!(
+                doc.tree.root_node().to_sexp(),
+                fresh.tree.root_node().to_sexp(),
+                "after edit {version}"
+            );
+            let ours: Vec<_> = doc
+                .functions
+                .functions()
+                .iter()
+                .map(|f| (f.range, f.hash))
+                .collect();
+            let theirs: Vec<_> = fresh
+                .functions
+                .functions()
+                .iter()
+                .map(|f| (f.range, f.hash))
+                .collect();
+            assert_eq!(ours, theirs, "function index after edit {version}");
+        }
+    }
+
+    #[test]
+    fn typing_in_one_function_rechecks_only_that_function() {
+        let cache = FindingCache::new(100);
+        let mut doc = Document::new(TEXT, 1);
+        let check_all = |doc: &Document| {
+            let text = doc.rope.to_string();
+            for f in doc.functions.functions() {
+                cache.findings(f, &doc.tree, &text);
+            }
+        };
+        check_all(&doc);
+        assert_eq!(cache.checks(), 3);
+        // Change `x * 2` to `x * 3` inside g.
+        let at = TEXT.find("x * 2").unwrap() + 4;
+        let edit = change(&doc.rope, at, at + 1, "3");
+        let changed = doc.apply(&[edit], 2, Encoding::Utf16);
+        assert_eq!(changed, vec![1]);
+        check_all(&doc);
+        assert_eq!(cache.checks(), 4, "only g was checked again");
+        // A whitespace-only edit inside f changes nothing that needs checking.
+        let at = doc.rope.to_string().find("return 1").unwrap();
+        let edit = change(&doc.rope, at, at, "  ");
+        assert!(doc.apply(&[edit], 3, Encoding::Utf16).is_empty());
+        check_all(&doc);
+        assert_eq!(cache.checks(), 4);
     }
 }

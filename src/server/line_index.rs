@@ -80,7 +80,10 @@ pub fn position(rope: &Rope, offset: usize, encoding: Encoding) -> Position {
 }
 
 pub fn range(rope: &Rope, range: ByteRange, encoding: Encoding) -> Range {
-    Range::new(position(rope, range.start, encoding), position(rope, range.end, encoding))
+    Range::new(
+        position(rope, range.start, encoding),
+        position(rope, range.end, encoding),
+    )
 }
 
 pub fn byte_range(rope: &Rope, range: Range, encoding: Encoding) -> ByteRange {

@@ -49,7 +49,10 @@ impl Session {
     }
 
     fn settings(&self) -> Settings {
-        self.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -96,8 +99,17 @@ impl LanguageServer for Backend {
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
-        let value = params.settings.get("aidiag").cloned().unwrap_or(params.settings);
-        let problems = self.session.settings.write().unwrap_or_else(|e| e.into_inner()).update(&value);
+        let value = params
+            .settings
+            .get("aidiag")
+            .cloned()
+            .unwrap_or(params.settings);
+        let problems = self
+            .session
+            .settings
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .update(&value);
         for problem in problems {
             self.client.show_message(MessageType::ERROR, problem).await;
         }
@@ -111,9 +123,10 @@ impl LanguageServer for Backend {
         let session = self.session.clone();
         // Fixes are verified by re-checking the edited function; that is CPU work, so it runs on
         // the blocking pool rather than on a protocol thread.
-        let actions = tokio::task::spawn_blocking(move || handlers::code_action::run(&session, params))
-            .await
-            .unwrap_or_default();
+        let actions =
+            tokio::task::spawn_blocking(move || handlers::code_action::run(&session, params))
+                .await
+                .unwrap_or_default();
         Ok(Some(actions))
     }
 }
@@ -125,7 +138,10 @@ pub fn run_stdio() -> anyhow::Result<bool> {
         .enable_all()
         .build()?;
     let ending = runtime.block_on(async {
-        let (service, socket) = LspService::new(|client| Backend { client, session: Arc::new(Session::new()) });
+        let (service, socket) = LspService::new(|client| Backend {
+            client,
+            session: Arc::new(Session::new()),
+        });
         transport::serve(service, socket).await
     });
     // The stdin reader may still be blocked in a read; do not wait for it.

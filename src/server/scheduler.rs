@@ -17,7 +17,10 @@ fn next_generation(session: &Session, uri: &Url) -> u64 {
 }
 
 fn is_current(session: &Session, uri: &Url, generation: u64) -> bool {
-    session.generations.get(uri).is_some_and(|g| *g == generation)
+    session
+        .generations
+        .get(uri)
+        .is_some_and(|g| *g == generation)
 }
 
 /// Schedules a check of `uri`; a later call for the same document supersedes this one.
@@ -30,8 +33,17 @@ pub fn schedule(session: Arc<Session>, client: Client, uri: Url) {
             return;
         }
         // Take a snapshot; the document lock is released before any await.
-        let snapshot = session.documents.get(&uri).map(|d| (d.version, d.rope.to_string(), d.tree.clone(), d.functions.clone()));
-        let Some((version, text, tree, functions)) = snapshot else { return };
+        let snapshot = session.documents.get(&uri).map(|d| {
+            (
+                d.version,
+                d.rope.to_string(),
+                d.tree.clone(),
+                d.functions.clone(),
+            )
+        });
+        let Some((version, text, tree, functions)) = snapshot else {
+            return;
+        };
         let worker = session.clone();
         let worker_uri = uri.clone();
         let checked = tokio::task::spawn_blocking(move || {
@@ -48,14 +60,25 @@ pub fn schedule(session: Arc<Session>, client: Client, uri: Url) {
         .await;
         let Ok(Some(findings)) = checked else { return };
         let diagnostics = {
-            let Some(document) = session.documents.get(&uri) else { return };
+            let Some(document) = session.documents.get(&uri) else {
+                return;
+            };
             if document.version != version {
                 return;
             }
-            let target = Target { uri: &uri, rope: &document.rope, encoding: session.encoding() };
-            findings.iter().map(|f| convert::diagnostic(f, &target)).collect::<Vec<_>>()
+            let target = Target {
+                uri: &uri,
+                rope: &document.rope,
+                encoding: session.encoding(),
+            };
+            findings
+                .iter()
+                .map(|f| convert::diagnostic(f, &target))
+                .collect::<Vec<_>>()
         };
         tracing::info!(%uri, version, diagnostics = diagnostics.len(), "publishing");
-        client.publish_diagnostics(uri, diagnostics, Some(version)).await;
+        client
+            .publish_diagnostics(uri, diagnostics, Some(version))
+            .await;
     });
 }

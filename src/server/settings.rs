@@ -52,7 +52,9 @@ mod tests {
         assert_eq!(problems.len(), 2);
         assert!(problems[0].contains("aidiag.debounceMs"));
         assert_eq!(settings, Settings::default());
-        assert!(settings.update(&serde_json::json!({"debounceMs": 20})).is_empty());
+        assert!(settings
+            .update(&serde_json::json!({"debounceMs": 20}))
+            .is_empty());
         assert_eq!(settings.debounce_ms, 20);
     }
 }

@@ -61,7 +61,12 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Frame {
         saw_header = true;
         if let Some((name, value)) = line.split_once(':') {
             if name.trim().eq_ignore_ascii_case("content-length") {
-                length = Some(value.trim().parse().map_err(|_| format!("bad Content-Length {:?}", value.trim())));
+                length = Some(
+                    value
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("bad Content-Length {:?}", value.trim())),
+                );
             }
         }
     }
@@ -73,7 +78,9 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Frame {
                 Err(_) => Frame::End,
             }
         }
-        Some(Ok(n)) => Frame::BadHeaders(format!("message of {n} bytes is larger than the {MAX_MESSAGE_BYTES}-byte limit")),
+        Some(Ok(n)) => Frame::BadHeaders(format!(
+            "message of {n} bytes is larger than the {MAX_MESSAGE_BYTES}-byte limit"
+        )),
         Some(Err(e)) => Frame::BadHeaders(e),
         None => Frame::BadHeaders("missing Content-Length header".to_owned()),
     }
@@ -81,14 +88,20 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Frame {
 
 /// Checks the shape tower-lsp will accept; returns the error to send back otherwise.
 fn validate(body: &[u8]) -> Result<(), (Value, i64, String)> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| (Value::Null, -32700, format!("Parse error: {e}")))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| (Value::Null, -32700, format!("Parse error: {e}")))?;
     let id = value.get("id").cloned().unwrap_or(Value::Null);
     let invalid = |why: &str| (id.clone(), -32600, format!("Invalid request: {why}"));
-    let object = value.as_object().ok_or_else(|| invalid("a message must be a JSON object"))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| invalid("a message must be a JSON object"))?;
     if object.get("jsonrpc") != Some(&json!("2.0")) {
         return Err(invalid("\"jsonrpc\" must be \"2.0\""));
     }
-    if !matches!(object.get("id"), None | Some(Value::Number(_) | Value::String(_) | Value::Null)) {
+    if !matches!(
+        object.get("id"),
+        None | Some(Value::Number(_) | Value::String(_) | Value::Null)
+    ) {
         return Err(invalid("\"id\" must be a number, a string or null"));
     }
     match object.get("method") {
@@ -97,8 +110,14 @@ fn validate(body: &[u8]) -> Result<(), (Value, i64, String)> {
             Some(_) => Err(invalid("\"params\" must be an object or an array")),
         },
         Some(_) => Err(invalid("\"method\" must be a string")),
-        None if object.contains_key("id") && (object.contains_key("result") || object.contains_key("error")) => Ok(()),
-        None => Err(invalid("a message needs a \"method\", or an \"id\" with a \"result\" or an \"error\"")),
+        None if object.contains_key("id")
+            && (object.contains_key("result") || object.contains_key("error")) =>
+        {
+            Ok(())
+        }
+        None => Err(invalid(
+            "a message needs a \"method\", or an \"id\" with a \"result\" or an \"error\"",
+        )),
     }
 }
 
@@ -127,7 +146,9 @@ fn method_of(body: &[u8]) -> Option<String> {
 /// Serves `service` on stdin/stdout through the validating proxy.
 pub async fn serve<S>(service: S, socket: tower_lsp::ClientSocket) -> Ending
 where
-    S: tower::Service<tower_lsp::jsonrpc::Request, Response = Option<tower_lsp::jsonrpc::Response>> + Send + 'static,
+    S: tower::Service<tower_lsp::jsonrpc::Request, Response = Option<tower_lsp::jsonrpc::Response>>
+        + Send
+        + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     S::Future: Send,
 {
@@ -143,7 +164,15 @@ where
         loop {
             match read_frame(&mut stdin).await {
                 Frame::End => break,
-                Frame::BadHeaders(why) => write_error(&reader_output, Value::Null, -32700, format!("Parse error: {why}")).await,
+                Frame::BadHeaders(why) => {
+                    write_error(
+                        &reader_output,
+                        Value::Null,
+                        -32700,
+                        format!("Parse error: {why}"),
+                    )
+                    .await
+                }
                 Frame::Body(body) => match validate(&body) {
                     Ok(()) => {
                         let method = method_of(&body);
@@ -159,10 +188,16 @@ where
                         if method.as_deref() == Some("exit") {
                             // tower-lsp only notices `exit` when the next message arrives; end its
                             // input instead, so the process exits now.
-                            return if shutdown { Ending::Clean } else { Ending::Abrupt };
+                            return if shutdown {
+                                Ending::Clean
+                            } else {
+                                Ending::Abrupt
+                            };
                         }
                     }
-                    Err((id, code, message)) => write_error(&reader_output, id, code, message).await,
+                    Err((id, code, message)) => {
+                        write_error(&reader_output, id, code, message).await
+                    }
                 },
             }
         }
@@ -170,7 +205,9 @@ where
         Ending::Abrupt
     });
 
-    tower_lsp::Server::new(server_input, server_output, socket).serve(service).await;
+    tower_lsp::Server::new(server_input, server_output, socket)
+        .serve(service)
+        .await;
     // The server dropped its output: wait until everything it wrote has reached the client.
     let _ = forwarder.await;
     // The reader has returned already when the server ended because of `exit`.
@@ -193,6 +230,11 @@ mod tests {
         let (id, code, _) = validate(br#"{"jsonrpc":"2.0","id":5,"method":7}"#).unwrap_err();
         assert_eq!((id, code), (json!(5), -32600));
         assert_eq!(validate(br#"[1,2]"#).unwrap_err().1, -32600);
-        assert_eq!(validate(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#).unwrap_err().1, -32600);
+        assert_eq!(
+            validate(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#)
+                .unwrap_err()
+                .1,
+            -32600
+        );
     }
 }

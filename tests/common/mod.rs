@@ -60,7 +60,13 @@ impl Client {
                 }
             }
         });
-        Client { child, stdin, messages, pending: Vec::new(), next_id: 1 }
+        Client {
+            child,
+            stdin,
+            messages,
+            pending: Vec::new(),
+            next_id: 1,
+        }
     }
 
     pub fn send_raw(&mut self, body: &[u8]) {
@@ -96,8 +102,12 @@ impl Client {
             match self.messages.recv_timeout(left) {
                 Ok(m) if pred(&m) => return m,
                 Ok(m) => self.pending.push(m),
-                Err(RecvTimeoutError::Timeout) => panic!("timed out; unread messages: {:#?}", self.pending),
-                Err(RecvTimeoutError::Disconnected) => panic!("server closed its output; unread: {:#?}", self.pending),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("timed out; unread messages: {:#?}", self.pending)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("server closed its output; unread: {:#?}", self.pending)
+                }
             }
         }
     }
@@ -105,9 +115,14 @@ impl Client {
     /// Waits for the diagnostics of `uri` at `version`.
     pub fn diagnostics(&mut self, uri: &str, version: i64) -> Vec<Value> {
         let m = self.wait_for(|m| {
-            m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri && m["params"]["version"] == version
+            m["method"] == "textDocument/publishDiagnostics"
+                && m["params"]["uri"] == uri
+                && m["params"]["version"] == version
         });
-        m["params"]["diagnostics"].as_array().cloned().unwrap_or_default()
+        m["params"]["diagnostics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn initialize(&mut self, encodings: &[&str]) -> Value {

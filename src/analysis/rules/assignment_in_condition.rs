@@ -21,7 +21,9 @@ pub const RULE: Rule = Rule {
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     for m in &ctx.matches {
-        let Some(assign) = m.get("assign") else { continue };
+        let Some(assign) = m.get("assign") else {
+            continue;
+        };
         let (Some(left), Some(right), Some(operator)) = (
             assign.child_by_field_name("left"),
             assign.child_by_field_name("right"),
@@ -29,7 +31,10 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         ) else {
             continue;
         };
-        if matches!(strip_parens(right).kind(), "call_expression" | "assignment_expression") {
+        if matches!(
+            strip_parens(right).kind(),
+            "call_expression" | "assignment_expression"
+        ) {
             continue;
         }
         let (l, r) = (ctx.text(left), ctx.text(right));

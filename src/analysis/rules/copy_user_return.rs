@@ -22,7 +22,9 @@ fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     let signed = declarations::returns_signed_int(ctx.function, ctx.source);
     for m in &ctx.matches {
-        let (Some(call), Some(name)) = (m.get("call"), m.get("fn")) else { continue };
+        let (Some(call), Some(name)) = (m.get("call"), m.get("fn")) else {
+            continue;
+        };
         let name = ctx.text(name);
         if let (Some(_), true) = (m.get("return"), signed) {
             out.push(Candidate {
@@ -54,26 +56,43 @@ fn check(ctx: &Context) -> Vec<Candidate> {
 }
 
 /// Follows `var = copy_*_user(...)` to its next uses, up to the next assignment of `var`.
-fn later_misuse(ctx: &Context, assign: tree_sitter::Node, var: &str, name: &str, signed: bool) -> Vec<Candidate> {
+fn later_misuse(
+    ctx: &Context,
+    assign: tree_sitter::Node,
+    var: &str,
+    name: &str,
+    signed: bool,
+) -> Vec<Candidate> {
     let mut uses = Vec::new();
     collect_identifiers(ctx, ctx.function, var, &mut uses);
     let mut out = Vec::new();
-    for node in uses.into_iter().filter(|n| n.start_byte() >= assign.end_byte()) {
+    for node in uses
+        .into_iter()
+        .filter(|n| n.start_byte() >= assign.end_byte())
+    {
         let mut parent = node.parent();
         while let Some(p) = parent.filter(|p| p.kind() == "parenthesized_expression") {
             parent = p.parent();
         }
         let Some(parent) = parent else { continue };
         let assigned_again = parent.kind() == "assignment_expression"
-            && parent.child_by_field_name("left").map(strip_parens).map(|l| l.id()) == Some(node.id());
+            && parent
+                .child_by_field_name("left")
+                .map(strip_parens)
+                .map(|l| l.id())
+                == Some(node.id());
         if assigned_again {
             break;
         }
         let evidence = vec![Related {
             range: ByteRange::of(assign),
-            message: Message::new().text(format!("`{var}` holds the byte count of {name}() from here")),
+            message: Message::new().text(format!(
+                "`{var}` holds the byte count of {name}() from here"
+            )),
         }];
-        let prefix = Message::new().text(format!("`{var}` holds the result of {name}() at ")).line_of(assign.start_byte());
+        let prefix = Message::new()
+            .text(format!("`{var}` holds the result of {name}() at "))
+            .line_of(assign.start_byte());
         if parent.kind() == "return_statement" && signed {
             out.push(Candidate {
                 range: ByteRange::of(node),
@@ -82,21 +101,34 @@ fn later_misuse(ctx: &Context, assign: tree_sitter::Node, var: &str, name: &str,
                 fixes: vec![replace(ByteRange::of(node), format!("{var} ? -EFAULT : 0"), "Return -EFAULT when the copy failed")],
             });
         } else if parent.kind() == "binary_expression"
-            && parent.child_by_field_name("operator").is_some_and(|o| ctx.text(o) == "<")
-            && parent.child_by_field_name("right").is_some_and(|r| ctx.text(r) == "0")
+            && parent
+                .child_by_field_name("operator")
+                .is_some_and(|o| ctx.text(o) == "<")
+            && parent
+                .child_by_field_name("right")
+                .is_some_and(|r| ctx.text(r) == "0")
         {
             out.push(Candidate {
                 range: ByteRange::of(parent),
                 message: prefix.text(", which is never negative, so `< 0` is always false"),
                 related: evidence,
-                fixes: vec![replace(ByteRange::of(parent), var, "Test the result for non-zero")],
+                fixes: vec![replace(
+                    ByteRange::of(parent),
+                    var,
+                    "Test the result for non-zero",
+                )],
             });
         }
     }
     out
 }
 
-fn collect_identifiers<'t>(ctx: &Context<'t>, node: tree_sitter::Node<'t>, name: &str, out: &mut Vec<tree_sitter::Node<'t>>) {
+fn collect_identifiers<'t>(
+    ctx: &Context<'t>,
+    node: tree_sitter::Node<'t>,
+    name: &str,
+    out: &mut Vec<tree_sitter::Node<'t>>,
+) {
     if node.kind() == "identifier" && ctx.text(node) == name {
         out.push(node);
         return;

@@ -24,13 +24,21 @@ pub fn declared<'t>(function: Node<'t>, name: &str, source: &str) -> Option<Decl
     let mut found: Vec<Declared<'t>> = Vec::new();
     collect(function, name, source, false, &mut found);
     let first = found.first()?.clone();
-    let agree = found
-        .iter()
-        .all(|d| d.pointer == first.pointer && d.array == first.array && syntax::text(d.type_node, source) == syntax::text(first.type_node, source));
+    let agree = found.iter().all(|d| {
+        d.pointer == first.pointer
+            && d.array == first.array
+            && syntax::text(d.type_node, source) == syntax::text(first.type_node, source)
+    });
     agree.then_some(first)
 }
 
-fn collect<'t>(node: Node<'t>, name: &str, source: &str, in_params: bool, out: &mut Vec<Declared<'t>>) {
+fn collect<'t>(
+    node: Node<'t>,
+    name: &str,
+    source: &str,
+    in_params: bool,
+    out: &mut Vec<Declared<'t>>,
+) {
     let is_param = node.kind() == "parameter_declaration";
     if node.kind() == "declaration" || is_param {
         if let Some(type_node) = node.child_by_field_name("type") {
@@ -51,7 +59,13 @@ fn collect<'t>(node: Node<'t>, name: &str, source: &str, in_params: bool, out: &
     }
     let mut cursor = node.walk();
     for child in node.named_children(&mut cursor) {
-        collect(child, name, source, in_params || node.kind() == "parameter_list", out);
+        collect(
+            child,
+            name,
+            source,
+            in_params || node.kind() == "parameter_list",
+            out,
+        );
     }
 }
 
@@ -62,7 +76,10 @@ fn shape(mut declarator: Node) -> (bool, bool) {
             "pointer_declarator" => return (true, false),
             "array_declarator" => return (false, true),
             "init_declarator" | "parenthesized_declarator" | "attributed_declarator" => {
-                match declarator.child_by_field_name("declarator").or_else(|| declarator.named_child(0)) {
+                match declarator
+                    .child_by_field_name("declarator")
+                    .or_else(|| declarator.named_child(0))
+                {
                     Some(inner) => declarator = inner,
                     None => return (false, false),
                 }
@@ -78,15 +95,41 @@ pub fn is_unsigned(type_text: &str) -> bool {
     words.contains(&"unsigned")
         || matches!(
             words.as_slice(),
-            ["size_t" | "u8" | "u16" | "u32" | "u64" | "__u8" | "__u16" | "__u32" | "__u64" | "uint8_t" | "uint16_t"
-                | "uint32_t" | "uint64_t" | "uintptr_t" | "uint" | "ulong" | "ushort" | "u_int" | "u_long"
-                | "__le16" | "__le32" | "__le64" | "__be16" | "__be32" | "__be64" | "gfp_t" | "dma_addr_t"]
+            ["size_t"
+                | "u8"
+                | "u16"
+                | "u32"
+                | "u64"
+                | "__u8"
+                | "__u16"
+                | "__u32"
+                | "__u64"
+                | "uint8_t"
+                | "uint16_t"
+                | "uint32_t"
+                | "uint64_t"
+                | "uintptr_t"
+                | "uint"
+                | "ulong"
+                | "ushort"
+                | "u_int"
+                | "u_long"
+                | "__le16"
+                | "__le32"
+                | "__le64"
+                | "__be16"
+                | "__be32"
+                | "__be64"
+                | "gfp_t"
+                | "dma_addr_t"]
         )
 }
 
 /// The return type of a function definition, and whether it returns a pointer.
 pub fn return_type<'t>(function: Node<'t>, source: &'t str) -> (&'t str, bool) {
-    let type_text = function.child_by_field_name("type").map_or("", |t| syntax::text(t, source));
+    let type_text = function
+        .child_by_field_name("type")
+        .map_or("", |t| syntax::text(t, source));
     let pointer = function
         .child_by_field_name("declarator")
         .is_some_and(|d| d.kind() == "pointer_declarator");
@@ -97,5 +140,9 @@ pub fn return_type<'t>(function: Node<'t>, source: &'t str) -> (&'t str, bool) {
 /// function that reports errors as negative numbers.
 pub fn returns_signed_int(function: Node, source: &str) -> bool {
     let (type_text, pointer) = return_type(function, source);
-    !pointer && matches!(type_text, "int" | "long" | "long int" | "ssize_t" | "long long" | "s32" | "s64")
+    !pointer
+        && matches!(
+            type_text,
+            "int" | "long" | "long int" | "ssize_t" | "long long" | "s32" | "s64"
+        )
 }

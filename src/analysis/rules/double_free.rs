@@ -21,11 +21,15 @@ pub const RULE: Rule = Rule {
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     for fact in ctx.facts() {
-        let Fact::DoubleFree { var, first, second } = fact else { continue };
+        let Fact::DoubleFree { var, first, second } = fact else {
+            continue;
+        };
         out.push(Candidate {
             range: second,
             message: Message::new()
-                .text(format!("`{var}` is freed again here; it was already freed at "))
+                .text(format!(
+                    "`{var}` is freed again here; it was already freed at "
+                ))
                 .line_of(first.start),
             related: vec![Related {
                 range: first,
@@ -42,11 +46,26 @@ fn clear_after_first(ctx: &Context, first: ByteRange, var: &str) -> Option<Fix> 
     let call = ctx.node_at(first)?;
     let accepts_null = matches!(
         callee_name(call, ctx.source),
-        Some("kfree" | "kvfree" | "vfree" | "kfree_sensitive" | "kvfree_sensitive" | "kzfree" | "free")
+        Some(
+            "kfree"
+                | "kvfree"
+                | "vfree"
+                | "kfree_sensitive"
+                | "kvfree_sensitive"
+                | "kzfree"
+                | "free"
+        )
     );
-    let statement = call.parent().filter(|s| s.kind() == "expression_statement")?;
+    let statement = call
+        .parent()
+        .filter(|s| s.kind() == "expression_statement")?;
     if !accepts_null {
         return None;
     }
-    insert_after(ctx.source, statement, &[format!("{var} = NULL;")], format!("Set `{var}` to NULL after the first free"))
+    insert_after(
+        ctx.source,
+        statement,
+        &[format!("{var} = NULL;")],
+        format!("Set `{var}` to NULL after the first free"),
+    )
 }

@@ -22,8 +22,12 @@ pub const RULE: Rule = Rule {
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     for fact in ctx.facts() {
-        let Fact::Leak { var, alloc, exit } = fact else { continue };
-        let Some(call) = ctx.node_at(alloc) else { continue };
+        let Fact::Leak { var, alloc, exit } = fact else {
+            continue;
+        };
+        let Some(call) = ctx.node_at(alloc) else {
+            continue;
+        };
         let allocator = callee_name(call, ctx.source).unwrap_or("the allocator");
         let mut related = vec![Related {
             range: alloc,
@@ -32,13 +36,21 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         related.extend(exit_related(&exit, "the error return"));
         let fix = free_call(ctx, call, allocator, &var).and_then(|free| {
             let statement = ctx.node_at(exit.decision())?;
-            insert_before(ctx.source, statement, &[free], format!("Free `{var}` before leaving"))
+            insert_before(
+                ctx.source,
+                statement,
+                &[free],
+                format!("Free `{var}` before leaving"),
+            )
         });
         out.push(Candidate {
             range: exit.decision(),
             message: exit_message(
                 ctx.source,
-                Message::new().text(format!("`{var}` allocated at ")).line_of(alloc.start).text(" is not freed "),
+                Message::new()
+                    .text(format!("`{var}` allocated at "))
+                    .line_of(alloc.start)
+                    .text(" is not freed "),
                 &exit,
                 "error return",
             ),

@@ -23,8 +23,13 @@ pub const RULE: Rule = Rule {
 /// A function documented (`__acquires`) or named (`foo_lock`, `lock_foo`) to return with a lock held.
 fn keeps_lock_by_design(ctx: &Context) -> bool {
     let name = function_name(ctx.function).map_or("", |n| ctx.text(n));
-    let named = name.split('_').any(|part| part == "lock" || part == "acquire");
-    let header_end = ctx.function.child_by_field_name("body").map_or(ctx.function.end_byte(), |b| b.start_byte());
+    let named = name
+        .split('_')
+        .any(|part| part == "lock" || part == "acquire");
+    let header_end = ctx
+        .function
+        .child_by_field_name("body")
+        .map_or(ctx.function.end_byte(), |b| b.start_byte());
     let header = &ctx.source[ctx.function.start_byte()..header_end];
     named || header.contains("__acquires") || ctx.text(ctx.function).contains("__acquire(")
 }
@@ -35,8 +40,17 @@ fn check(ctx: &Context) -> Vec<Candidate> {
     }
     let mut out = Vec::new();
     for fact in ctx.facts() {
-        let Fact::LockHeld { lock, acquire, exit } = fact else { continue };
-        let Some(call) = ctx.node_at(acquire) else { continue };
+        let Fact::LockHeld {
+            lock,
+            acquire,
+            exit,
+        } = fact
+        else {
+            continue;
+        };
+        let Some(call) = ctx.node_at(acquire) else {
+            continue;
+        };
         let taker = callee_name(call, ctx.source).unwrap_or("the lock call");
         let mut related = vec![Related {
             range: acquire,
@@ -48,7 +62,12 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             if statement.kind() == "compound_statement" {
                 return None;
             }
-            insert_before(ctx.source, statement, &[release], format!("Release `{lock}` before leaving"))
+            insert_before(
+                ctx.source,
+                statement,
+                &[release],
+                format!("Release `{lock}` before leaving"),
+            )
         });
         out.push(Candidate {
             range: exit.decision(),

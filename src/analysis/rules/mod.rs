@@ -159,7 +159,9 @@ impl<'t> Context<'t> {
 
     /// The smallest node that spans exactly `range`, or the smallest one around it.
     pub fn node_at(&self, range: ByteRange) -> Option<Node<'t>> {
-        let mut node = self.function.descendant_for_byte_range(range.start, range.end)?;
+        let mut node = self
+            .function
+            .descendant_for_byte_range(range.start, range.end)?;
         while ByteRange::of(node) != range {
             match node.parent() {
                 Some(parent) if ByteRange::of(parent).start <= range.start => node = parent,
@@ -179,7 +181,11 @@ impl<'t> Context<'t> {
             let parent = node.parent()?;
             if matches!(
                 parent.kind(),
-                "compound_statement" | "if_statement" | "else_clause" | "labeled_statement" | "case_statement"
+                "compound_statement"
+                    | "if_statement"
+                    | "else_clause"
+                    | "labeled_statement"
+                    | "case_statement"
             ) && node.kind() != "parenthesized_expression"
             {
                 return Some(node);
@@ -204,7 +210,11 @@ fn run_query<'t>(index: usize, function: Node<'t>, source: &'t str) -> Vec<Match
     let mut matches = cursor.matches(query, function, source.as_bytes());
     while let Some(m) = matches.next() {
         out.push(Match {
-            captures: m.captures.iter().map(|c| (names[c.index as usize], c.node)).collect(),
+            captures: m
+                .captures
+                .iter()
+                .map(|c| (names[c.index as usize], c.node))
+                .collect(),
         });
     }
     out
@@ -214,7 +224,11 @@ fn run_query<'t>(index: usize, function: Node<'t>, source: &'t str) -> Vec<Match
 pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Vec<Finding> {
     let mut findings = Vec::new();
     for (index, rule) in RULES.iter().enumerate() {
-        let context = Context { function, source, matches: run_query(index, function, source) };
+        let context = Context {
+            function,
+            source,
+            matches: run_query(index, function, source),
+        };
         let mut seen: Vec<(ByteRange, Message)> = Vec::new();
         for candidate in (rule.check)(&context) {
             let key = (candidate.range, candidate.message.clone());
@@ -233,8 +247,13 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
                 fixes: Vec::new(),
             };
             if options.fixes {
-                let proposals = candidate.fixes.into_iter().chain(std::iter::once(suppression(source, &finding)));
-                finding.fixes = proposals.filter(|f| fix::verify(function, source, &finding, f)).collect();
+                let proposals = candidate
+                    .fixes
+                    .into_iter()
+                    .chain(std::iter::once(suppression(source, &finding)));
+                finding.fixes = proposals
+                    .filter(|f| fix::verify(function, source, &finding, f))
+                    .collect();
             }
             findings.push(finding);
         }
@@ -250,12 +269,19 @@ pub const SUPPRESS_MARKER: &str = "aidiag-ignore:";
 fn is_suppressed(source: &str, range: ByteRange, rule: &str) -> bool {
     let start = syntax::line_start(source, range.start);
     let previous = syntax::line_start(source, start.saturating_sub(1));
-    let line_end = source[start..].find(['\n', '\r']).map_or(source.len(), |i| start + i);
+    let line_end = source[start..]
+        .find(['\n', '\r'])
+        .map_or(source.len(), |i| start + i);
     let lines = &source[previous.min(start)..line_end];
     lines.lines().any(|line| {
-        let Some(at) = line.find(SUPPRESS_MARKER) else { return false };
+        let Some(at) = line.find(SUPPRESS_MARKER) else {
+            return false;
+        };
         let comment = line[..at].contains("/*") || line[..at].contains("//");
-        let ids = line[at + SUPPRESS_MARKER.len()..].split("*/").next().unwrap_or("");
+        let ids = line[at + SUPPRESS_MARKER.len()..]
+            .split("*/")
+            .next()
+            .unwrap_or("");
         comment && ids.split([',', ' ']).any(|id| id.trim() == rule)
     })
 }
@@ -268,7 +294,11 @@ fn suppression(source: &str, finding: &Finding) -> Fix {
         title: format!("Suppress {} here", finding.rule),
         edits: vec![super::finding::Edit {
             range: ByteRange::new(start, start),
-            text: format!("{indent}/* {SUPPRESS_MARKER} {} */{}", finding.rule, syntax::newline(source)),
+            text: format!(
+                "{indent}/* {SUPPRESS_MARKER} {} */{}",
+                finding.rule,
+                syntax::newline(source)
+            ),
         }],
         preferred: false,
     }
@@ -278,7 +308,12 @@ fn suppression(source: &str, finding: &Finding) -> Fix {
 ///
 /// A statement that is the whole body of an `if` or `else` gets braces, so the inserted code runs
 /// only on that branch.
-pub fn insert_before(source: &str, statement: Node, lines: &[String], title: String) -> Option<Fix> {
+pub fn insert_before(
+    source: &str,
+    statement: Node,
+    lines: &[String],
+    title: String,
+) -> Option<Fix> {
     let nl = syntax::newline(source);
     let parent = statement.parent()?;
     let edit = match parent.kind() {
@@ -293,7 +328,10 @@ pub fn insert_before(source: &str, statement: Node, lines: &[String], title: Str
                 text.push_str(line);
                 text.push_str(nl);
             }
-            super::finding::Edit { range: ByteRange::new(start, start), text }
+            super::finding::Edit {
+                range: ByteRange::new(start, start),
+                text,
+            }
         }
         "if_statement" | "else_clause" => {
             let (head, owner) = if parent.kind() == "if_statement" {
@@ -308,12 +346,22 @@ pub fn insert_before(source: &str, statement: Node, lines: &[String], title: Str
             for line in lines {
                 text.push_str(&format!("{inner}{line}{nl}"));
             }
-            text.push_str(&format!("{inner}{}{nl}{indent}}}", syntax::text(statement, source)));
-            super::finding::Edit { range: ByteRange::new(head.end_byte(), statement.end_byte()), text }
+            text.push_str(&format!(
+                "{inner}{}{nl}{indent}}}",
+                syntax::text(statement, source)
+            ));
+            super::finding::Edit {
+                range: ByteRange::new(head.end_byte(), statement.end_byte()),
+                text,
+            }
         }
         _ => return None,
     };
-    Some(Fix { title, edits: vec![edit], preferred: true })
+    Some(Fix {
+        title,
+        edits: vec![edit],
+        preferred: true,
+    })
 }
 
 /// Builds a fix that inserts `lines` on the lines after `statement`, with its indentation. The
@@ -332,16 +380,60 @@ pub fn insert_after(source: &str, statement: Node, lines: &[String], title: Stri
     let nl = syntax::newline(source);
     let text: String = lines.iter().map(|l| format!("{indent}{l}{nl}")).collect();
     let at = end + eol + 1;
-    Some(Fix { title, edits: vec![super::finding::Edit { range: ByteRange::new(at, at), text }], preferred: true })
+    Some(Fix {
+        title,
+        edits: vec![super::finding::Edit {
+            range: ByteRange::new(at, at),
+            text,
+        }],
+        preferred: true,
+    })
 }
 
 /// A one-edit fix that replaces `range` by `text`.
 pub fn replace(range: ByteRange, text: impl Into<String>, title: impl Into<String>) -> Fix {
     Fix {
         title: title.into(),
-        edits: vec![super::finding::Edit { range, text: text.into() }],
+        edits: vec![super::finding::Edit {
+            range,
+            text: text.into(),
+        }],
         preferred: true,
     }
+}
+
+/// Finishes a message about a path that leaves the function: "on the error return at line 19",
+/// or "when `goto out` at line 19 leads to the error return at line 30".
+pub fn exit_message(source: &str, prefix: Message, exit: &flow::Exit, what: &str) -> Message {
+    let end_of_function = source.get(exit.ret.start..exit.ret.end) == Some("}");
+    let target = |m: Message| {
+        if end_of_function {
+            m.text("the end of the function at ")
+                .line_of(exit.ret.start)
+        } else {
+            m.text(format!("the {what} at ")).line_of(exit.ret.start)
+        }
+    };
+    match &exit.goto {
+        None if end_of_function => target(prefix.text("at ")),
+        None => target(prefix.text("on ")),
+        Some((at, label)) => target(
+            prefix
+                .text(format!("when `goto {label}` at "))
+                .line_of(at.start)
+                .text(" leads to "),
+        ),
+    }
+}
+
+/// The evidence for a path that left through a `goto`: where it finally returned.
+pub fn exit_related(exit: &flow::Exit, what: &str) -> Option<super::finding::Related> {
+    exit.goto
+        .as_ref()
+        .map(|(_, label)| super::finding::Related {
+            range: exit.ret,
+            message: Message::new().text(format!("{what} reached from `goto {label}`")),
+        })
 }
 
 #[cfg(test)]
@@ -377,35 +469,4 @@ mod tests {
         assert!(is_suppressed(src, range, "leak-on-error"));
         assert!(!is_suppressed(src, range, "double-free"));
     }
-}
-
-/// Finishes a message about a path that leaves the function: "on the error return at line 19",
-/// or "when `goto out` at line 19 leads to the error return at line 30".
-pub fn exit_message(source: &str, prefix: Message, exit: &flow::Exit, what: &str) -> Message {
-    let end_of_function = source.get(exit.ret.start..exit.ret.end) == Some("}");
-    let target = |m: Message| {
-        if end_of_function {
-            m.text("the end of the function at ").line_of(exit.ret.start)
-        } else {
-            m.text(format!("the {what} at ")).line_of(exit.ret.start)
-        }
-    };
-    match &exit.goto {
-        None if end_of_function => target(prefix.text("at ")),
-        None => target(prefix.text("on ")),
-        Some((at, label)) => target(
-            prefix
-                .text(format!("when `goto {label}` at "))
-                .line_of(at.start)
-                .text(" leads to "),
-        ),
-    }
-}
-
-/// The evidence for a path that left through a `goto`: where it finally returned.
-pub fn exit_related(exit: &flow::Exit, what: &str) -> Option<super::finding::Related> {
-    exit.goto.as_ref().map(|(_, label)| super::finding::Related {
-        range: exit.ret,
-        message: Message::new().text(format!("{what} reached from `goto {label}`")),
-    })
 }

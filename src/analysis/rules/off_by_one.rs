@@ -20,31 +20,54 @@ pub const RULE: Rule = Rule {
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     for m in &ctx.matches {
-        if let (Some(compare), Some(index), Some(array), Some(body)) =
-            (m.get("compare"), m.get("index"), m.get("array"), m.get("body"))
-        {
+        if let (Some(compare), Some(index), Some(array), Some(body)) = (
+            m.get("compare"),
+            m.get("index"),
+            m.get("array"),
+            m.get("body"),
+        ) {
             let (index, array) = (ctx.text(index), squash(ctx.text(array)));
-            let Some(access) = find_subscript(ctx, body, &array, index) else { continue };
-            let Some(operator) = compare.child_by_field_name("operator") else { continue };
+            let Some(access) = find_subscript(ctx, body, &array, index) else {
+                continue;
+            };
+            let Some(operator) = compare.child_by_field_name("operator") else {
+                continue;
+            };
             out.push(Candidate {
                 range: ByteRange::of(compare),
                 message: Message::new()
-                    .text(format!("the loop runs while `{}`, so its last pass reads `{}` at ", ctx.text(compare), ctx.text(access)))
+                    .text(format!(
+                        "the loop runs while `{}`, so its last pass reads `{}` at ",
+                        ctx.text(compare),
+                        ctx.text(access)
+                    ))
                     .line_of(access.start_byte())
                     .text(" one past the end"),
                 related: vec![Related {
                     range: ByteRange::of(access),
-                    message: Message::new().text(format!("`{}` is indexed with `{index}` here", ctx.text(access.child_by_field_name("argument").unwrap_or(access)))),
+                    message: Message::new().text(format!(
+                        "`{}` is indexed with `{index}` here",
+                        ctx.text(access.child_by_field_name("argument").unwrap_or(access))
+                    )),
                 }],
-                fixes: vec![replace(ByteRange::of(operator), "<", "Use `<` in the loop condition")],
+                fixes: vec![replace(
+                    ByteRange::of(operator),
+                    "<",
+                    "Use `<` in the loop condition",
+                )],
             });
-        } else if let (Some(subscript), Some(array), Some(size_of)) = (m.get("subscript"), m.get("array"), m.get("size.of")) {
+        } else if let (Some(subscript), Some(array), Some(size_of)) =
+            (m.get("subscript"), m.get("array"), m.get("size.of"))
+        {
             let name = ctx.text(array);
             if name != ctx.text(size_of) {
                 continue;
             }
-            let is_array = declarations::declared(ctx.function, name, ctx.source).is_some_and(|d| d.array);
-            let Some(index) = subscript.child_by_field_name("index") else { continue };
+            let is_array =
+                declarations::declared(ctx.function, name, ctx.source).is_some_and(|d| d.array);
+            let Some(index) = subscript.child_by_field_name("index") else {
+                continue;
+            };
             if !is_array {
                 continue;
             }
@@ -68,17 +91,26 @@ fn check(ctx: &Context) -> Vec<Candidate> {
 }
 
 /// Finds `array[index]` in `node`.
-fn find_subscript<'t>(ctx: &Context<'t>, node: tree_sitter::Node<'t>, array: &str, index: &str) -> Option<tree_sitter::Node<'t>> {
+fn find_subscript<'t>(
+    ctx: &Context<'t>,
+    node: tree_sitter::Node<'t>,
+    array: &str,
+    index: &str,
+) -> Option<tree_sitter::Node<'t>> {
     if node.kind() == "subscript_expression" {
-        let same_array = node.child_by_field_name("argument").is_some_and(|a| squash(ctx.text(a)) == array);
-        let same_index = node
-            .child_by_field_name("index")
-            .is_some_and(|i| strip_parens(i).kind() == "identifier" && ctx.text(strip_parens(i)) == index);
+        let same_array = node
+            .child_by_field_name("argument")
+            .is_some_and(|a| squash(ctx.text(a)) == array);
+        let same_index = node.child_by_field_name("index").is_some_and(|i| {
+            strip_parens(i).kind() == "identifier" && ctx.text(strip_parens(i)) == index
+        });
         if same_array && same_index {
             return Some(node);
         }
     }
     let mut cursor = node.walk();
     let children: Vec<_> = node.named_children(&mut cursor).collect();
-    children.into_iter().find_map(|c| find_subscript(ctx, c, array, index))
+    children
+        .into_iter()
+        .find_map(|c| find_subscript(ctx, c, array, index))
 }

@@ -37,10 +37,14 @@ fn is_constant(ctx: &Context, node: tree_sitter::Node) -> bool {
     let node = strip_parens(node);
     match node.kind() {
         "number_literal" | "sizeof_expression" | "char_literal" | "alignof_expression" => true,
-        "identifier" => ctx.text(node).chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
-        "binary_expression" => ["left", "right"]
-            .iter()
-            .all(|f| node.child_by_field_name(f).is_some_and(|n| is_constant(ctx, n))),
+        "identifier" => ctx
+            .text(node)
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
+        "binary_expression" => ["left", "right"].iter().all(|f| {
+            node.child_by_field_name(f)
+                .is_some_and(|n| is_constant(ctx, n))
+        }),
         _ => false,
     }
 }
@@ -48,16 +52,28 @@ fn is_constant(ctx: &Context, node: tree_sitter::Node) -> bool {
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     for m in &ctx.matches {
-        let (Some(call), Some(size), Some(name)) = (m.get("call"), m.get("size"), m.get("fn")) else { continue };
-        let (Some(left), Some(right)) = (size.child_by_field_name("left"), size.child_by_field_name("right")) else {
+        let (Some(call), Some(size), Some(name)) = (m.get("call"), m.get("size"), m.get("fn"))
+        else {
+            continue;
+        };
+        let (Some(left), Some(right)) = (
+            size.child_by_field_name("left"),
+            size.child_by_field_name("right"),
+        ) else {
             continue;
         };
         if is_constant(ctx, size) {
             continue;
         }
         let name = ctx.text(name);
-        let Some(&(_, array)) = ARRAY_ALLOCATORS.iter().find(|(a, _)| *a == name) else { continue };
-        let (count, each) = if strip_parens(left).kind() == "sizeof_expression" { (right, left) } else { (left, right) };
+        let Some(&(_, array)) = ARRAY_ALLOCATORS.iter().find(|(a, _)| *a == name) else {
+            continue;
+        };
+        let (count, each) = if strip_parens(left).kind() == "sizeof_expression" {
+            (right, left)
+        } else {
+            (left, right)
+        };
         let args: Vec<String> = call_arguments(call)
             .into_iter()
             .map(|a| {

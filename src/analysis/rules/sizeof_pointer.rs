@@ -17,16 +17,30 @@ pub const RULE: Rule = Rule {
     check,
 };
 
-const ALLOCATORS: &[&str] = &["kmalloc", "kzalloc", "kvmalloc", "kvzalloc", "vmalloc", "vzalloc", "malloc", "devm_kmalloc", "devm_kzalloc"];
+const ALLOCATORS: &[&str] = &[
+    "kmalloc",
+    "kzalloc",
+    "kvmalloc",
+    "kvzalloc",
+    "vmalloc",
+    "vzalloc",
+    "malloc",
+    "devm_kmalloc",
+    "devm_kzalloc",
+];
 
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     for m in &ctx.matches {
-        let (Some(call), Some(var), Some(size), Some(name)) = (m.get("call"), m.get("var"), m.get("sizeof"), m.get("fn")) else {
+        let (Some(call), Some(var), Some(size), Some(name)) =
+            (m.get("call"), m.get("var"), m.get("sizeof"), m.get("fn"))
+        else {
             continue;
         };
         let (var, name) = (ctx.text(var), ctx.text(name));
-        let Some(declared) = declarations::declared(ctx.function, var, ctx.source) else { continue };
+        let Some(declared) = declarations::declared(ctx.function, var, ctx.source) else {
+            continue;
+        };
         if !declared.pointer {
             continue;
         }
@@ -50,9 +64,16 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         let type_node = declared.type_node;
         let object = matches!(type_node.kind(), "struct_specifier" | "union_specifier")
             || (type_node.kind() == "type_identifier"
-                && !matches!(ctx.text(type_node), "u8" | "s8" | "__u8" | "uint8_t" | "int8_t" | "u_char"));
+                && !matches!(
+                    ctx.text(type_node),
+                    "u8" | "s8" | "__u8" | "uint8_t" | "int8_t" | "u_char"
+                ));
         let fixes = if object {
-            vec![replace(ByteRange::of(size), format!("sizeof(*{var})"), format!("Use `sizeof(*{var})`"))]
+            vec![replace(
+                ByteRange::of(size),
+                format!("sizeof(*{var})"),
+                format!("Use `sizeof(*{var})`"),
+            )]
         } else {
             Vec::new()
         };
@@ -75,7 +96,10 @@ fn check(ctx: &Context) -> Vec<Candidate> {
 /// The variable an allocation is assigned to (`p = kmalloc(...)`, `struct foo *p = kmalloc(...)`).
 fn allocated_into(ctx: &Context, call: tree_sitter::Node) -> Option<String> {
     let mut parent = call.parent()?;
-    while matches!(parent.kind(), "parenthesized_expression" | "cast_expression") {
+    while matches!(
+        parent.kind(),
+        "parenthesized_expression" | "cast_expression"
+    ) {
         parent = parent.parent()?;
     }
     let target = match parent.kind() {

@@ -22,15 +22,21 @@ pub const RULE: Rule = Rule {
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     for fact in ctx.facts() {
-        let Fact::UncheckedUse { var, alloc, at } = fact else { continue };
-        let Some(call) = ctx.node_at(alloc) else { continue };
+        let Fact::UncheckedUse { var, alloc, at } = fact else {
+            continue;
+        };
+        let Some(call) = ctx.node_at(alloc) else {
+            continue;
+        };
         let name = callee_name(call, ctx.source).unwrap_or("the allocator");
         out.push(Candidate {
             range: at,
             message: Message::new()
                 .text(format!("`{var}` from {name}() at "))
                 .line_of(alloc.start)
-                .text(format!(" is dereferenced here without a NULL check; {name}() returns NULL on failure")),
+                .text(format!(
+                    " is dereferenced here without a NULL check; {name}() returns NULL on failure"
+                )),
             related: vec![Related {
                 range: alloc,
                 message: Message::new().text(format!("`{var}` is allocated here and may be NULL")),
@@ -47,14 +53,20 @@ fn null_check(ctx: &Context, call: tree_sitter::Node, var: &str, allocator: &str
     if !matches!(statement.kind(), "expression_statement" | "declaration") {
         return None;
     }
-    let kernel = !matches!(allocator, "malloc" | "calloc" | "realloc" | "strdup" | "strndup");
+    let kernel = !matches!(
+        allocator,
+        "malloc" | "calloc" | "realloc" | "strdup" | "strndup"
+    );
     let function_text = ctx.text(ctx.function);
     let (return_type, pointer) = declarations::return_type(ctx.function, ctx.source);
     let failure = if declarations::returns_signed_int(ctx.function, ctx.source) && kernel {
         "return -ENOMEM;"
     } else if return_type == "void" && !pointer {
         "return;"
-    } else if pointer && function_text.contains("return NULL;") && !function_text.contains("ERR_PTR(") {
+    } else if pointer
+        && function_text.contains("return NULL;")
+        && !function_text.contains("ERR_PTR(")
+    {
         "return NULL;"
     } else {
         return None;

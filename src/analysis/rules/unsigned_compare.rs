@@ -21,19 +21,29 @@ pub const RULE: Rule = Rule {
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     for m in &ctx.matches {
-        let (Some(compare), Some(value)) = (m.get("compare"), m.get("value")) else { continue };
+        let (Some(compare), Some(value)) = (m.get("compare"), m.get("value")) else {
+            continue;
+        };
         let value = strip_parens(value);
         if value.kind() != "identifier" {
             continue;
         }
         let name = ctx.text(value);
-        let Some(declared) = declarations::declared(ctx.function, name, ctx.source) else { continue };
+        let Some(declared) = declarations::declared(ctx.function, name, ctx.source) else {
+            continue;
+        };
         let type_text = ctx.text(declared.type_node);
         if declared.pointer || declared.array || !declarations::is_unsigned(type_text) {
             continue;
         }
-        let op = compare.child_by_field_name("operator").map_or("", |o| ctx.text(o));
-        let always = if matches!(op, "<" | ">") { "false" } else { "true" };
+        let op = compare
+            .child_by_field_name("operator")
+            .map_or("", |o| ctx.text(o));
+        let always = if matches!(op, "<" | ">") {
+            "false"
+        } else {
+            "true"
+        };
         out.push(Candidate {
             range: ByteRange::of(compare),
             message: Message::new().text(format!(

@@ -22,7 +22,9 @@ fn check(ctx: &Context) -> Vec<Candidate> {
     let mut reported = std::collections::HashSet::new();
     let mut out = Vec::new();
     for fact in ctx.facts() {
-        let Fact::UseAfterFree { var, free, at } = fact else { continue };
+        let Fact::UseAfterFree { var, free, at } = fact else {
+            continue;
+        };
         if !reported.insert((var.clone(), free)) {
             continue;
         }

@@ -11,13 +11,23 @@ use crate::server::{line_index, Session};
 pub fn run(session: &Session, params: CodeActionParams) -> Vec<CodeActionOrCommand> {
     let encoding = session.encoding();
     let uri = params.text_document.uri;
-    let Some(document) = session.documents.get(&uri) else { return Vec::new() };
+    let Some(document) = session.documents.get(&uri) else {
+        return Vec::new();
+    };
     let wanted = line_index::byte_range(&document.rope, params.range, encoding);
-    let Some(function) = document.functions.at(wanted.start).cloned() else { return Vec::new() };
-    let Some(node) = function_node(&document.tree, function.range) else { return Vec::new() };
+    let Some(function) = document.functions.at(wanted.start).cloned() else {
+        return Vec::new();
+    };
+    let Some(node) = function_node(&document.tree, function.range) else {
+        return Vec::new();
+    };
     let text = document.rope.to_string();
     let findings = rules::check_function(node, &text, CheckOptions { fixes: true });
-    let target = Target { uri: &uri, rope: &document.rope, encoding };
+    let target = Target {
+        uri: &uri,
+        rope: &document.rope,
+        encoding,
+    };
     findings
         .iter()
         .filter(|f| f.range.overlaps(wanted))

@@ -7,7 +7,9 @@ use crate::server::Session;
 
 pub fn did_open(session: &Session, item: TextDocumentItem) {
     tracing::info!(uri = %item.uri, version = item.version, bytes = item.text.len(), "opened");
-    session.documents.insert(item.uri, Document::new(&item.text, item.version));
+    session
+        .documents
+        .insert(item.uri, Document::new(&item.text, item.version));
 }
 
 /// Applies the changes; false when the document is not open (the change is dropped).
@@ -18,7 +20,11 @@ pub fn did_change(session: &Session, params: DidChangeTextDocumentParams) -> boo
         tracing::warn!(%uri, "change for a document that is not open; ignored");
         return false;
     };
-    let changed = document.apply(&params.content_changes, params.text_document.version, encoding);
+    let changed = document.apply(
+        &params.content_changes,
+        params.text_document.version,
+        encoding,
+    );
     tracing::debug!(%uri, version = params.text_document.version, changed_functions = changed.len(), "changed");
     true
 }
