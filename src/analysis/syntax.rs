@@ -14,18 +14,24 @@ pub struct Parse {
     pub errors: usize,
 }
 
-fn new_parser() -> Parser {
-    let mut parser = Parser::new();
-    parser
-        .set_language(&language())
-        .expect("the bundled tree-sitter-c grammar matches the tree-sitter runtime");
-    parser
+thread_local! {
+    /// One parser per thread: creating a parser allocates its stacks and lexer buffers.
+    static PARSER: std::cell::RefCell<Parser> = std::cell::RefCell::new({
+        let mut parser = Parser::new();
+        parser
+            .set_language(&language())
+            .expect("the bundled tree-sitter-c grammar matches the tree-sitter runtime");
+        parser
+    });
+}
+
+fn with_parser<T>(f: impl FnOnce(&mut Parser) -> T) -> T {
+    PARSER.with(|p| f(&mut p.borrow_mut()))
 }
 
 /// Parses `text`, reusing `old_tree` (already edited with `Tree::edit`) when given.
 pub fn parse(text: &str, old_tree: Option<&Tree>) -> Parse {
-    let tree = new_parser()
-        .parse(text, old_tree)
+    let tree = with_parser(|p| p.parse(text, old_tree))
         .expect("tree-sitter parses without timeout or cancellation flag");
     let errors = count_errors(tree.root_node());
     Parse { tree, errors }
@@ -37,8 +43,7 @@ where
     F: FnMut(usize) -> T,
     T: AsRef<[u8]> + 'a,
 {
-    new_parser()
-        .parse_with_options(&mut |offset, _| read(offset), old_tree, None)
+    with_parser(|p| p.parse_with_options(&mut |offset, _| read(offset), old_tree, None))
         .expect("tree-sitter parses without timeout or cancellation flag")
 }
 

@@ -2,7 +2,7 @@
 //! state before any `.await`, never hold a lock across one, and hand checks to the scheduler.
 
 mod convert;
-mod document;
+pub mod document;
 mod handlers;
 pub mod line_index;
 mod scheduler;
