@@ -29,22 +29,37 @@ fn main() {
     let text = corpus::file(&corpus::fixture_functions(), 5_000, 0);
     let lines = text.lines().count();
     let function_count = functions::function_nodes(&syntax::parse(&text, None).tree).len();
-    println!("file: {lines} lines, {} bytes, {function_count} functions", text.len());
+    println!(
+        "file: {lines} lines, {} bytes, {function_count} functions",
+        text.len()
+    );
 
     // 1. One-character edits: insert a character inside a function body, then delete it again.
     let mut doc = Document::new(&text, 1);
-    let anchors: Vec<usize> = text.match_indices("return").map(|(i, _)| i).step_by(7).collect();
+    let anchors: Vec<usize> = text
+        .match_indices("return")
+        .map(|(i, _)| i)
+        .step_by(7)
+        .collect();
     let mut samples = Vec::new();
     let mut changed_total = 0;
     for round in 0..2_000 {
         let at = anchors[(round / 2) % anchors.len()];
         let version = round as i32 + 2;
-        let (start, end, insert) = if round % 2 == 0 { (at, at, "x") } else { (at, at + 1, "") };
+        let (start, end, insert) = if round % 2 == 0 {
+            (at, at, "x")
+        } else {
+            (at, at + 1, "")
+        };
         let range = Range::new(
             line_index::position(&doc.rope, start, Encoding::Utf16),
             line_index::position(&doc.rope, end, Encoding::Utf16),
         );
-        let change = TextDocumentContentChangeEvent { range: Some(range), range_length: None, text: insert.to_owned() };
+        let change = TextDocumentContentChangeEvent {
+            range: Some(range),
+            range_length: None,
+            text: insert.to_owned(),
+        };
         let t = Instant::now();
         let changed = doc.apply(&[change], version, Encoding::Utf16);
         samples.push(t.elapsed());
@@ -67,7 +82,10 @@ fn main() {
     let mut findings = 0;
     for _ in 0..30 {
         let t = Instant::now();
-        findings = nodes.iter().map(|n| rules::check_function(*n, &text, CheckOptions::default()).len()).sum();
+        findings = nodes
+            .iter()
+            .map(|n| rules::check_function(*n, &text, CheckOptions::default()).len())
+            .sum();
         samples.push(t.elapsed());
     }
     let full = median(samples);
@@ -79,6 +97,12 @@ fn main() {
 
     // 3. The same with fixes verified, as `aidiag check` does.
     let t = Instant::now();
-    let with_fixes: usize = nodes.iter().map(|n| rules::check_function(*n, &text, CheckOptions { fixes: true }).len()).sum();
-    println!("check all functions with fixes verified: {:.2} ms ({with_fixes} findings)", t.elapsed().as_secs_f64() * 1e3);
+    let with_fixes: usize = nodes
+        .iter()
+        .map(|n| rules::check_function(*n, &text, CheckOptions { fixes: true }).len())
+        .sum();
+    println!(
+        "check all functions with fixes verified: {:.2} ms ({with_fixes} findings)",
+        t.elapsed().as_secs_f64() * 1e3
+    );
 }

@@ -8,7 +8,10 @@ use aidiag::analysis::{functions, syntax};
 /// The functions of every rule fixture, in a fixed order.
 pub fn fixture_functions() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules");
-    let mut dirs: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     dirs.sort();
     let mut out = Vec::new();
     for dir in dirs {
@@ -34,7 +37,13 @@ pub fn file(functions: &[String], lines: usize, seed: usize) -> String {
         let parse = syntax::parse(f, None);
         let node = functions::function_nodes(&parse.tree)[0];
         let name = functions::function_name(node).unwrap();
-        let renamed = format!("{}{}_{}_{}", &f[..name.start_byte()], &f[name.byte_range()], seed, i);
+        let renamed = format!(
+            "{}{}_{}_{}",
+            &f[..name.start_byte()],
+            &f[name.byte_range()],
+            seed,
+            i
+        );
         text.push_str(&renamed);
         text.push_str(&f[name.end_byte()..]);
         text.push_str("\n\n");

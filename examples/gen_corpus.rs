@@ -7,7 +7,11 @@ mod corpus;
 fn main() {
     let mut args = std::env::args().skip(1);
     let dir = args.next().expect("usage: gen_corpus DIR [FILES] [LINES]");
-    let files = args.next().map_or(100, |n| n.parse().expect("FILES is a number"));
-    let lines = args.next().map_or(400, |n| n.parse().expect("LINES is a number"));
+    let files = args
+        .next()
+        .map_or(100, |n| n.parse().expect("FILES is a number"));
+    let lines = args
+        .next()
+        .map_or(400, |n| n.parse().expect("LINES is a number"));
     corpus::write_tree(std::path::Path::new(&dir), files, lines);
 }

@@ -38,6 +38,17 @@ impl Function {
             .and_then(|n| text.get(n.start_byte() - start..n.end_byte() - start))
             .unwrap_or("")
             .to_owned();
+        // Masked annotations (`__acquires(lock)`) are not tokens of the tree, but rules read them
+        // in the header, so the header's own text is part of the hash.
+        let header_end = node
+            .child_by_field_name("body")
+            .map_or(start, |b| b.start_byte());
+        normalized.push('\0');
+        normalized.extend(
+            text[..header_end - start]
+                .chars()
+                .filter(|c| !c.is_whitespace()),
+        );
         Function {
             name,
             range: ByteRange::of(node),

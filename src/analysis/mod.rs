@@ -4,6 +4,7 @@
 //! the command line. A test in `tests/layers.rs` keeps it that way.
 
 pub mod cache;
+pub mod dialect;
 pub mod finding;
 pub mod fix;
 pub mod flow;

@@ -29,15 +29,18 @@ fn with_parser<T>(f: impl FnOnce(&mut Parser) -> T) -> T {
     PARSER.with(|p| f(&mut p.borrow_mut()))
 }
 
-/// Parses `text`, reusing `old_tree` (already edited with `Tree::edit`) when given.
+/// Parses `text`, reusing `old_tree` (already edited with `Tree::edit`) when given. The kernel
+/// dialect is masked first (see `dialect`); offsets in the tree are offsets in `text`.
 pub fn parse(text: &str, old_tree: Option<&Tree>) -> Parse {
-    let tree = with_parser(|p| p.parse(text, old_tree))
+    let masked = super::dialect::mask(text);
+    let tree = with_parser(|p| p.parse(masked.as_bytes(), old_tree))
         .expect("tree-sitter parses without timeout or cancellation flag");
     let errors = count_errors(tree.root_node());
     Parse { tree, errors }
 }
 
-/// Parses text that is handed over in chunks (a rope), reusing `old_tree` when given.
+/// Parses text that is handed over in chunks (a rope), reusing `old_tree` when given. The
+/// chunks must already be masked (see `dialect`).
 pub fn parse_chunks<'a, F, T>(mut read: F, old_tree: Option<&Tree>) -> Tree
 where
     F: FnMut(usize) -> T,

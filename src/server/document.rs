@@ -8,7 +8,16 @@ use tree_sitter::{InputEdit, Point, Tree};
 
 use super::line_index::{self, Encoding};
 use crate::analysis::functions::{FunctionIndex, TextSource};
-use crate::analysis::{syntax, ByteRange};
+use crate::analysis::{dialect, syntax, ByteRange};
+
+/// The text of a line without its line break.
+fn line_text(rope: &Rope, line: usize) -> String {
+    let mut text = rope.line(line).to_string();
+    while text.ends_with(['\n', '\r']) {
+        text.pop();
+    }
+    text
+}
 
 /// A rope seen as text for the analysis core.
 pub struct RopeText<'a>(pub &'a Rope);
@@ -24,6 +33,9 @@ impl TextSource for RopeText<'_> {
 
 pub struct Document {
     pub rope: Rope,
+    /// The same text with the kernel dialect masked (see `analysis::dialect`): what the parser
+    /// reads. Same length, same characters at the same offsets except masked ASCII.
+    masked: Rope,
     pub version: i32,
     pub tree: Tree,
     pub functions: FunctionIndex,
@@ -51,13 +63,42 @@ fn parse_rope(rope: &Rope, old: Option<&Tree>) -> Tree {
 impl Document {
     pub fn new(text: &str, version: i32) -> Document {
         let rope = Rope::from_str(text);
-        let tree = parse_rope(&rope, None);
+        let masked = Rope::from_str(&dialect::mask(text));
+        let tree = parse_rope(&masked, None);
         let functions = FunctionIndex::build(&tree, &RopeText(&rope));
         Document {
             rope,
+            masked,
             version,
             tree,
             functions,
+        }
+    }
+
+    /// The last significant byte before `line`, the context that masking a line depends on.
+    fn context_before(&self, line: usize) -> Option<u8> {
+        (0..line)
+            .rev()
+            .find_map(|l| dialect::last_significant(&line_text(&self.rope, l)))
+    }
+
+    /// Masks lines `first..=last` again, and the lines after them whose context may have changed
+    /// (up to and including the first non-blank one).
+    fn remask(&mut self, first: usize, last: usize) {
+        let mut before = self.context_before(first);
+        for line in first..self.rope.len_lines() {
+            let original = line_text(&self.rope, line);
+            let masked = dialect::mask_line(&original, before);
+            if masked != line_text(&self.masked, line) {
+                let start = self.masked.line_to_char(line);
+                self.masked.remove(start..start + masked.chars().count());
+                self.masked.insert(start, &masked);
+            }
+            let significant = dialect::last_significant(&original);
+            before = significant.or(before);
+            if line > last && significant.is_some() {
+                break;
+            }
         }
     }
 
@@ -84,7 +125,10 @@ impl Document {
             let end_char = self.rope.byte_to_char(range.end);
             self.rope.remove(start_char..end_char);
             self.rope.insert(start_char, &change.text);
+            self.masked.remove(start_char..end_char);
+            self.masked.insert(start_char, &change.text);
             let new_end_byte = range.start + change.text.len();
+            self.remask(start_position.row, self.rope.byte_to_line(new_end_byte));
             let edit = InputEdit {
                 start_byte: range.start,
                 old_end_byte: range.end,
@@ -96,7 +140,7 @@ impl Document {
             self.tree.edit(&edit);
             edits.push(edit);
         }
-        self.tree = parse_rope(&self.rope, Some(&self.tree));
+        self.tree = parse_rope(&self.masked, Some(&self.tree));
         self.functions
             .update(&self.tree, &RopeText(&self.rope), &edits)
     }
@@ -144,7 +188,7 @@ mod tests {
             "/* c */",
             "",
         ];
-        for version in 2..400 {
+        for version in 2..1500 {
             let len = doc.rope.len_chars();
             let a = doc.rope.char_to_byte(next(len + 1));
             let b = doc.rope.char_to_byte(next(len + 1));

@@ -50,7 +50,12 @@ mod tests {
         let mut settings = Settings::default();
         let problems = settings.update(&serde_json::json!({"debounceMs": "fast", "colour": 1}));
         assert_eq!(problems.len(), 2);
-        assert!(problems[0].contains("aidiag.debounceMs"));
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("aidiag.debounceMs") && p.contains("0 to 10000")));
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("unknown setting aidiag.colour")));
         assert_eq!(settings, Settings::default());
         assert!(settings
             .update(&serde_json::json!({"debounceMs": 20}))

@@ -79,13 +79,28 @@ pub fn compile(rule: &Rule) -> Result<Query, String> {
         .map_err(|e| format!("query of rule {} does not compile: {e}", rule.id))
 }
 
-fn queries() -> &'static [Query] {
-    static QUERIES: OnceLock<Vec<Query>> = OnceLock::new();
-    QUERIES.get_or_init(|| {
-        RULES
-            .iter()
-            .map(|r| compile(r).expect("every shipped query compiles (tested)"))
-            .collect()
+/// All rule queries compiled as one, so a function is walked once for every rule; `owners[i]`
+/// is the index in `RULES` of the rule that pattern `i` belongs to.
+struct Combined {
+    query: Query,
+    owners: Vec<usize>,
+}
+
+fn combined() -> &'static Combined {
+    static COMBINED: OnceLock<Combined> = OnceLock::new();
+    COMBINED.get_or_init(|| {
+        let mut source = String::new();
+        let mut owners = Vec::new();
+        for (index, rule) in RULES.iter().enumerate() {
+            let alone = compile(rule).expect("every shipped query compiles (tested)");
+            owners.extend(std::iter::repeat_n(index, alone.pattern_count()));
+            source.push_str(rule.query);
+            source.push('\n');
+        }
+        let query = Query::new(&syntax::language(), &source)
+            .expect("the combined queries compile (tested)");
+        assert_eq!(query.pattern_count(), owners.len());
+        Combined { query, owners }
     })
 }
 
@@ -152,9 +167,14 @@ impl<'t> Context<'t> {
         inputs
     }
 
-    /// Runs the path walk with this rule's inputs.
+    /// Runs the path walk with this rule's inputs. A function without any allocation, free or
+    /// lock call of this rule cannot produce a fact, so it is not walked.
     pub fn facts(&self) -> Vec<Fact> {
-        flow::analyze(self.function, self.source, &self.flow_inputs())
+        let inputs = self.flow_inputs();
+        if inputs.allocs.is_empty() && inputs.frees.is_empty() && inputs.acquires.is_empty() {
+            return Vec::new();
+        }
+        flow::analyze(self.function, self.source, &inputs)
     }
 
     /// The smallest node that spans exactly `range`, or the smallest one around it.
@@ -202,14 +222,15 @@ pub struct CheckOptions {
     pub fixes: bool,
 }
 
-fn run_query<'t>(index: usize, function: Node<'t>, source: &'t str) -> Vec<Match<'t>> {
-    let query = &queries()[index];
-    let names = query.capture_names();
+/// Runs the combined query on one function; the matches of each rule, by rule index.
+fn run_queries<'t>(function: Node<'t>, source: &'t str) -> Vec<Vec<Match<'t>>> {
+    let combined = combined();
+    let names = combined.query.capture_names();
     let mut cursor = QueryCursor::new();
-    let mut out = Vec::new();
-    let mut matches = cursor.matches(query, function, source.as_bytes());
+    let mut out: Vec<Vec<Match>> = RULES.iter().map(|_| Vec::new()).collect();
+    let mut matches = cursor.matches(&combined.query, function, source.as_bytes());
     while let Some(m) = matches.next() {
-        out.push(Match {
+        out[combined.owners[m.pattern_index]].push(Match {
             captures: m
                 .captures
                 .iter()
@@ -222,18 +243,26 @@ fn run_query<'t>(index: usize, function: Node<'t>, source: &'t str) -> Vec<Match
 
 /// Runs one rule (by index in `RULES`) on one function, without suppression or fixes; for profiling.
 pub fn check_one(index: usize, function: Node, source: &str) -> usize {
-    let context = Context { function, source, matches: run_query(index, function, source) };
+    let matches = run_queries(function, source).swap_remove(index);
+    let context = Context {
+        function,
+        source,
+        matches,
+    };
     (RULES[index].check)(&context).len()
 }
 
 /// Runs every rule on one function definition.
 pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for (index, rule) in RULES.iter().enumerate() {
+    for (rule, matches) in RULES.iter().zip(run_queries(function, source)) {
+        if matches.is_empty() {
+            continue;
+        }
         let context = Context {
             function,
             source,
-            matches: run_query(index, function, source),
+            matches,
         };
         let mut seen: Vec<(ByteRange, Message)> = Vec::new();
         for candidate in (rule.check)(&context) {
@@ -451,6 +480,7 @@ mod tests {
         for rule in RULES {
             compile(rule).unwrap();
         }
+        assert_eq!(combined().owners.len(), combined().query.pattern_count());
     }
 
     #[test]

@@ -1,0 +1,280 @@
+//! The kernel's C dialect, made parseable. Annotations such as `__user`, `__iomem` or
+//! `__acquires(lock)` and iterator macros such as `list_for_each_entry(pos, head, member) { ... }`
+//! are not C, so tree-sitter-c turns them into `ERROR` nodes. Those nodes hide statements from the
+//! rules and make incremental reparsing slow (subtrees with errors cannot be reused).
+//!
+//! `mask` rewrites a text into one the grammar accepts, byte for byte the same length, so every
+//! offset in the tree still points at the same place in the original text:
+//! - annotation words and annotation calls become spaces;
+//! - an iterator macro in statement position (`*for_each*(...)` followed by a block or a
+//!   statement) becomes `while` padded with spaces, so its body parses as a loop body.
+
+use std::borrow::Cow;
+
+/// Annotation words that carry no meaning for the grammar.
+const WORDS: &[&str] = &[
+    "__user",
+    "__kernel",
+    "__iomem",
+    "__rcu",
+    "__percpu",
+    "__force",
+    "__bitwise",
+    "__must_check",
+    "__init",
+    "__exit",
+    "__initdata",
+    "__exitdata",
+    "__initconst",
+    "__read_mostly",
+    "__always_inline",
+    "__maybe_unused",
+    "__always_unused",
+    "__cold",
+    "__hot",
+    "__pure",
+    "__noreturn",
+    "noinline",
+    "__weak",
+    "__packed",
+    "__ro_after_init",
+    "__visible",
+    "__latent_entropy",
+    "__nocast",
+    "__safe",
+    "__private",
+    "__randomize_layout",
+    "__no_randomize_layout",
+    "notrace",
+    "__sched",
+];
+
+/// Annotations that take arguments: the name and its parenthesized arguments are masked.
+const CALLS: &[&str] = &[
+    "__acquires",
+    "__releases",
+    "__must_hold",
+    "__printf",
+    "__scanf",
+    "__section",
+    "__aligned",
+    "__alloc_size",
+    "__counted_by",
+    "__free",
+    "__cond_acquires",
+    "__guarded_by",
+    "__malloc",
+];
+
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_'
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Skips a comment, string or character literal starting at `i`; returns where it ends.
+fn skip_literal(bytes: &[u8], i: usize) -> Option<usize> {
+    match (bytes[i], bytes.get(i + 1)) {
+        (b'/', Some(b'/')) => Some(
+            bytes[i..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |n| i + n),
+        ),
+        (b'/', Some(b'*')) => Some(find(bytes, i + 2, b"*/").map_or(bytes.len(), |n| n + 2)),
+        (q @ (b'"' | b'\''), _) => {
+            let mut j = i + 1;
+            while j < bytes.len() && bytes[j] != q && bytes[j] != b'\n' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            Some((j + 1).min(bytes.len()))
+        }
+        _ => None,
+    }
+}
+
+fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+fn skip_space(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the balanced parentheses that open at `i`.
+fn close_paren(bytes: &[u8], i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut j = i;
+    while j < bytes.len() {
+        if let Some(end) = skip_literal(bytes, j) {
+            j = end;
+            continue;
+        }
+        match bytes[j] {
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(j + 1);
+                }
+            }
+            b';' | b'{' | b'}' => return None,
+            _ => {}
+        }
+        j += 1;
+    }
+    None
+}
+
+/// True when the token before `i` ends a statement or opens a block, so `i` starts a statement.
+/// `before` is the last significant byte before the line.
+fn statement_position(bytes: &[u8], i: usize, before: Option<u8>) -> bool {
+    let mut j = i;
+    while j > 0 && bytes[j - 1].is_ascii_whitespace() {
+        j -= 1;
+    }
+    let previous = if j == 0 { before } else { Some(bytes[j - 1]) };
+    matches!(previous, None | Some(b';' | b'{' | b'}' | b':' | b'/'))
+}
+
+/// Blanks ASCII bytes only, so the masked text has the same characters at the same offsets.
+fn blank(out: &mut [u8], from: usize, to: usize) {
+    for b in &mut out[from..to] {
+        *b = b' ';
+    }
+}
+
+/// The last byte of the text before a line that is not whitespace: the context `mask_line` needs.
+pub fn last_significant(before: &str) -> Option<u8> {
+    before.bytes().rev().find(|b| !b.is_ascii_whitespace())
+}
+
+/// Masks one line (without its line break). The result depends only on the line and on `before`,
+/// the last significant byte before it, so an editor buffer can re-mask just the lines it edits.
+pub fn mask_line(line: &str, before: Option<u8>) -> Cow<'_, str> {
+    let bytes = line.as_bytes();
+    // A line after a backslash continues a preprocessor directive.
+    if line.trim_start().starts_with('#') || before == Some(b'\\') {
+        return Cow::Borrowed(line);
+    }
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if let Some(end) = skip_literal(bytes, i) {
+            i = end;
+            continue;
+        }
+        if !is_ident_start(b) || (i > 0 && is_ident(bytes[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let mut end = i;
+        while end < bytes.len() && is_ident(bytes[end]) {
+            end += 1;
+        }
+        let word = &line[i..end];
+        let after = skip_space(bytes, end);
+        let call_end = (bytes.get(after) == Some(&b'('))
+            .then(|| close_paren(bytes, after))
+            .flatten();
+        if WORDS.contains(&word) {
+            blank(out.get_or_insert_with(|| bytes.to_vec()), i, end);
+        } else if let (true, Some(call_end)) = (
+            CALLS.contains(&word) && call_end.is_some_and(|e| line[i..e].is_ascii()),
+            call_end,
+        ) {
+            blank(out.get_or_insert_with(|| bytes.to_vec()), i, call_end);
+            end = call_end;
+        } else if let Some(call_end) =
+            call_end.filter(|_| word.contains("for_each") && statement_position(bytes, i, before))
+        {
+            let next = skip_space(bytes, call_end);
+            // `for_each_x(...) {` or a statement on the same line; a body on the next line
+            // (`for_each_x(...)` alone) is left as it is.
+            if bytes
+                .get(next)
+                .is_some_and(|&c| c == b'{' || is_ident_start(c))
+            {
+                let o = out.get_or_insert_with(|| bytes.to_vec());
+                blank(o, i, end);
+                o[i..i + 5].copy_from_slice(b"while");
+            }
+        }
+        i = end;
+    }
+    match out {
+        // Only ASCII bytes were replaced by ASCII bytes, so the line is still UTF-8.
+        Some(out) => Cow::Owned(String::from_utf8(out).expect("masking keeps UTF-8")),
+        None => Cow::Borrowed(line),
+    }
+}
+
+/// Rewrites the kernel dialect into plain C of the same length; borrows when nothing changes.
+pub fn mask(text: &str) -> Cow<'_, str> {
+    let mut out: Option<String> = None;
+    let mut before = None;
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let masked = mask_line(body, before);
+        if let Cow::Owned(masked) = masked {
+            let o = out.get_or_insert_with(|| text[..start].to_owned());
+            o.push_str(&masked);
+            o.push_str(&line[body.len()..]);
+        } else if let Some(o) = &mut out {
+            o.push_str(line);
+        }
+        before = last_significant(body).or(before);
+        start += line.len();
+    }
+    match out {
+        Some(out) => Cow::Owned(out),
+        None => Cow::Borrowed(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_become_spaces_of_the_same_length() {
+        let text = "static long f(void __user *p) __acquires(&x->lock)\n{\n\treturn 0;\n}\n";
+        let masked = mask(text);
+        assert_eq!(masked.len(), text.len());
+        let expected = text
+            .replace("__user", &" ".repeat(6))
+            .replace("__acquires(&x->lock)", &" ".repeat(20));
+        assert_eq!(masked, expected);
+    }
+
+    #[test]
+    fn iterator_macros_in_statement_position_become_loops() {
+        let text = "{\n\tlist_for_each_entry(pos, head, list) {\n\t\tx(pos);\n\t}\n\tlist_for_each_entry(a, b, c);\n}";
+        let masked = mask(text);
+        assert!(
+            masked.starts_with("{\n\twhile              (pos, head, list) {"),
+            "{masked}"
+        );
+        assert!(
+            masked.contains("\tlist_for_each_entry(a, b, c);"),
+            "a call stays a call"
+        );
+    }
+
+    #[test]
+    fn comments_strings_and_directives_are_left_alone() {
+        let text = "#define list_for_each_entry(p, h, m) \\\n\tfor (;;)\n/* __user */ char *s = \"__iomem\";\n";
+        assert!(matches!(mask(text), Cow::Borrowed(_)));
+    }
+}
