@@ -1,6 +1,9 @@
 //! Kernel-style C files for benchmarks, assembled from the rule fixtures: every function of
 //! `fixtures/rules/*/{bad,good}.c`, renamed so that names do not repeat.
 
+// Each benchmark and example that includes this module uses only part of it.
+#![allow(dead_code)]
+
 use std::path::Path;
 
 use aidiag::analysis::{functions, syntax};

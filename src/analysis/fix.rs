@@ -8,41 +8,52 @@ use super::functions::function_nodes;
 use super::rules::{self, CheckOptions};
 use super::syntax;
 
-/// Applies `fix` to the text of `function` and checks the result.
-pub fn verify(function: Node, source: &str, finding: &Finding, fix: &Fix) -> bool {
-    let range = ByteRange::of(function);
-    if fix.edits.is_empty()
-        || fix
-            .edits
-            .iter()
-            .any(|e| e.range.start < range.start || e.range.end > range.end)
-    {
-        return false;
+/// Checks fixes for one function. The unedited function is parsed and checked once, however
+/// many fixes are verified against it.
+pub struct Verifier<'a> {
+    range: ByteRange,
+    original: &'a str,
+    before: std::cell::OnceCell<Option<Summary>>,
+}
+
+impl<'a> Verifier<'a> {
+    pub fn new(function: Node, source: &'a str) -> Self {
+        let range = ByteRange::of(function);
+        Verifier {
+            range,
+            original: &source[range.start..range.end],
+            before: std::cell::OnceCell::new(),
+        }
     }
-    let original = &source[range.start..range.end];
-    let Some(edited) = apply(original, range.start, fix) else {
-        return false;
-    };
-    let (Some(before), Some(after)) = (summary(original), summary(&edited)) else {
-        return false;
-    };
-    let same_rule = |counts: &Summary| {
-        counts
-            .findings
-            .iter()
-            .filter(|f| f.rule == finding.rule)
-            .count()
-    };
-    let other_rules = |counts: &Summary| {
-        counts
-            .findings
-            .iter()
-            .filter(|f| f.rule != finding.rule)
-            .count()
-    };
-    after.errors <= before.errors
-        && same_rule(&after) < same_rule(&before)
-        && other_rules(&after) <= other_rules(&before)
+
+    /// True when `fix` stays inside the function, the edited function parses without new syntax
+    /// errors, fewer findings of `finding.rule` remain and no other finding appears.
+    pub fn verify(&self, finding: &Finding, fix: &Fix) -> bool {
+        let range = self.range;
+        if fix.edits.is_empty()
+            || fix
+                .edits
+                .iter()
+                .any(|e| e.range.start < range.start || e.range.end > range.end)
+        {
+            return false;
+        }
+        let Some(edited) = apply(self.original, range.start, fix) else {
+            return false;
+        };
+        let (Some(before), Some(after)) = (
+            self.before.get_or_init(|| summary(self.original)),
+            summary(&edited),
+        ) else {
+            return false;
+        };
+        let same_rule = |s: &Summary| s.findings.iter().filter(|f| f.rule == finding.rule).count();
+        let other_rules =
+            |s: &Summary| s.findings.iter().filter(|f| f.rule != finding.rule).count();
+        after.errors <= before.errors
+            && same_rule(&after) < same_rule(before)
+            && other_rules(&after) <= other_rules(before)
+    }
 }
 
 /// Applies the edits of `fix` (document offsets) to `text`, which starts at document offset `base`.
@@ -62,7 +73,7 @@ pub fn apply(text: &str, base: usize, fix: &Fix) -> Option<String> {
     Some(out)
 }
 
-struct Summary {
+pub struct Summary {
     errors: usize,
     findings: Vec<Finding>,
 }

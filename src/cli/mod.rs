@@ -31,18 +31,14 @@ pub struct CheckSettings {
 pub fn check(settings: &CheckSettings, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
     let mut errors = Vec::new();
     let mut reports = Vec::new();
-    for file in collect_files(&settings.paths, &mut errors) {
-        match read_source(&file) {
-            Ok((text, warning)) => {
+    let files = collect_files(&settings.paths, &mut errors);
+    for (file, outcome) in files.iter().zip(check_files(&files)) {
+        match outcome {
+            Ok((report, warning)) => {
                 if let Some(warning) = warning {
                     let _ = writeln!(stderr, "aidiag: warning: {}: {warning}", file.display());
                 }
-                let findings = analysis::check_text(&text, CheckOptions { fixes: true });
-                reports.push(FileReport {
-                    path: display_path(&file),
-                    text,
-                    findings,
-                });
+                reports.push(report);
             }
             Err(error) => errors.push(format!("{}: {error}", file.display())),
         }
@@ -66,6 +62,46 @@ pub fn check(settings: &CheckSettings, stdout: &mut dyn Write, stderr: &mut dyn 
     } else {
         0
     }
+}
+
+type Outcome = Result<(FileReport, Option<String>), String>;
+
+/// Reads and checks files on every core; the outcomes come back in the order of `files`.
+fn check_files(files: &[PathBuf]) -> Vec<Outcome> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let outcomes: Vec<std::sync::Mutex<Option<Outcome>>> =
+        files.iter().map(|_| Default::default()).collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(file) = files.get(i) else { break };
+                let outcome = read_source(file).map(|(text, warning)| {
+                    let findings = analysis::check_text(&text, CheckOptions { fixes: true });
+                    (
+                        FileReport {
+                            path: display_path(file),
+                            text,
+                            findings,
+                        },
+                        warning,
+                    )
+                });
+                *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+            });
+        }
+    });
+    outcomes
+        .into_iter()
+        .map(|o| {
+            o.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err("the worker checking this file stopped".to_owned()))
+        })
+        .collect()
 }
 
 fn display_path(path: &Path) -> String {

@@ -255,6 +255,7 @@ pub fn check_one(index: usize, function: Node, source: &str) -> usize {
 /// Runs every rule on one function definition.
 pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Vec<Finding> {
     let mut findings = Vec::new();
+    let verifier = fix::Verifier::new(function, source);
     for (rule, matches) in RULES.iter().zip(run_queries(function, source)) {
         if matches.is_empty() {
             continue;
@@ -286,9 +287,7 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
                     .fixes
                     .into_iter()
                     .chain(std::iter::once(suppression(source, &finding)));
-                finding.fixes = proposals
-                    .filter(|f| fix::verify(function, source, &finding, f))
-                    .collect();
+                finding.fixes = proposals.filter(|f| verifier.verify(&finding, f)).collect();
             }
             findings.push(finding);
         }
