@@ -513,7 +513,10 @@ mod tests {
         let parse = syntax::parse(src, None);
         assert!(parse.errors > 0, "the macro leaves an error node");
         let findings = crate::analysis::check_text(src, CheckOptions::default());
-        let rules: Vec<_> = findings.iter().map(|f| (f.rule, &src[f.range.start..f.range.end])).collect();
+        let rules: Vec<_> = findings
+            .iter()
+            .map(|f| (f.rule, &src[f.range.start..f.range.end]))
+            .collect();
         assert_eq!(rules, [("leak-on-error", "return -ENODEV;")]);
     }
 }
