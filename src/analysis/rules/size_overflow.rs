@@ -197,22 +197,20 @@ fn collect_writes<'t>(
 ) -> bool {
     let names = |n: Option<tree_sitter::Node>| n.is_some_and(|n| ctx.text(strip_parens(n)) == name);
     match node.kind() {
-        "parameter_declaration" => {
+        "parameter_declaration"
             if node
                 .child_by_field_name("declarator")
                 .and_then(crate::analysis::syntax::declared_name)
-                .is_some_and(|n| ctx.text(n) == name)
-            {
-                return false;
-            }
+                .is_some_and(|n| ctx.text(n) == name) =>
+        {
+            return false;
         }
-        "init_declarator" => {
+        "init_declarator"
             if node
                 .child_by_field_name("declarator")
-                .is_some_and(|d| d.kind() == "identifier" && ctx.text(d) == name)
-            {
-                out.push((node, node.child_by_field_name("value")));
-            }
+                .is_some_and(|d| d.kind() == "identifier" && ctx.text(d) == name) =>
+        {
+            out.push((node, node.child_by_field_name("value")));
         }
         "assignment_expression" if names(node.child_by_field_name("left")) => {
             let plain = node
