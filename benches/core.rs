@@ -20,9 +20,20 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-fn p95(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() * 95 / 100]
+/// Prints min / median / max of the round medians and the best round's ratio to the target.
+fn report(what: &str, round_medians: &[Duration], target_s: f64, extra: &str) {
+    let mut sorted = round_medians.to_vec();
+    sorted.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{what}: round medians min {:.3} / median {:.3} / max {:.3} ms; target < {:.0} ms, best/target {:.2}, median/target {:.2}; {extra}",
+        ms(sorted[0]),
+        ms(sorted[sorted.len() / 2]),
+        ms(sorted[sorted.len() - 1]),
+        target_s * 1e3,
+        sorted[0].as_secs_f64() / target_s,
+        sorted[sorted.len() / 2].as_secs_f64() / target_s,
+    );
 }
 
 fn main() {
@@ -34,6 +45,11 @@ fn main() {
         text.len()
     );
 
+    // This machine is a shared VM: wall-clock times swing by 2x between runs. Each measurement
+    // is repeated in rounds; the spread of the round medians is printed, and the best round is
+    // the closest estimate of the code's own cost (noise only adds time).
+    const ROUNDS: usize = 7;
+
     // 1. One-character edits: insert a character inside a function body, then delete it again.
     let mut doc = Document::new(&text, 1);
     let anchors: Vec<usize> = text
@@ -41,58 +57,68 @@ fn main() {
         .map(|(i, _)| i)
         .step_by(7)
         .collect();
-    let mut samples = Vec::new();
+    let mut round_medians = Vec::new();
     let mut changed_total = 0;
-    for round in 0..2_000 {
-        let at = anchors[(round / 2) % anchors.len()];
-        let version = round as i32 + 2;
-        let (start, end, insert) = if round % 2 == 0 {
-            (at, at, "x")
-        } else {
-            (at, at + 1, "")
-        };
-        let range = Range::new(
-            line_index::position(&doc.rope, start, Encoding::Utf16),
-            line_index::position(&doc.rope, end, Encoding::Utf16),
-        );
-        let change = TextDocumentContentChangeEvent {
-            range: Some(range),
-            range_length: None,
-            text: insert.to_owned(),
-        };
-        let t = Instant::now();
-        let changed = doc.apply(&[change], version, Encoding::Utf16);
-        samples.push(t.elapsed());
-        changed_total += changed.len();
+    let mut version = 1;
+    for _ in 0..ROUNDS {
+        let mut samples = Vec::new();
+        for round in 0..400 {
+            let at = anchors[(round / 2) % anchors.len()];
+            version += 1;
+            let (start, end, insert) = if round % 2 == 0 {
+                (at, at, "x")
+            } else {
+                (at, at + 1, "")
+            };
+            let range = Range::new(
+                line_index::position(&doc.rope, start, Encoding::Utf16),
+                line_index::position(&doc.rope, end, Encoding::Utf16),
+            );
+            let change = TextDocumentContentChangeEvent {
+                range: Some(range),
+                range_length: None,
+                text: insert.to_owned(),
+            };
+            let t = Instant::now();
+            let changed = doc.apply(&[change], version, Encoding::Utf16);
+            samples.push(t.elapsed());
+            changed_total += changed.len();
+        }
+        round_medians.push(median(samples));
     }
     assert_eq!(doc.rope.to_string(), text, "edits undo themselves");
-    let edit_median = median(samples.clone());
-    println!(
-        "one-character edit, reparse + changed functions: median {:.3} ms, p95 {:.3} ms (target < 1 ms median; ratio {:.2}); {:.2} functions changed per edit",
-        edit_median.as_secs_f64() * 1e3,
-        p95(samples).as_secs_f64() * 1e3,
-        edit_median.as_secs_f64() / 1e-3,
-        changed_total as f64 / 2_000.0
+    report(
+        "one-character edit, reparse + changed functions",
+        &round_medians,
+        1e-3,
+        &format!(
+            "{:.2} functions changed per edit",
+            changed_total as f64 / (ROUNDS * 400) as f64
+        ),
     );
 
     // 2. Checking every function from scratch (no cache).
     let parse = syntax::parse(&text, None);
     let nodes = functions::function_nodes(&parse.tree);
-    let mut samples = Vec::new();
+    let mut round_medians = Vec::new();
     let mut findings = 0;
-    for _ in 0..30 {
-        let t = Instant::now();
-        findings = nodes
-            .iter()
-            .map(|n| rules::check_function(*n, &text, CheckOptions::default()).len())
-            .sum();
-        samples.push(t.elapsed());
+    for _ in 0..ROUNDS {
+        let mut samples = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            findings = nodes
+                .iter()
+                .map(|n| rules::check_function(*n, &text, CheckOptions::default()).len())
+                .sum();
+            samples.push(t.elapsed());
+        }
+        round_medians.push(median(samples));
     }
-    let full = median(samples);
-    println!(
-        "check all {function_count} functions from scratch: median {:.2} ms (target < 50 ms; ratio {:.2}); {findings} findings",
-        full.as_secs_f64() * 1e3,
-        full.as_secs_f64() / 50e-3
+    report(
+        &format!("check all {function_count} functions from scratch"),
+        &round_medians,
+        50e-3,
+        &format!("{findings} findings"),
     );
 
     // 3. The same with fixes verified, as `aidiag check` does.

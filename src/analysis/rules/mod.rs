@@ -90,16 +90,18 @@ fn combined() -> &'static Combined {
     static COMBINED: OnceLock<Combined> = OnceLock::new();
     COMBINED.get_or_init(|| {
         let mut source = String::new();
-        let mut owners = Vec::new();
-        for (index, rule) in RULES.iter().enumerate() {
-            let alone = compile(rule).expect("every shipped query compiles (tested)");
-            owners.extend(std::iter::repeat_n(index, alone.pattern_count()));
+        let mut starts = Vec::new();
+        for rule in RULES {
+            starts.push(source.len());
             source.push_str(rule.query);
             source.push('\n');
         }
         let query = Query::new(&syntax::language(), &source)
             .expect("the combined queries compile (tested)");
-        assert_eq!(query.pattern_count(), owners.len());
+        // A pattern belongs to the rule whose text it starts in.
+        let owners = (0..query.pattern_count())
+            .map(|i| starts.partition_point(|&s| s <= query.start_byte_for_pattern(i)) - 1)
+            .collect();
         Combined { query, owners }
     })
 }
