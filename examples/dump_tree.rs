@@ -1,12 +1,9 @@
-//! Prints the tree-sitter-c syntax tree of a C file, for rule authors.
+//! Prints the syntax tree of a C file as the rules see it (kernel dialect masked), for rule
+//! authors: `cargo run --example dump_tree FILE.c`.
 fn main() {
     let path = std::env::args().nth(1).expect("usage: dump_tree FILE.c");
     let text = std::fs::read_to_string(&path).expect("read file");
-    let mut parser = tree_sitter::Parser::new();
-    parser
-        .set_language(&tree_sitter_c::LANGUAGE.into())
-        .expect("load grammar");
-    let tree = parser.parse(&text, None).expect("parse");
+    let tree = aidiag::analysis::syntax::parse(&text, None).tree;
     print(tree.root_node(), &text, 0, None);
 }
 
