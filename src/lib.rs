@@ -1,8 +1,10 @@
 //! aidiag: bug diagnostics for C code (Linux kernel first), computed on the user's machine.
 //!
 //! Layers, from the inside out (see ARCHITECTURE.md): `analysis` (the core, plain data),
-//! `server` (LSP over stdio) and `cli` (`aidiag check`). Only `server` knows LSP.
+//! `server` (LSP over stdio), `cli` (`aidiag check`) and `model` (the local model's file). Only
+//! `server` knows LSP.
 
 pub mod analysis;
 pub mod cli;
+pub mod model;
 pub mod server;

@@ -28,6 +28,11 @@ enum Command {
         #[arg(long)]
         stdio: bool,
     },
+    /// The local model.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
     /// Check C files and directories (recursively, *.c and *.h) and report findings.
     Check {
         /// Output format.
@@ -36,6 +41,16 @@ enum Command {
         /// Files or directories to check.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Say which model is configured, where, its architecture, quantization and size.
+    Info {
+        /// A GGUF file to use instead of the default model in the cache.
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
 }
 
@@ -70,6 +85,24 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
         Some(Command::Lsp { .. }) => serve(),
+        Some(Command::Model {
+            command: ModelCommand::Info { model },
+        }) => {
+            let Some((path, origin)) = aidiag::model::resolve(model.as_deref()) else {
+                eprintln!("aidiag: error: no model given and neither XDG_CACHE_HOME nor HOME is set; pass --model PATH");
+                return ExitCode::from(2);
+            };
+            match aidiag::model::describe(&path, origin) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("aidiag: error: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         None if cli.stdio => serve(),
         None => {
             eprintln!(

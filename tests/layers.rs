@@ -48,6 +48,7 @@ fn the_analysis_core_does_no_io_and_imports_no_outer_layer() {
             "std::net",
             "crate::server",
             "crate::cli",
+            "crate::model",
             "tokio",
             "serde_json",
         ] {

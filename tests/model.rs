@@ -1,0 +1,47 @@
+//! `aidiag model info` on the default model, fetched by `scripts/fetch-model.sh` (the README's
+//! test command runs it first).
+
+use std::process::Command;
+
+#[test]
+fn model_info_describes_the_default_model() {
+    let out = Command::new(env!("CARGO_BIN_EXE_aidiag"))
+        .args(["model", "info"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        out.status.success(),
+        "run scripts/fetch-model.sh first: {stderr}"
+    );
+    assert!(
+        stdout.contains("SmolLM2-135M-Instruct.Q4_1.gguf (default)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("file:           98362432 bytes, GGUF version 3"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("architecture:   llama"), "{stdout}");
+    assert!(
+        stdout.contains("quantization:   Q4_1 (210 tensors), F32 (61 tensors), Q8_0 (1 tensors)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("parameters:     134.5 M"), "{stdout}");
+    assert!(stdout.contains("BPE (gpt2), 49152 tokens"), "{stdout}");
+}
+
+#[test]
+fn a_missing_model_says_what_to_do() {
+    let out = Command::new(env!("CARGO_BIN_EXE_aidiag"))
+        .args(["model", "info", "--model", "/nonexistent/model.gguf"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("/nonexistent/model.gguf does not exist: run scripts/fetch-model.sh"),
+        "{stderr}"
+    );
+}
