@@ -1,8 +1,9 @@
 //! leak-on-error: memory the function owns is neither freed nor handed on when it returns an error.
 
 use super::{exit_message, exit_related, insert_before, Candidate, Context, Rule};
-use crate::analysis::finding::{Message, Related, Severity};
+use crate::analysis::finding::{ByteRange, Edit, Fix, Message, Related, Severity};
 use crate::analysis::flow::Fact;
+use crate::analysis::syntax::{self, strip_parens};
 use crate::analysis::syntax::{call_arguments, callee_name};
 
 pub const RULE: Rule = Rule {
@@ -34,7 +35,12 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             message: Message::new().text(format!("`{var}` is allocated here by {allocator}()")),
         }];
         related.extend(exit_related(&exit, "the error return"));
-        let fix = free_call(ctx, call, allocator, &var).and_then(|free| {
+        let mut fixes: Vec<Fix> = ctx
+            .node_at(exit.decision())
+            .and_then(|statement| jump_to_ladder(ctx, statement, &var, alloc.start))
+            .into_iter()
+            .collect();
+        let inline = free_call(ctx, call, allocator, &var).and_then(|free| {
             let statement = ctx.node_at(exit.decision())?;
             insert_before(
                 ctx.source,
@@ -43,6 +49,12 @@ fn check(ctx: &Context) -> Vec<Candidate> {
                 format!("Free `{var}` before leaving"),
             )
         });
+        // When the function already has an unwinding label for `var`, jumping there is the
+        // kernel's way; the inline free is then offered too, but not preferred.
+        fixes.extend(inline.map(|mut f| {
+            f.preferred = fixes.is_empty();
+            f
+        }));
         out.push(Candidate {
             range: exit.decision(),
             message: exit_message(
@@ -55,7 +67,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
                 "error return",
             ),
             related,
-            fixes: fix.into_iter().collect(),
+            fixes,
         });
     }
     out
@@ -74,4 +86,262 @@ fn free_call(ctx: &Context, call: tree_sitter::Node, allocator: &str, var: &str)
         _ => "kfree",
     };
     Some(format!("{free}({var});"))
+}
+
+/// One step of an unwinding ladder.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Label(String),
+    Free(String),
+    /// Anything else (an unlock, a call): right only where the path already runs it.
+    Other,
+}
+
+/// What an unwinding ladder does from its label to its `return`.
+struct Ladder<'t> {
+    name: String,
+    steps: Vec<Step>,
+    /// The value it returns (`None` for a bare `return;`).
+    returns: Option<tree_sitter::Node<'t>>,
+}
+
+impl Ladder<'_> {
+    /// The steps run before reaching `label` (all of them when `label` is `None`), or `None`
+    /// when the ladder does not reach that label.
+    fn before(&self, label: Option<&str>) -> Option<&[Step]> {
+        match label {
+            None => Some(&self.steps),
+            Some(label) => {
+                let at = self
+                    .steps
+                    .iter()
+                    .position(|s| *s == Step::Label(label.to_owned()))?;
+                Some(&self.steps[..at])
+            }
+        }
+    }
+}
+
+/// Reads the ladders of the function: for each label in the function body, the steps to the
+/// first `return` (ladders that fall off the end or jump elsewhere are left out).
+fn ladders<'t>(ctx: &Context<'t>) -> Vec<Ladder<'t>> {
+    let inputs = ctx.flow_inputs();
+    let Some(body) = ctx.function.child_by_field_name("body") else {
+        return Vec::new();
+    };
+    let mut cursor = body.walk();
+    let statements: Vec<_> = body.named_children(&mut cursor).collect();
+    let mut out = Vec::new();
+    for (i, start) in statements.iter().enumerate() {
+        let Some(name) = start
+            .child_by_field_name("label")
+            .filter(|_| start.kind() == "labeled_statement")
+        else {
+            continue;
+        };
+        let mut steps = Vec::new();
+        let mut returns = None;
+        let mut ended = false;
+        for statement in &statements[i..] {
+            let mut node = *statement;
+            while node.kind() == "labeled_statement" {
+                if let Some(label) = node.child_by_field_name("label") {
+                    steps.push(Step::Label(ctx.text(label).to_owned()));
+                }
+                let inner = node
+                    .named_children(&mut node.walk())
+                    .filter(|c| c.kind() != "statement_identifier")
+                    .last();
+                match inner {
+                    Some(inner) => node = inner,
+                    None => break,
+                }
+            }
+            match node.kind() {
+                "return_statement" => {
+                    returns = node.named_child(0).filter(|n| n.kind() != "comment");
+                    ended = true;
+                    break;
+                }
+                "goto_statement" => break,
+                "comment" | "labeled_statement" => {}
+                _ => {
+                    let freed = Some(node)
+                        .filter(|n| n.kind() == "expression_statement")
+                        .and_then(|n| n.named_child(0))
+                        .map(strip_parens)
+                        .and_then(|c| inputs.frees.get(&c.id()))
+                        .map(|arg| strip_parens(*arg))
+                        .filter(|arg| arg.kind() == "identifier");
+                    steps.push(match freed {
+                        Some(arg) => Step::Free(ctx.text(arg).to_owned()),
+                        None => Step::Other,
+                    });
+                }
+            }
+        }
+        if ended {
+            out.push(Ladder {
+                name: ctx.text(name).to_owned(),
+                steps,
+                returns,
+            });
+        }
+    }
+    out
+}
+
+/// True when `name` is assigned an allocation somewhere before `before` (so freeing it on a
+/// path that reaches `before` frees either that allocation or NULL), judged by source order.
+fn allocated_before(ctx: &Context, name: &str, before: usize) -> bool {
+    let inputs = ctx.flow_inputs();
+    let mut stack = vec![ctx.function];
+    while let Some(node) = stack.pop() {
+        if node.start_byte() >= before {
+            continue;
+        }
+        let (target, value) = match node.kind() {
+            "assignment_expression" => (
+                node.child_by_field_name("left"),
+                node.child_by_field_name("right"),
+            ),
+            "init_declarator" => (
+                node.child_by_field_name("declarator"),
+                node.child_by_field_name("value"),
+            ),
+            _ => (None, None),
+        };
+        if let (Some(target), Some(value)) = (target, value.map(strip_parens)) {
+            if ctx.text(target) == name
+                && value.kind() == "call_expression"
+                && inputs.allocs.contains(&value.id())
+            {
+                return true;
+            }
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    false
+}
+
+/// `goto <label>` to an existing ladder that frees `var`, instead of the leaking exit.
+fn jump_to_ladder(
+    ctx: &Context,
+    exit: tree_sitter::Node,
+    var: &str,
+    alloc_at: usize,
+) -> Option<Fix> {
+    // The steps a jump adds to the path must be frees only: of `var`, and of variables that
+    // hold an allocation (or NULL) by then.
+    let safe = |steps: &[Step]| {
+        steps.contains(&Step::Free(var.to_owned()))
+            && steps.iter().all(|s| match s {
+                Step::Label(_) => true,
+                Step::Free(f) => f == var || allocated_before(ctx, f, exit.start_byte()),
+                Step::Other => false,
+            })
+    };
+    if alloc_at >= exit.start_byte() {
+        return None;
+    }
+    let ladders = ladders(ctx);
+    match exit.kind() {
+        // `return E;` becomes `goto L;` when the ladder returns the same value, or
+        // `V = E; goto L;` when it returns a variable V.
+        "return_statement" => {
+            let value = exit.named_child(0).filter(|n| n.kind() != "comment");
+            let same = |l: &Ladder| match (value, l.returns) {
+                (Some(a), Some(b)) => syntax::squash(ctx.text(a)) == syntax::squash(ctx.text(b)),
+                (None, None) => true,
+                _ => false,
+            };
+            let ladder = ladders
+                .iter()
+                .filter(|l| l.before(None).is_some_and(safe))
+                .find(|l| {
+                    same(l)
+                        || (value.is_some() && l.returns.is_some_and(|r| r.kind() == "identifier"))
+                })?;
+            let lines = if same(ladder) {
+                vec![format!("goto {};", ladder.name)]
+            } else {
+                vec![
+                    format!("{} = {};", ctx.text(ladder.returns?), ctx.text(value?)),
+                    format!("goto {};", ladder.name),
+                ]
+            };
+            replace_statement(
+                ctx,
+                exit,
+                &lines,
+                format!("Jump to `{}`, which frees `{var}`", ladder.name),
+            )
+        }
+        // `goto out;` becomes `goto err_free;` when err_free frees `var` and then runs into out.
+        "goto_statement" => {
+            let label = exit.child_by_field_name("label")?;
+            let current = ctx.text(label);
+            let ladder = ladders
+                .iter()
+                .find(|l| l.name != current && l.before(Some(current)).is_some_and(safe))?;
+            Some(Fix {
+                title: format!(
+                    "Jump to `{}`, which frees `{var}` on the way to `{current}`",
+                    ladder.name
+                ),
+                edits: vec![Edit {
+                    range: ByteRange::of(label),
+                    text: ladder.name.clone(),
+                }],
+                preferred: true,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Replaces a statement by one or more statements; a braceless branch gets braces in kernel
+/// style (`if (x) {`).
+fn replace_statement(
+    ctx: &Context,
+    statement: tree_sitter::Node,
+    lines: &[String],
+    title: String,
+) -> Option<Fix> {
+    let parent = statement.parent()?;
+    let nl = syntax::newline(ctx.source);
+    let edit = match parent.kind() {
+        "compound_statement" | "labeled_statement" | "case_statement" => {
+            let indent = syntax::indentation(ctx.source, statement.start_byte());
+            Edit {
+                range: ByteRange::of(statement),
+                text: lines.join(&format!("{nl}{indent}")),
+            }
+        }
+        _ if lines.len() == 1 => Edit {
+            range: ByteRange::of(statement),
+            text: lines[0].clone(),
+        },
+        "if_statement" | "else_clause" => {
+            let (head, owner) = if parent.kind() == "if_statement" {
+                (parent.child_by_field_name("condition")?, parent)
+            } else {
+                (parent.child(0)?, parent.parent()?)
+            };
+            let indent = syntax::indentation(ctx.source, owner.start_byte());
+            let inner = format!("{indent}{}", syntax::indent_unit(indent));
+            let body: String = lines.iter().map(|l| format!("{nl}{inner}{l}")).collect();
+            Edit {
+                range: ByteRange::new(head.end_byte(), statement.end_byte()),
+                text: format!(" {{{body}{nl}{indent}}}"),
+            }
+        }
+        _ => return None,
+    };
+    Some(Fix {
+        title,
+        edits: vec![edit],
+        preferred: true,
+    })
 }
