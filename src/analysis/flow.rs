@@ -24,10 +24,14 @@ pub struct FlowInputs<'t> {
     pub borrows: HashSet<usize>,
     /// Calls that dereference their pointer arguments.
     pub derefs: HashSet<usize>,
-    /// Calls that take a lock, with the lock argument.
-    pub acquires: HashMap<usize, Node<'t>>,
-    /// Calls that release a lock, with the lock argument.
-    pub releases: HashMap<usize, Node<'t>>,
+    /// Calls that take a lock, with the lock argument (none for `rcu_read_lock()`).
+    pub acquires: HashMap<usize, Option<Node<'t>>>,
+    /// Calls that release a lock, with the lock argument (none for `rcu_read_unlock()`).
+    pub releases: HashMap<usize, Option<Node<'t>>>,
+    /// Calls that may take a lock, used as a condition: the lock argument, and whether the lock
+    /// is held when the call returns non-zero (`mutex_trylock`) rather than zero
+    /// (`mutex_lock_interruptible`).
+    pub conditional_acquires: HashMap<usize, (Node<'t>, bool)>,
 }
 
 /// Where a path leaves the function.
@@ -612,11 +616,15 @@ impl<'a, 't> Engine<'a, 't> {
             return;
         }
         if let Some(&arg) = self.inputs.acquires.get(&id) {
-            state.locks.insert(syntax::squash(self.text(arg)), here);
+            state.locks.insert(self.lock_key(node, arg), here);
             return;
         }
         if let Some(&arg) = self.inputs.releases.get(&id) {
-            state.locks.remove(&syntax::squash(self.text(arg)));
+            state.locks.remove(&self.lock_key(node, arg));
+            return;
+        }
+        if self.inputs.conditional_acquires.contains_key(&id) {
+            // Taken or not depending on the result: `if_statement` decides per branch.
             return;
         }
         let borrows = self.inputs.borrows.contains(&id);
@@ -661,6 +669,51 @@ impl<'a, 't> Engine<'a, 't> {
                     r.checked = true;
                 }
             }
+        }
+    }
+
+    /// The name of a lock: its argument (`&dev->lock`), or for argument-less locks the acquiring
+    /// call (`rcu_read_lock()`, also for `rcu_read_unlock()`).
+    fn lock_key(&self, call: Node, arg: Option<Node>) -> String {
+        match arg {
+            Some(arg) => syntax::squash(self.text(arg)),
+            None => format!(
+                "{}()",
+                callee_name(call, self.source)
+                    .unwrap_or("")
+                    .replace("_unlock", "_lock")
+            ),
+        }
+    }
+
+    /// A conditional acquisition tested by `condition`: the lock, where it was taken, and
+    /// whether it is held when the condition is true.
+    fn conditional_lock(&self, condition: Node) -> Option<(String, ByteRange, bool)> {
+        let node = strip_parens(condition);
+        match node.kind() {
+            "unary_expression" if node.child(0).is_some_and(|o| self.text(o) == "!") => {
+                let (key, at, held) =
+                    self.conditional_lock(node.child_by_field_name("argument")?)?;
+                Some((key, at, !held))
+            }
+            "call_expression" => {
+                if let Some(&(arg, held_when_nonzero)) =
+                    self.inputs.conditional_acquires.get(&node.id())
+                {
+                    return Some((
+                        self.lock_key(node, Some(arg)),
+                        ByteRange::of(node),
+                        held_when_nonzero,
+                    ));
+                }
+                match callee_name(node, self.source) {
+                    Some("likely" | "unlikely") => {
+                        self.conditional_lock(*call_arguments(node).first()?)
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
         }
     }
 
@@ -735,6 +788,10 @@ impl<'a, 't> Engine<'a, 't> {
         let mut no = state.clone();
         self.learn(&mut yes, &when_true);
         self.learn(&mut no, &when_false);
+        if let Some((lock, at, held_when_true)) = condition.and_then(|c| self.conditional_lock(c)) {
+            let held = if held_when_true { &mut yes } else { &mut no };
+            held.locks.insert(lock, at);
+        }
         if let Some(consequence) = node.child_by_field_name("consequence") {
             self.visit(consequence, &mut yes);
         }

@@ -52,9 +52,15 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             continue;
         };
         let taker = callee_name(call, ctx.source).unwrap_or("the lock call");
+        // Argument-less locks (the RCU read side) are named by their call.
+        let named = if lock.ends_with("()") {
+            "the lock".to_owned()
+        } else {
+            format!("`{lock}`")
+        };
         let mut related = vec![Related {
             range: acquire,
-            message: Message::new().text(format!("`{lock}` is taken here by {taker}()")),
+            message: Message::new().text(format!("{named} is taken here by {taker}()")),
         }];
         related.extend(exit_related(&exit, "the return"));
         let fix = release_call(ctx, call, taker).and_then(|release| {
@@ -66,7 +72,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
                 ctx.source,
                 statement,
                 &[release],
-                format!("Release `{lock}` before leaving"),
+                format!("Release {named} before leaving"),
             )
         });
         out.push(Candidate {
@@ -74,7 +80,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             message: exit_message(
                 ctx.source,
                 Message::new()
-                    .text(format!("`{lock}` taken by {taker}() at "))
+                    .text(format!("{named} taken by {taker}() at "))
                     .line_of(acquire.start)
                     .text(" is still held "),
                 &exit,
@@ -114,6 +120,25 @@ fn release_call(ctx: &Context, call: tree_sitter::Node, taker: &str) -> Option<S
         ("down", "up"),
         ("pthread_mutex_lock", "pthread_mutex_unlock"),
         ("lock_sock", "release_sock"),
+        ("rcu_read_lock", "rcu_read_unlock"),
+        ("mutex_lock_interruptible", "mutex_unlock"),
+        ("mutex_lock_interruptible_nested", "mutex_unlock"),
+        ("mutex_lock_killable", "mutex_unlock"),
+        ("mutex_trylock", "mutex_unlock"),
+        ("spin_trylock", "spin_unlock"),
+        ("spin_trylock_bh", "spin_unlock_bh"),
+        ("spin_trylock_irq", "spin_unlock_irq"),
+        ("raw_spin_trylock", "raw_spin_unlock"),
+        ("down_interruptible", "up"),
+        ("down_killable", "up"),
+        ("down_trylock", "up"),
+        ("down_read_killable", "up_read"),
+        ("down_read_interruptible", "up_read"),
+        ("down_write_killable", "up_write"),
+        ("down_read_trylock", "up_read"),
+        ("down_write_trylock", "up_write"),
+        ("read_trylock", "read_unlock"),
+        ("write_trylock", "write_unlock"),
     ];
     let release = PAIRS.iter().find(|(a, _)| *a == taker)?.1;
     let args = call_arguments(call);

@@ -143,7 +143,9 @@ impl<'t> Context<'t> {
     }
 
     /// The inputs of the path walk: calls captured as `@alloc`, `@free` (with `@free.arg`),
-    /// `@borrow`, `@deref`, `@acquire` and `@release` (with `@lock`).
+    /// `@borrow`, `@deref`, `@acquire` and `@release` (with `@lock`, absent for argument-less
+    /// locks), and `@acquire.if_zero` / `@acquire.if_nonzero` (with `@lock`) for acquisitions
+    /// whose result says whether the lock was taken.
     pub fn flow_inputs(&self) -> FlowInputs<'t> {
         let mut inputs = FlowInputs::default();
         for m in &self.matches {
@@ -159,11 +161,17 @@ impl<'t> Context<'t> {
             if let Some(call) = m.get("deref") {
                 inputs.derefs.insert(call.id());
             }
-            if let (Some(call), Some(arg)) = (m.get("acquire"), m.get("lock")) {
-                inputs.acquires.insert(call.id(), arg);
+            if let Some(call) = m.get("acquire") {
+                inputs.acquires.insert(call.id(), m.get("lock"));
             }
-            if let (Some(call), Some(arg)) = (m.get("release"), m.get("lock")) {
-                inputs.releases.insert(call.id(), arg);
+            if let Some(call) = m.get("release") {
+                inputs.releases.insert(call.id(), m.get("lock"));
+            }
+            if let (Some(call), Some(arg)) = (m.get("acquire.if_zero"), m.get("lock")) {
+                inputs.conditional_acquires.insert(call.id(), (arg, false));
+            }
+            if let (Some(call), Some(arg)) = (m.get("acquire.if_nonzero"), m.get("lock")) {
+                inputs.conditional_acquires.insert(call.id(), (arg, true));
             }
         }
         inputs
@@ -173,7 +181,11 @@ impl<'t> Context<'t> {
     /// lock call of this rule cannot produce a fact, so it is not walked.
     pub fn facts(&self) -> Vec<Fact> {
         let inputs = self.flow_inputs();
-        if inputs.allocs.is_empty() && inputs.frees.is_empty() && inputs.acquires.is_empty() {
+        if inputs.allocs.is_empty()
+            && inputs.frees.is_empty()
+            && inputs.acquires.is_empty()
+            && inputs.conditional_acquires.is_empty()
+        {
             return Vec::new();
         }
         flow::analyze(self.function, self.source, &inputs)
