@@ -45,3 +45,41 @@ fn a_missing_model_says_what_to_do() {
         "{stderr}"
     );
 }
+
+/// The same prompt and model give the same text (fixed sampling seed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generation_is_deterministic() {
+    let (path, _) = aidiag::model::resolve(None).unwrap();
+    let engine = aidiag::model::engine::Engine::load(&path).await.unwrap();
+    let prompt =
+        "<|im_start|>user\nName one keyword of the C language.<|im_end|>\n<|im_start|>assistant\n";
+    let first = engine.generate(prompt, 12, "<|im_end|>", &|| false).await;
+    let second = engine.generate(prompt, 12, "<|im_end|>", &|| false).await;
+    assert!(!first.is_empty());
+    assert_eq!(first, second);
+}
+
+#[tokio::test]
+async fn unusable_model_files_give_clear_errors() {
+    let error = aidiag::model::engine::Engine::load(std::path::Path::new("/nonexistent/m.gguf"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        error.contains("/nonexistent/m.gguf does not exist: run scripts/fetch-model.sh"),
+        "{error}"
+    );
+    let dir = std::env::temp_dir().join(format!("aidiag-engine-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junk = dir.join("junk.gguf");
+    std::fs::write(&junk, b"GGUF\x03\x00\x00\x00 truncated").unwrap();
+    let error = aidiag::model::engine::Engine::load(&junk)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        error.contains("is not usable: the file ends inside its GGUF header"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

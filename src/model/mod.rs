@@ -1,6 +1,9 @@
-//! The local model's file: where it lives and what it is. This layer reads files; the analysis
-//! core never imports it. Running the model in-process (kalosm) is issue 3's next step.
+//! The local model: where its file lives, what it is (`gguf`), running it in-process (`engine`)
+//! and the prompts it is given (`explain`). This layer reads files and runs the model; the
+//! analysis core never imports it.
 
+pub mod engine;
+pub mod explain;
 pub mod gguf;
 
 use std::fmt::Write as _;

@@ -5,6 +5,7 @@ mod convert;
 pub mod document;
 mod handlers;
 pub mod line_index;
+mod model_worker;
 mod scheduler;
 mod settings;
 mod transport;
@@ -31,6 +32,7 @@ pub struct Session {
     encoding: RwLock<Encoding>,
     settings: RwLock<Settings>,
     generations: DashMap<Url, u64>,
+    model: std::sync::OnceLock<Arc<model_worker::ModelWorker>>,
 }
 
 impl Session {
@@ -41,6 +43,7 @@ impl Session {
             encoding: RwLock::new(Encoding::default()),
             settings: RwLock::new(Settings::default()),
             generations: DashMap::new(),
+            model: std::sync::OnceLock::new(),
         }
     }
 
@@ -73,6 +76,28 @@ impl LanguageServer for Backend {
 
     async fn initialized(&self, _: InitializedParams) {
         tracing::info!("aidiag {} initialized", env!("CARGO_PKG_VERSION"));
+        let settings = self.session.settings();
+        // Explanations are the only use of the model so far; without them it is not loaded.
+        if !settings.use_model || !settings.model_explanations {
+            return;
+        }
+        let Some((path, _)) = crate::model::resolve(settings.model_path.as_deref()) else {
+            self.client
+                .show_message(MessageType::WARNING, "aidiag: no model path (neither modelPath, XDG_CACHE_HOME nor HOME is set); the rule checks keep working without the model")
+                .await;
+            return;
+        };
+        // A function's explanation is wanted while some open document still has that function.
+        let session = Arc::downgrade(&self.session);
+        let live = Arc::new(move |hash: u64| {
+            session.upgrade().is_some_and(|s| {
+                s.documents
+                    .iter()
+                    .any(|d| d.functions.functions().iter().any(|f| f.hash == hash))
+            })
+        });
+        let worker = model_worker::ModelWorker::start(path, self.client.clone(), live);
+        let _ = self.session.model.set(worker);
     }
 
     async fn shutdown(&self) -> Result<()> {

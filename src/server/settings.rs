@@ -7,11 +7,24 @@ use serde_json::Value;
 pub struct Settings {
     /// How long to wait after the last keystroke before checking changed functions.
     pub debounce_ms: u64,
+    /// Whether the local model may be loaded at all.
+    pub use_model: bool,
+    /// Whether hovers show the model's explanation of a finding. Off by default: the default
+    /// model (SmolLM2-135M) wrote wrong explanations when we tried it (it described a `memset`
+    /// that is not in the code); the evaluation harness (issue 4) is to measure each model.
+    pub model_explanations: bool,
+    /// A GGUF file to use instead of the default model in the cache.
+    pub model_path: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { debounce_ms: 150 }
+        Settings {
+            debounce_ms: 150,
+            use_model: true,
+            model_explanations: false,
+            model_path: None,
+        }
     }
 }
 
@@ -34,7 +47,21 @@ impl Settings {
                         "setting aidiag.debounceMs must be a whole number of milliseconds from 0 to 10000, got {v}"
                     )),
                 },
-                other => problems.push(format!("unknown setting aidiag.{other}; accepted settings: debounceMs")),
+                "useModel" => match v.as_bool() {
+                    Some(on) => self.use_model = on,
+                    None => problems.push(format!("setting aidiag.useModel must be true or false, got {v}")),
+                },
+                "modelExplanations" => match v.as_bool() {
+                    Some(on) => self.model_explanations = on,
+                    None => problems.push(format!("setting aidiag.modelExplanations must be true or false, got {v}")),
+                },
+                "modelPath" => match v.as_str().filter(|p| !p.is_empty()) {
+                    Some(path) => self.model_path = Some(path.into()),
+                    None => problems.push(format!("setting aidiag.modelPath must be the path of a GGUF file, got {v}")),
+                },
+                other => problems.push(format!(
+                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelPath"
+                )),
             }
         }
         problems

@@ -112,6 +112,11 @@ impl Client {
         }
     }
 
+    /// True when a message with `method` arrived and was not consumed by a wait.
+    pub fn received(&self, method: &str) -> bool {
+        self.pending.iter().any(|m| m["method"] == method)
+    }
+
     /// Waits for the diagnostics of `uri` at `version`.
     pub fn diagnostics(&mut self, uri: &str, version: i64) -> Vec<Value> {
         let m = self.wait_for(|m| {
@@ -125,10 +130,16 @@ impl Client {
             .unwrap_or_default()
     }
 
+    /// Initializes without the model, so protocol tests neither wait for nor compete with it.
     pub fn initialize(&mut self, encodings: &[&str]) -> Value {
+        self.initialize_with(encodings, json!({"useModel": false}))
+    }
+
+    pub fn initialize_with(&mut self, encodings: &[&str], options: Value) -> Value {
         let reply = self.request(
             "initialize",
-            json!({"processId": null, "rootUri": null, "capabilities": {"general": {"positionEncodings": encodings}}}),
+            json!({"processId": null, "rootUri": null, "capabilities": {"general": {"positionEncodings": encodings}},
+                   "initializationOptions": options}),
         );
         self.notify("initialized", json!({}));
         reply
