@@ -73,7 +73,7 @@ pub fn apply(text: &str, base: usize, fix: &Fix) -> Option<String> {
     Some(out)
 }
 
-pub struct Summary {
+struct Summary {
     errors: usize,
     findings: Vec<Finding>,
 }

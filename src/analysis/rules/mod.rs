@@ -255,17 +255,6 @@ fn run_queries<'t>(function: Node<'t>, source: &'t str) -> Vec<Vec<Match<'t>>> {
     out
 }
 
-/// Runs one rule (by index in `RULES`) on one function, without suppression or fixes; for profiling.
-pub fn check_one(index: usize, function: Node, source: &str) -> usize {
-    let matches = run_queries(function, source).swap_remove(index);
-    let context = Context {
-        function,
-        source,
-        matches,
-    };
-    (RULES[index].check)(&context).len()
-}
-
 /// Runs every rule on one function definition.
 pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Vec<Finding> {
     let mut findings = Vec::new();
