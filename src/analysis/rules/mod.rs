@@ -191,21 +191,11 @@ impl<'t> Context<'t> {
         flow::analyze(self.function, self.source, &inputs)
     }
 
-    /// The smallest node that spans exactly `range`, or the smallest one around it.
+    /// The node at `range`: the deepest node that spans it. Facts and candidates carry the
+    /// ranges of whole nodes, so this is the node they were made from.
     pub fn node_at(&self, range: ByteRange) -> Option<Node<'t>> {
-        let mut node = self
-            .function
-            .descendant_for_byte_range(range.start, range.end)?;
-        while ByteRange::of(node) != range {
-            match node.parent() {
-                Some(parent) if ByteRange::of(parent).start <= range.start => node = parent,
-                _ => break,
-            }
-            if node.end_byte() > range.end && node.start_byte() < range.start {
-                break;
-            }
-        }
-        Some(node)
+        self.function
+            .descendant_for_byte_range(range.start, range.end)
     }
 
     /// The statement that contains `node` and sits directly in a block, an `if` or a label.
