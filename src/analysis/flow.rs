@@ -757,14 +757,20 @@ impl<'a, 't> Engine<'a, 't> {
         }
     }
 
-    fn binary(&mut self, node: Node<'t>, state: &mut State) {
+    /// The operator and operands of a binary expression.
+    fn binary_parts<'n>(&self, node: Node<'n>) -> Option<(&'a str, Node<'n>, Node<'n>)> {
         let op = node
             .child_by_field_name("operator")
             .map_or("", |o| self.text(o));
-        let (Some(left), Some(right)) = (
-            node.child_by_field_name("left"),
-            node.child_by_field_name("right"),
-        ) else {
+        Some((
+            op,
+            node.child_by_field_name("left")?,
+            node.child_by_field_name("right")?,
+        ))
+    }
+
+    fn binary(&mut self, node: Node<'t>, state: &mut State) {
+        let Some((op, left, right)) = self.binary_parts(node) else {
             return self.children(node, state);
         };
         self.visit(left, state);
@@ -970,13 +976,7 @@ impl<'a, 't> Engine<'a, 't> {
                 (f, t)
             }
             "binary_expression" => {
-                let op = node
-                    .child_by_field_name("operator")
-                    .map_or("", |o| self.text(o));
-                let (Some(left), Some(right)) = (
-                    node.child_by_field_name("left"),
-                    node.child_by_field_name("right"),
-                ) else {
+                let Some((op, left, right)) = self.binary_parts(node) else {
                     return Default::default();
                 };
                 match op {

@@ -1,8 +1,8 @@
 //! leak-on-error: memory the function owns is neither freed nor handed on when it returns an error.
 
-use super::{exit_message, exit_related, insert_before, Candidate, Context, Rule};
+use super::{braced_branch, exit_message, exit_related, insert_before, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Edit, Fix, Message, Related, Severity};
-use crate::analysis::flow::Fact;
+use crate::analysis::flow::{Fact, FlowInputs};
 use crate::analysis::syntax::{self, strip_parens};
 use crate::analysis::syntax::{call_arguments, callee_name};
 
@@ -124,8 +124,7 @@ impl Ladder<'_> {
 
 /// Reads the ladders of the function: for each label in the function body, the steps to the
 /// first `return` (ladders that fall off the end or jump elsewhere are left out).
-fn ladders<'t>(ctx: &Context<'t>) -> Vec<Ladder<'t>> {
-    let inputs = ctx.flow_inputs();
+fn ladders<'t>(ctx: &Context<'t>, inputs: &FlowInputs<'t>) -> Vec<Ladder<'t>> {
     let Some(body) = ctx.function.child_by_field_name("body") else {
         return Vec::new();
     };
@@ -193,8 +192,7 @@ fn ladders<'t>(ctx: &Context<'t>) -> Vec<Ladder<'t>> {
 
 /// True when `name` is assigned an allocation somewhere before `before` (so freeing it on a
 /// path that reaches `before` frees either that allocation or NULL), judged by source order.
-fn allocated_before(ctx: &Context, name: &str, before: usize) -> bool {
-    let inputs = ctx.flow_inputs();
+fn allocated_before(ctx: &Context, inputs: &FlowInputs, name: &str, before: usize) -> bool {
     let mut stack = vec![ctx.function];
     while let Some(node) = stack.pop() {
         if node.start_byte() >= before {
@@ -232,20 +230,21 @@ fn jump_to_ladder(
     var: &str,
     alloc_at: usize,
 ) -> Option<Fix> {
+    let inputs = ctx.flow_inputs();
     // The steps a jump adds to the path must be frees only: of `var`, and of variables that
     // hold an allocation (or NULL) by then.
     let safe = |steps: &[Step]| {
         steps.contains(&Step::Free(var.to_owned()))
             && steps.iter().all(|s| match s {
                 Step::Label(_) => true,
-                Step::Free(f) => f == var || allocated_before(ctx, f, exit.start_byte()),
+                Step::Free(f) => f == var || allocated_before(ctx, &inputs, f, exit.start_byte()),
                 Step::Other => false,
             })
     };
     if alloc_at >= exit.start_byte() {
         return None;
     }
-    let ladders = ladders(ctx);
+    let ladders = ladders(ctx, &inputs);
     match exit.kind() {
         // `return E;` becomes `goto L;` when the ladder returns the same value, or
         // `V = E; goto L;` when it returns a variable V.
@@ -323,20 +322,7 @@ fn replace_statement(
             range: ByteRange::of(statement),
             text: lines[0].clone(),
         },
-        "if_statement" | "else_clause" => {
-            let (head, owner) = if parent.kind() == "if_statement" {
-                (parent.child_by_field_name("condition")?, parent)
-            } else {
-                (parent.child(0)?, parent.parent()?)
-            };
-            let indent = syntax::indentation(ctx.source, owner.start_byte());
-            let inner = format!("{indent}{}", syntax::indent_unit(indent));
-            let body: String = lines.iter().map(|l| format!("{nl}{inner}{l}")).collect();
-            Edit {
-                range: ByteRange::new(head.end_byte(), statement.end_byte()),
-                text: format!(" {{{body}{nl}{indent}}}"),
-            }
-        }
+        "if_statement" | "else_clause" => braced_branch(ctx.source, statement, lines)?,
         _ => return None,
     };
     Some(Fix {

@@ -361,26 +361,9 @@ pub fn insert_before(
             }
         }
         "if_statement" | "else_clause" => {
-            let (head, owner) = if parent.kind() == "if_statement" {
-                (parent.child_by_field_name("condition")?, parent)
-            } else {
-                (parent.child(0)?, parent.parent()?)
-            };
-            let indent = syntax::indentation(source, owner.start_byte());
-            let inner = format!("{indent}{}", syntax::indent_unit(indent));
-            let mut text = String::from(" {");
-            text.push_str(nl);
-            for line in lines {
-                text.push_str(&format!("{inner}{line}{nl}"));
-            }
-            text.push_str(&format!(
-                "{inner}{}{nl}{indent}}}",
-                syntax::text(statement, source)
-            ));
-            super::finding::Edit {
-                range: ByteRange::new(head.end_byte(), statement.end_byte()),
-                text,
-            }
+            let mut lines = lines.to_vec();
+            lines.push(syntax::text(statement, source).to_owned());
+            braced_branch(source, statement, &lines)?
         }
         _ => return None,
     };
@@ -388,6 +371,29 @@ pub fn insert_before(
         title,
         edits: vec![edit],
         preferred: true,
+    })
+}
+
+/// Replaces `statement`, the whole body of an `if` or `else`, by a block of `lines` in kernel
+/// style (`if (x) {` on the condition's line, the closing brace under the `if`).
+pub fn braced_branch(
+    source: &str,
+    statement: Node,
+    lines: &[String],
+) -> Option<super::finding::Edit> {
+    let parent = statement.parent()?;
+    let (head, owner) = match parent.kind() {
+        "if_statement" => (parent.child_by_field_name("condition")?, parent),
+        "else_clause" => (parent.child(0)?, parent.parent()?),
+        _ => return None,
+    };
+    let nl = syntax::newline(source);
+    let indent = syntax::indentation(source, owner.start_byte());
+    let inner = format!("{indent}{}", syntax::indent_unit(indent));
+    let body: String = lines.iter().map(|l| format!("{nl}{inner}{l}")).collect();
+    Some(super::finding::Edit {
+        range: ByteRange::new(head.end_byte(), statement.end_byte()),
+        text: format!(" {{{body}{nl}{indent}}}"),
     })
 }
 
