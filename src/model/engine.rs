@@ -17,9 +17,12 @@ const SEED: u64 = 42;
 
 pub struct Engine {
     llama: Llama,
-    /// Hash of the model file's bytes: part of every cache key.
+    /// Hash of the weights that run (the model file's bytes, and whether they were prepared):
+    /// part of every cache key.
     pub file_hash: u64,
     pub path: PathBuf,
+    /// The file actually loaded: `path`, or its prepared Q8_0 copy (see `prepare`).
+    pub weights: PathBuf,
     /// `general.name` from the file, or its file name.
     pub name: String,
 }
@@ -67,25 +70,76 @@ impl Engine {
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
             });
         let owned = path.to_path_buf();
-        let file_hash = tokio::task::spawn_blocking(move || hash_file(&owned))
-            .await
-            .map_err(|e| format!("hashing {} failed: {e}", path.display()))?
-            .map_err(|e| format!("model file {} cannot be read: {e}", path.display()))?;
-        let llama = Llama::builder()
-            .with_source(LlamaSource::new(FileSource::Local(path.to_path_buf())))
-            .build()
-            .await
-            .map_err(|e| format!("model file {} could not be loaded: {e}", path.display()))?;
+        let (file_hash, weights, prepared) = tokio::task::spawn_blocking(move || {
+            let file_hash = hash_file(&owned)
+                .map_err(|e| format!("model file {} cannot be read: {e}", owned.display()))?;
+            let cache = super::cache_dir();
+            let (weights, prepared) =
+                super::prepare::fast_path(&owned, file_hash, cache.as_deref())?;
+            Ok::<_, String>((file_hash, weights, prepared))
+        })
+        .await
+        .map_err(|e| format!("preparing {} failed: {e}", path.display()))??;
+        let llama = match Self::build(&weights).await {
+            Ok(llama) => llama,
+            // A prepared copy that does not load (truncated, corrupt) is made again once.
+            Err(_) if prepared => {
+                let _ = std::fs::remove_file(&weights);
+                let (original, target) = (path.to_path_buf(), weights.clone());
+                tokio::task::spawn_blocking(move || super::prepare::requantize(&original, &target))
+                    .await
+                    .map_err(|e| format!("preparing {} failed: {e}", path.display()))??;
+                Self::build(&weights).await?
+            }
+            Err(e) => return Err(e),
+        };
+        // The cache key must name the weights that run, not only the file the user gave.
+        let weights_hash = if prepared {
+            xxhash_rust::xxh3::xxh3_64(format!("{file_hash}\0prepared-q8_0").as_bytes())
+        } else {
+            file_hash
+        };
         Ok(Engine {
             llama,
-            file_hash,
+            file_hash: weights_hash,
             path: path.to_path_buf(),
+            weights,
             name,
         })
     }
 
+    async fn build(weights: &Path) -> Result<Llama, String> {
+        Llama::builder()
+            .with_source(LlamaSource::new(FileSource::Local(weights.to_path_buf())))
+            .build_with_loading_handler(|_| {})
+            .await
+            .map_err(|e| format!("model file {} could not be loaded: {e}", weights.display()))
+    }
+
+    /// How many tokens `text` is for this model.
+    pub fn token_count(&self, text: &str) -> usize {
+        self.llama
+            .tokenizer()
+            .encode(text, false)
+            .map_or(0, |e| e.get_ids().len())
+    }
+
+    /// Streams the tokens generated after `prompt` to `on_token` until it returns false or the
+    /// model stops (the stream is dropped, which stops kalosm's generation).
+    pub async fn stream(&self, prompt: &str, mut on_token: impl FnMut(&str) -> bool) {
+        let mut stream = self
+            .llama
+            .complete(prompt)
+            .with_sampler(GenerationParameters::default().with_seed(SEED));
+        while let Some(token) = stream.next().await {
+            if !on_token(&token) {
+                break;
+            }
+        }
+    }
+
     /// Generates at most `max_tokens` tokens after `prompt`; stops early at `stop` or when
-    /// `cancelled()` turns true (the stream is dropped, which stops kalosm's generation).
+    /// `cancelled()` turns true.
     pub async fn generate(
         &self,
         prompt: &str,
@@ -93,19 +147,14 @@ impl Engine {
         stop: &str,
         cancelled: &(dyn Fn() -> bool + Send + Sync),
     ) -> String {
-        let mut stream = self
-            .llama
-            .complete(prompt)
-            .with_sampler(GenerationParameters::default().with_seed(SEED));
         let mut out = String::new();
         let mut tokens = 0;
-        while let Some(token) = stream.next().await {
-            out.push_str(&token);
+        self.stream(prompt, |token| {
+            out.push_str(token);
             tokens += 1;
-            if tokens >= max_tokens || out.contains(stop) || cancelled() {
-                break;
-            }
-        }
+            tokens < max_tokens && !out.contains(stop) && !cancelled()
+        })
+        .await;
         if let Some(at) = out.find(stop) {
             out.truncate(at);
         }

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod explain;
 pub mod gguf;
+pub mod prepare;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
