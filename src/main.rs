@@ -42,6 +42,25 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Score the analysis on a labeled corpus (NAME.c + NAME.json per case): per-class hits,
+    /// false alarms and clean cases flagged, precision and recall.
+    Eval {
+        /// The corpus directory.
+        corpus: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: aidiag::cli::eval::EvalFormat,
+        /// Rules only, without the model.
+        #[arg(long)]
+        no_model: bool,
+        /// Score another tool's warnings from this JSON file ([{"file", "line", "message"}])
+        /// instead of running aidiag.
+        #[arg(long, requires = "name")]
+        external: Option<PathBuf>,
+        /// The name of the tool whose warnings --external holds.
+        #[arg(long, requires = "external")]
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -78,6 +97,25 @@ fn main() -> ExitCode {
         Some(Command::Check { format, paths }) => {
             let settings = aidiag::cli::CheckSettings { format, paths };
             let code = aidiag::cli::check(
+                &settings,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            ExitCode::from(code as u8)
+        }
+        Some(Command::Eval {
+            corpus,
+            format,
+            no_model: _,
+            external,
+            name,
+        }) => {
+            let settings = aidiag::cli::eval::EvalSettings {
+                corpus,
+                format,
+                external: name.zip(external),
+            };
+            let code = aidiag::cli::eval::eval(
                 &settings,
                 &mut std::io::stdout().lock(),
                 &mut std::io::stderr().lock(),

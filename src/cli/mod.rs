@@ -1,6 +1,7 @@
 //! The command line: `aidiag check` runs the analysis on files and prints findings like a
 //! compiler, as JSON or as SARIF.
 
+pub mod eval;
 mod output;
 
 use std::io::Write;
@@ -32,7 +33,7 @@ pub fn check(settings: &CheckSettings, stdout: &mut dyn Write, stderr: &mut dyn 
     let mut errors = Vec::new();
     let mut reports = Vec::new();
     let files = collect_files(&settings.paths, &mut errors);
-    for (file, outcome) in files.iter().zip(check_files(&files)) {
+    for (file, outcome) in files.iter().zip(check_files(&files, true)) {
         match outcome {
             Ok((report, warning)) => {
                 if let Some(warning) = warning {
@@ -66,8 +67,8 @@ pub fn check(settings: &CheckSettings, stdout: &mut dyn Write, stderr: &mut dyn 
 
 type Outcome = Result<(FileReport, Option<String>), String>;
 
-/// Reads and checks files on every core; the outcomes come back in the order of `files`.
-fn check_files(files: &[PathBuf]) -> Vec<Outcome> {
+/// Reads and checks files on every core (with verified fixes when `fixes`); the outcomes come back in the order of `files`.
+fn check_files(files: &[PathBuf], fixes: bool) -> Vec<Outcome> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let outcomes: Vec<std::sync::Mutex<Option<Outcome>>> =
         files.iter().map(|_| Default::default()).collect();
@@ -80,7 +81,7 @@ fn check_files(files: &[PathBuf]) -> Vec<Outcome> {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(file) = files.get(i) else { break };
                 let outcome = read_source(file).map(|(text, warning)| {
-                    let findings = analysis::check_text(&text, CheckOptions { fixes: true });
+                    let findings = analysis::check_text(&text, CheckOptions { fixes });
                     (
                         FileReport {
                             path: display_path(file),
