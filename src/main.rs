@@ -41,6 +41,20 @@ enum Command {
         /// Files or directories to check.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Rules only: do not load the model.
+        #[arg(long)]
+        no_model: bool,
+        /// Neither read nor write stored model results (to time real model work).
+        #[arg(long)]
+        no_cache: bool,
+        /// A GGUF model file to use instead of the default model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// What the model's verdicts may do: off, annotate (say it beside the finding), demote
+        /// (a confident rejection becomes information) or drop. Default: off for
+        /// SmolLM2-135M (measured at chance), annotate for other models.
+        #[arg(long, value_parser = parse_policy)]
+        verdicts: Option<aidiag::model::judge::VerdictPolicy>,
     },
     /// Score the analysis on a labeled corpus (NAME.c + NAME.json per case): per-class hits,
     /// false alarms and clean cases flagged, precision and recall.
@@ -50,9 +64,20 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: aidiag::cli::eval::EvalFormat,
-        /// Rules only, without the model.
+        /// Rules only: do not load the model.
         #[arg(long)]
         no_model: bool,
+        /// Neither read nor write stored model results (to time real model work).
+        #[arg(long)]
+        no_cache: bool,
+        /// A GGUF model file to use instead of the default model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// What the model's verdicts may do: off, annotate (say it beside the finding), demote
+        /// (a confident rejection becomes information) or drop. Default: off for
+        /// SmolLM2-135M (measured at chance), annotate for other models.
+        #[arg(long, value_parser = parse_policy)]
+        verdicts: Option<aidiag::model::judge::VerdictPolicy>,
         /// Score another tool's warnings from this JSON file ([{"file", "line", "message"}])
         /// instead of running aidiag.
         #[arg(long, requires = "name")]
@@ -94,8 +119,25 @@ fn main() -> ExitCode {
     };
     init_logging();
     match cli.command {
-        Some(Command::Check { format, paths }) => {
-            let settings = aidiag::cli::CheckSettings { format, paths };
+        Some(Command::Check {
+            format,
+            paths,
+            no_model,
+            no_cache,
+            model,
+            verdicts,
+        }) => {
+            let model = aidiag::cli::model::ModelOptions {
+                disabled: no_model,
+                path: model,
+                no_cache,
+                verdicts,
+            };
+            let settings = aidiag::cli::CheckSettings {
+                format,
+                paths,
+                model,
+            };
             let code = aidiag::cli::check(
                 &settings,
                 &mut std::io::stdout().lock(),
@@ -106,7 +148,10 @@ fn main() -> ExitCode {
         Some(Command::Eval {
             corpus,
             format,
-            no_model: _,
+            no_model,
+            no_cache,
+            model,
+            verdicts,
             external,
             name,
         }) => {
@@ -114,6 +159,12 @@ fn main() -> ExitCode {
                 corpus,
                 format,
                 external: name.zip(external),
+                model: aidiag::cli::model::ModelOptions {
+                    disabled: no_model,
+                    path: model,
+                    no_cache,
+                    verdicts,
+                },
             };
             let code = aidiag::cli::eval::eval(
                 &settings,
@@ -149,6 +200,11 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn parse_policy(text: &str) -> Result<aidiag::model::judge::VerdictPolicy, String> {
+    aidiag::model::judge::VerdictPolicy::parse(text)
+        .ok_or_else(|| format!("`{text}` is not one of off, annotate, demote, drop"))
 }
 
 fn serve() -> ExitCode {

@@ -123,6 +123,7 @@ pub struct EvalSettings {
     pub format: EvalFormat,
     /// Score this tool's warnings instead of running aidiag: (name, JSON file).
     pub external: Option<(String, PathBuf)>,
+    pub model: super::model::ModelOptions,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -198,7 +199,7 @@ fn run(settings: &EvalSettings, stderr: &mut dyn Write) -> Result<Report, String
                 .map_err(|e| format!("{} is not a list of warnings: {e}", file.display()))?;
             (name.clone(), warnings)
         }
-        None => ("aidiag (rules)".to_owned(), aidiag_warnings(&cases, stderr)),
+        None => aidiag_warnings(&cases, &settings.model, stderr),
     };
     let mut by_file: BTreeMap<&str, Vec<&Warning>> = BTreeMap::new();
     for warning in &warnings {
@@ -251,13 +252,34 @@ fn run(settings: &EvalSettings, stderr: &mut dyn Write) -> Result<Report, String
     })
 }
 
-/// aidiag's own warnings on every case, rules only.
-fn aidiag_warnings(cases: &[(String, PathBuf, Label)], stderr: &mut dyn Write) -> Vec<Warning> {
+/// aidiag's own warnings on every case, and the engine's name (which says what the model did).
+fn aidiag_warnings(
+    cases: &[(String, PathBuf, Label)],
+    model: &super::model::ModelOptions,
+    stderr: &mut dyn Write,
+) -> (String, Vec<Warning>) {
     let files: Vec<PathBuf> = cases.iter().map(|c| c.1.clone()).collect();
-    let mut warnings = Vec::new();
+    let mut reports = Vec::new();
     for ((name, path, _), outcome) in cases.iter().zip(super::check_files(&files, false)) {
         match outcome {
-            Ok((report, _)) => {
+            Ok((report, _)) => reports.push((name, report)),
+            Err(error) => {
+                let _ = writeln!(stderr, "aidiag: error: {}: {error}", path.display());
+            }
+        }
+    }
+    let (names, mut reports): (Vec<_>, Vec<_>) = reports.into_iter().unzip();
+    let engine = match super::model::apply(model, &mut reports, stderr) {
+        Some(run) => format!(
+            "aidiag (rules + verdicts of {}, policy {:?}: {} judged, {} model calls)",
+            run.name, run.policy, run.judged, run.calls
+        ),
+        None => "aidiag (rules)".to_owned(),
+    };
+    let mut warnings = Vec::new();
+    for (name, report) in names.into_iter().zip(reports) {
+        {
+            {
                 let lines = LineIndex::new(&report.text);
                 for finding in report.findings {
                     if finding.severity >= Severity::Warning {
@@ -267,18 +289,15 @@ fn aidiag_warnings(cases: &[(String, PathBuf, Label)], stderr: &mut dyn Write) -
                             message: format!(
                                 "[{}] {}",
                                 finding.rule,
-                                finding.message.render(&|o| lines.line(o) + 1)
+                                finding.message.render(&|o| lines.line(o))
                             ),
                         });
                     }
                 }
             }
-            Err(error) => {
-                let _ = writeln!(stderr, "aidiag: error: {}: {error}", path.display());
-            }
         }
     }
-    warnings
+    (engine, warnings)
 }
 
 fn text(report: &Report) -> String {

@@ -2,6 +2,7 @@
 //! compiler, as JSON or as SARIF.
 
 pub mod eval;
+pub mod model;
 mod output;
 
 use std::io::Write;
@@ -25,6 +26,7 @@ pub struct FileReport {
 pub struct CheckSettings {
     pub format: Format,
     pub paths: Vec<PathBuf>,
+    pub model: model::ModelOptions,
 }
 
 /// Runs `aidiag check` and returns the exit code: 0 when nothing at warning or above was
@@ -46,6 +48,13 @@ pub fn check(settings: &CheckSettings, stdout: &mut dyn Write, stderr: &mut dyn 
     }
     for error in &errors {
         let _ = writeln!(stderr, "aidiag: error: {error}");
+    }
+    if let Some(run) = model::apply(&settings.model, &mut reports, stderr) {
+        let _ = writeln!(
+            stderr,
+            "aidiag: the local model ({}) judged {} findings ({} model calls; verdicts: {:?})",
+            run.name, run.judged, run.calls, run.policy
+        );
     }
     let written = output::write(settings.format, &reports, &errors, stdout);
     if let Err(error) = written {

@@ -40,6 +40,75 @@ fn hash_file(path: &Path) -> std::io::Result<u64> {
     }
 }
 
+fn capitalize(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().collect::<String>() + chars.as_str()
+    })
+}
+
+/// A sampler that only takes tokens that start one of the choices: it picks the choice with the
+/// most probability (softmax over the allowed tokens' logits, summed per choice) and records it.
+#[derive(Debug)]
+struct ChoiceSampler {
+    allowed: Vec<(u32, usize)>,
+    choices: usize,
+    result: std::sync::Arc<std::sync::Mutex<Option<(usize, f32)>>>,
+    token: Option<u32>,
+}
+
+impl llm_samplers::types::Sampler for ChoiceSampler {
+    fn sample<'a>(
+        &mut self,
+        _resources: &mut dyn llm_samplers::types::HasSamplerResources,
+        logits: &'a mut llm_samplers::types::Logits,
+    ) -> anyhow::Result<&'a mut llm_samplers::types::Logits> {
+        let candidates: Vec<(u32, usize, f32)> = logits
+            .iter()
+            .filter_map(|l| {
+                self.allowed
+                    .iter()
+                    .find(|(id, _)| *id == l.token_id)
+                    .map(|&(id, choice)| (id, choice, l.logit))
+            })
+            .filter(|c| c.2.is_finite())
+            .collect();
+        let answer = if let Some(top) = candidates.iter().map(|c| c.2).reduce(f32::max) {
+            let mut mass = vec![0f32; self.choices];
+            for &(_, choice, logit) in &candidates {
+                mass[choice] += (logit - top).exp();
+            }
+            let total: f32 = mass.iter().sum();
+            let (choice, best_mass) = mass
+                .iter()
+                .copied()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("at least one choice");
+            // The token: the likeliest one that starts the chosen answer.
+            self.token = candidates
+                .iter()
+                .filter(|c| c.1 == choice)
+                .max_by(|a, b| a.2.total_cmp(&b.2))
+                .map(|c| c.0);
+            Some((choice, best_mass / total))
+        } else {
+            // No choice among the likeliest tokens: take the likeliest token, answer nothing.
+            self.token = logits
+                .iter()
+                .max_by(|a, b| a.logit.total_cmp(&b.logit))
+                .map(|l| l.token_id);
+            None
+        };
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = answer;
+        Ok(logits)
+    }
+
+    fn sampled_token_id(&self) -> Option<u32> {
+        self.token
+    }
+}
+
 impl Engine {
     /// Loads the model at `path`. The GGUF header is checked first, so a missing, corrupt or
     /// unsupported file gives an error that says what to do.
@@ -111,9 +180,62 @@ impl Engine {
     async fn build(weights: &Path) -> Result<Llama, String> {
         Llama::builder()
             .with_source(LlamaSource::new(FileSource::Local(weights.to_path_buf())))
+            // Naming the device skips kalosm's accelerator probe, which prints to stdout (the
+            // LSP channel, or the CLI's JSON).
+            .with_device(candle_core::Device::Cpu)
             .build_with_loading_handler(|_| {})
             .await
             .map_err(|e| format!("model file {} could not be loaded: {e}", weights.display()))
+    }
+
+    /// Picks one of `choices` as the answer to `prompt`, constrained: the first token is
+    /// sampled only among the first tokens of the choices (written as `word`, ` word`, `Word` and
+    /// ` Word`), greedily. Returns the choice and its probability among the choices, or `None`
+    /// when no choice is among the model's 512 likeliest next tokens (it abstains). One forward
+    /// pass over the prompt and one decode step.
+    pub async fn choose(&self, prompt: &str, choices: &[&str]) -> Option<(usize, f32)> {
+        let mut allowed: Vec<(u32, usize)> = Vec::new();
+        let mut ambiguous = Vec::new();
+        for (index, choice) in choices.iter().enumerate() {
+            let capitalized = capitalize(choice);
+            for form in [
+                choice.to_string(),
+                format!(" {choice}"),
+                capitalized.clone(),
+                format!(" {capitalized}"),
+            ] {
+                let Some(&id) = self
+                    .llama
+                    .tokenizer()
+                    .encode(form.as_str(), false)
+                    .ok()
+                    .and_then(|e| e.get_ids().first().copied())
+                    .as_ref()
+                else {
+                    continue;
+                };
+                match allowed.iter().find(|(t, _)| *t == id) {
+                    Some((_, other)) if *other != index => ambiguous.push(id),
+                    Some(_) => {}
+                    None => allowed.push((id, index)),
+                }
+            }
+        }
+        // A token that starts two choices ("n" for "no" and "none") decides nothing.
+        allowed.retain(|(id, _)| !ambiguous.contains(id));
+        let result = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let sampler = ChoiceSampler {
+            allowed,
+            choices: choices.len(),
+            result: result.clone(),
+            token: None,
+        };
+        let mut stream = self.llama.complete(prompt).with_sampler(sampler);
+        // The first token is the answer; dropping the stream stops generation.
+        let _ = stream.next().await;
+        drop(stream);
+        let answer = *result.lock().unwrap_or_else(|e| e.into_inner());
+        answer
     }
 
     /// How many tokens `text` is for this model.

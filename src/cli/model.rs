@@ -1,0 +1,126 @@
+//! The model's part of `aidiag check` and `aidiag eval`: verdicts on the findings of the rules
+//! that need judgement, applied under the per-model policy. The model is loaded only when the
+//! policy asks for verdicts; a model that cannot be loaded gives one warning and the rule findings
+//! are reported as they are.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::analysis::{functions, syntax};
+use crate::model::judge::{self, VerdictPolicy};
+use crate::model::service::{self, ModelService};
+use crate::model::store::{self, Store};
+use crate::model::{engine::Engine, FindingText};
+
+use super::FileReport;
+
+/// How the CLI uses the model.
+#[derive(Clone, Debug, Default)]
+pub struct ModelOptions {
+    /// `--no-model`: rules only.
+    pub disabled: bool,
+    /// `--model PATH`; the default model when `None`.
+    pub path: Option<PathBuf>,
+    /// `--no-cache`: neither read nor write stored model results (the prepared weights are
+    /// still used), so that real model work can be timed.
+    pub no_cache: bool,
+    /// `--verdicts`; the model's own default policy when `None`.
+    pub verdicts: Option<VerdictPolicy>,
+}
+
+/// What the model did, for the report's footer and for `eval`'s engine name.
+pub struct ModelRun {
+    pub name: String,
+    pub policy: VerdictPolicy,
+    pub judged: usize,
+    pub calls: u64,
+}
+
+/// Applies the model's verdicts to `reports` in place. Returns what ran, or `None` when the
+/// model was not used (disabled, policy off, or not loadable: then a warning says why).
+pub fn apply(
+    options: &ModelOptions,
+    reports: &mut [FileReport],
+    stderr: &mut dyn Write,
+) -> Option<ModelRun> {
+    if options.disabled {
+        return None;
+    }
+    let (path, _) = crate::model::resolve(options.path.as_deref())?;
+    let header_name = crate::model::gguf::read_file(&path)
+        .ok()
+        .and_then(|h| {
+            h.get("general.name")
+                .and_then(crate::model::gguf::Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let policy = options
+        .verdicts
+        .unwrap_or_else(|| VerdictPolicy::default_for(&header_name, &file_name));
+    if policy == VerdictPolicy::Off {
+        return None;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = writeln!(stderr, "aidiag: warning: cannot start the model: {error}");
+            return None;
+        }
+    };
+    let engine = match runtime.block_on(Engine::load(&path)) {
+        Ok(engine) => engine,
+        Err(message) => {
+            let _ = writeln!(
+                stderr,
+                "aidiag: warning: {message}; reporting the rule findings without the model's verdicts"
+            );
+            return None;
+        }
+    };
+    let store = if options.no_cache {
+        Store::new(None, 1)
+    } else {
+        Store::new(store::default_dir(), store::DISK_ENTRIES)
+    };
+    let service = ModelService::new(engine, store);
+    let mut judged = 0;
+    for report in reports.iter_mut() {
+        let parse = syntax::parse(&report.text, None);
+        let index = functions::FunctionIndex::build(&parse.tree, report.text.as_str());
+        let lines = syntax::LineIndex::new(&report.text);
+        let line_of = |o: usize| lines.line(o);
+        let mut kept = Vec::with_capacity(report.findings.len());
+        for mut finding in std::mem::take(&mut report.findings) {
+            let function = index.at(finding.range.start);
+            let keep = match function {
+                Some(function) if judge::JUDGED_RULES.contains(&finding.rule) => {
+                    let code = report.text[function.range.start..function.range.end].to_owned();
+                    let text = FindingText::new(&finding, code, &line_of);
+                    let verdict = runtime.block_on(service.verdict(function.hash, &text));
+                    judged += 1;
+                    service::apply(&mut finding, verdict, policy, &service.engine.name)
+                }
+                _ => true,
+            };
+            if keep {
+                kept.push(finding);
+            }
+        }
+        report.findings = kept;
+    }
+    Some(ModelRun {
+        name: service.engine.name.clone(),
+        policy,
+        judged,
+        calls: service.calls.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}

@@ -1,0 +1,208 @@
+//! The model's work behind one cache: verdicts on findings and explanations, each computed once
+//! per (function, finding, weights, prompt) and then read from the store, in memory or on disk.
+//! Used by the server's worker and by the CLI alike.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::analysis::{Finding, Severity};
+
+use super::engine::Engine;
+use super::judge::{self, Verdict, VerdictPolicy};
+use super::store::Store;
+use super::{explain, FindingText};
+
+pub struct ModelService {
+    pub engine: Engine,
+    pub store: Store,
+    /// Model calls made (cache misses), for tests and logs.
+    pub calls: AtomicU64,
+}
+
+/// A verdict as stored: `None` when the model abstained.
+fn encode(verdict: Option<Verdict>) -> String {
+    serde_json::to_string(&verdict).unwrap_or_default()
+}
+
+impl ModelService {
+    pub fn new(engine: Engine, store: Store) -> ModelService {
+        ModelService {
+            engine,
+            store,
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    pub fn verdict_key(&self, function_hash: u64, text: &FindingText) -> u64 {
+        judge::key(
+            function_hash,
+            text.rule,
+            &text.message,
+            self.engine.file_hash,
+        )
+    }
+
+    pub fn explanation_key(&self, function_hash: u64, text: &FindingText) -> u64 {
+        explain::key(
+            function_hash,
+            text.rule,
+            &text.message,
+            self.engine.file_hash,
+        )
+    }
+
+    /// The stored verdict: `None` when not judged yet, `Some(None)` when the model abstained.
+    pub fn cached_verdict(&self, key: u64) -> Option<Option<Verdict>> {
+        self.store
+            .get(key)
+            .and_then(|v| serde_json::from_str::<Option<Verdict>>(&v).ok())
+    }
+
+    /// Judges a finding: from the store, or by asking the model (constrained to yes or no).
+    pub async fn verdict(&self, function_hash: u64, text: &FindingText) -> Option<Verdict> {
+        let key = self.verdict_key(function_hash, text);
+        if let Some(stored) = self.cached_verdict(key) {
+            return stored;
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let prompt = judge::prompt(&judge::Request {
+            rule: text.rule,
+            message: &text.message,
+            evidence: &text.evidence,
+            function: &text.function,
+        });
+        let verdict =
+            self.engine
+                .choose(&prompt, &judge::CHOICES)
+                .await
+                .map(|(choice, confidence)| Verdict {
+                    real: choice == 0,
+                    confidence,
+                });
+        self.store.put(key, encode(verdict));
+        verdict
+    }
+
+    pub fn cached_explanation(&self, key: u64) -> Option<String> {
+        self.store.get(key)
+    }
+
+    /// Writes an explanation, or reads it from the store. `None` when cancelled.
+    pub async fn explanation(
+        &self,
+        function_hash: u64,
+        text: &FindingText,
+        cancelled: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Option<String> {
+        let key = self.explanation_key(function_hash, text);
+        if let Some(stored) = self.store.get(key) {
+            return Some(stored);
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let prompt = explain::prompt(&explain::Request {
+            rule: text.rule,
+            message: &text.message,
+            evidence: &text.evidence,
+            function: &text.function,
+        });
+        let written = self
+            .engine
+            .generate(&prompt, explain::MAX_TOKENS, explain::STOP, cancelled)
+            .await;
+        if cancelled() {
+            return None;
+        }
+        self.store.put(key, written.clone());
+        Some(written)
+    }
+}
+
+/// Applies a verdict to a finding under `policy`; returns false when the finding is dropped.
+/// Only a rejection with at least `judge::REJECT_CONFIDENCE` changes a finding's severity, and
+/// the message always says what the model did.
+pub fn apply(
+    finding: &mut Finding,
+    verdict: Option<Verdict>,
+    policy: VerdictPolicy,
+    model: &str,
+) -> bool {
+    let Some(verdict) = verdict else { return true };
+    if policy == VerdictPolicy::Off {
+        return true;
+    }
+    let confident_rejection = !verdict.real && verdict.confidence >= judge::REJECT_CONFIDENCE;
+    let note = judge::note(&verdict, model);
+    match policy {
+        VerdictPolicy::Drop if confident_rejection => return false,
+        VerdictPolicy::Demote if confident_rejection => {
+            finding.severity = finding.severity.min(Severity::Information);
+            finding.message = std::mem::take(&mut finding.message)
+                .text(format!(" (shown as information: {note})"));
+        }
+        _ => {
+            finding.message = std::mem::take(&mut finding.message).text(format!(" ({note})"));
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{ByteRange, Message, Origin};
+
+    fn finding() -> Finding {
+        Finding {
+            rule: "leak-on-error",
+            severity: Severity::Warning,
+            origin: Origin::Rule,
+            confidence: 0.9,
+            range: ByteRange::new(0, 1),
+            message: Message::new().text("`buf` leaks"),
+            related: Vec::new(),
+            fixes: Vec::new(),
+        }
+    }
+
+    fn render(f: &Finding) -> String {
+        f.message.render(&|_| 0)
+    }
+
+    #[test]
+    fn only_a_confident_rejection_changes_a_finding_and_only_when_the_policy_allows() {
+        let no = Some(Verdict {
+            real: false,
+            confidence: 0.93,
+        });
+        let unsure = Some(Verdict {
+            real: false,
+            confidence: 0.6,
+        });
+        let mut f = finding();
+        assert!(apply(&mut f, no, VerdictPolicy::Off, "m"));
+        assert_eq!(
+            (f.severity, render(&f)),
+            (Severity::Warning, "`buf` leaks".into())
+        );
+
+        let mut f = finding();
+        assert!(apply(&mut f, no, VerdictPolicy::Annotate, "m"));
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(
+            render(&f),
+            "`buf` leaks (the local model (m) judged this report wrong (p = 0.93))"
+        );
+
+        let mut f = finding();
+        assert!(apply(&mut f, no, VerdictPolicy::Demote, "m"));
+        assert_eq!(f.severity, Severity::Information);
+        assert!(render(&f).contains("shown as information"));
+
+        let mut f = finding();
+        assert!(apply(&mut f, unsure, VerdictPolicy::Demote, "m"));
+        assert_eq!(f.severity, Severity::Warning);
+
+        assert!(!apply(&mut finding(), no, VerdictPolicy::Drop, "m"));
+        assert!(apply(&mut finding(), unsure, VerdictPolicy::Drop, "m"));
+        assert!(apply(&mut finding(), None, VerdictPolicy::Drop, "m"));
+    }
+}

@@ -1,0 +1,176 @@
+//! What the model wrote, kept so that an unchanged function never costs a second model call:
+//! an LRU in memory, and one small file per entry on disk (`$XDG_CACHE_HOME/aidiag/results`),
+//! which survives restarts. The disk part is bounded (oldest entries removed first), and an entry
+//! that cannot be read or does not carry its own key is ignored and removed.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Entries kept in memory.
+const MEMORY_ENTRIES: usize = 4096;
+/// Entries kept on disk; about 1 KiB each.
+pub const DISK_ENTRIES: usize = 20_000;
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    key: String,
+    value: String,
+}
+
+pub struct Store {
+    memory: Mutex<lru::LruCache<u64, String>>,
+    dir: Option<PathBuf>,
+    max_files: usize,
+    writes: AtomicUsize,
+}
+
+/// `$XDG_CACHE_HOME/aidiag/results`, or `~/.cache/aidiag/results`.
+pub fn default_dir() -> Option<PathBuf> {
+    super::cache_dir().and_then(|models| models.parent().map(|p| p.join("results")))
+}
+
+impl Store {
+    /// A store in memory only (`dir` None), or backed by `dir` with at most `max_files` entries.
+    pub fn new(dir: Option<PathBuf>, max_files: usize) -> Store {
+        Store {
+            memory: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(MEMORY_ENTRIES).expect("non-zero"),
+            )),
+            dir,
+            max_files: max_files.max(1),
+            writes: AtomicUsize::new(0),
+        }
+    }
+
+    fn file(dir: &Path, key: u64) -> PathBuf {
+        dir.join(format!("{key:016x}.json"))
+    }
+
+    pub fn get(&self, key: u64) -> Option<String> {
+        if let Some(value) = self
+            .memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Some(value.clone());
+        }
+        let dir = self.dir.as_ref()?;
+        let file = Self::file(dir, key);
+        let bytes = std::fs::read(&file).ok()?;
+        match serde_json::from_slice::<Entry>(&bytes) {
+            Ok(entry) if entry.key == format!("{key:016x}") => {
+                self.memory
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .put(key, entry.value.clone());
+                Some(entry.value)
+            }
+            _ => {
+                tracing::warn!(file = %file.display(), "ignoring a corrupt cache entry");
+                let _ = std::fs::remove_file(&file);
+                None
+            }
+        }
+    }
+
+    pub fn put(&self, key: u64, value: String) {
+        self.memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(key, value.clone());
+        let Some(dir) = &self.dir else { return };
+        let entry = Entry {
+            key: format!("{key:016x}"),
+            value,
+        };
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(dir)?;
+            let file = Self::file(dir, key);
+            let temporary = file.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&temporary, serde_json::to_vec(&entry)?)?;
+            std::fs::rename(&temporary, &file)
+        };
+        if let Err(error) = write() {
+            tracing::warn!(dir = %dir.display(), "cannot write the result cache: {error}");
+            return;
+        }
+        if self.writes.fetch_add(1, Ordering::Relaxed) % 64 == 0 {
+            self.trim(dir);
+        }
+    }
+
+    /// Removes the oldest entries while there are more than `max_files`.
+    fn trim(&self, dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        if files.len() <= self.max_files {
+            return;
+        }
+        files.sort();
+        let excess = files.len() - self.max_files;
+        for (_, path) in files.into_iter().take(excess) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("aidiag-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn entries_survive_a_restart_and_corrupt_ones_are_ignored() {
+        let dir = temp_dir("restart");
+        let store = Store::new(Some(dir.clone()), 100);
+        store.put(7, "seven".to_owned());
+        store.put(8, "eight".to_owned());
+        let restarted = Store::new(Some(dir.clone()), 100);
+        assert_eq!(restarted.get(7).as_deref(), Some("seven"));
+        // A truncated entry, and an entry that carries another key, are not believed.
+        std::fs::write(Store::file(&dir, 8), b"{\"key\": \"00").unwrap();
+        std::fs::write(
+            Store::file(&dir, 9),
+            br#"{"key": "0000000000000007", "value": "x"}"#,
+        )
+        .unwrap();
+        let restarted = Store::new(Some(dir.clone()), 100);
+        assert_eq!(restarted.get(8), None);
+        assert_eq!(restarted.get(9), None);
+        assert!(
+            !Store::file(&dir, 8).exists(),
+            "the corrupt entry is removed"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_disk_part_is_bounded() {
+        let dir = temp_dir("bounded");
+        let store = Store::new(Some(dir.clone()), 10);
+        for key in 0..200 {
+            store.put(key, format!("{key}"));
+        }
+        let files = std::fs::read_dir(&dir).unwrap().count();
+        // Trimming runs every 64 writes, so the directory holds at most the bound plus 63.
+        assert!(files <= 10 + 63, "{files} files");
+        assert!(files >= 10, "{files} files");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
