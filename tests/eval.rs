@@ -29,7 +29,10 @@ fn a_warning_within_one_line_of_a_label_is_a_hit_and_any_other_is_a_false_alarm(
     case("a", r#"{"clean": false, "class": "leak", "lines": [10]}"#);
     case("b", r#"{"clean": false, "class": "leak", "lines": [5]}"#);
     case("c", r#"{"clean": true, "class": "leak", "lines": []}"#);
-    case("d", r#"{"clean": true, "class": "double-free", "lines": []}"#);
+    case(
+        "d",
+        r#"{"clean": true, "class": "double-free", "lines": []}"#,
+    );
     // a: one hit (line 11) and one false alarm (line 12); b: missed (line 7 is two away);
     // c: a clean case flagged; d: clean and quiet.
     let warnings = r#"[{"file": "a.c", "line": 11}, {"file": "a.c", "line": 12},
@@ -71,11 +74,17 @@ fn kernel_corpus_figures_do_not_regress() {
     );
     // Measured 2026-11-26: 21 hits, 1 false alarm, 21 of 30 bugs found, 1 of 30 clean cases
     // flagged on the classes the rules cover.
-    assert_eq!(bugs, 30, "the corpus changed: update this test and docs/quality.md");
+    assert_eq!(
+        bugs, 30,
+        "the corpus changed: update this test and docs/quality.md"
+    );
     assert!(hits >= 21, "hits fell to {hits}");
     assert!(false_alarms <= 1, "false alarms rose to {false_alarms}");
     assert!(found >= 21, "bugs found fell to {found} of {bugs}");
     assert!(covered["clean_flagged"].as_u64().unwrap() <= 1);
     let precision = hits as f64 / (hits + false_alarms) as f64;
-    assert!(precision >= 0.9, "precision {precision:.2} is under the 0.9 target");
+    assert!(
+        precision >= 0.9,
+        "precision {precision:.2} is under the 0.9 target"
+    );
 }
