@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Client;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const URI: &str = "file:///tmp/aidiag-e2e/model.c";
 
@@ -30,6 +30,15 @@ static int foo_read_config(struct foo_dev *fdev)
 }
 ";
 
+/// BUGGY with a function name of this run's own, so that no result stored by an earlier run
+/// (the model's results are kept on disk) answers for it.
+fn buggy_for_this_run() -> String {
+    BUGGY.replace(
+        "foo_read_config",
+        &format!("foo_read_config_{}", std::process::id()),
+    )
+}
+
 fn hover_text(client: &mut Client) -> String {
     let reply = client.request(
         "textDocument/hover",
@@ -47,7 +56,7 @@ fn hover_adds_the_models_explanation_when_it_is_written() {
     client.initialize_with(&["utf-16"], json!({"modelExplanations": true}));
     client.notify(
         "textDocument/didOpen",
-        json!({"textDocument": {"uri": URI, "languageId": "c", "version": 1, "text": BUGGY}}),
+        json!({"textDocument": {"uri": URI, "languageId": "c", "version": 1, "text": buggy_for_this_run()}}),
     );
     let diagnostics = client.diagnostics(URI, 1);
     assert_eq!(
@@ -115,11 +124,14 @@ fn a_missing_model_is_reported_once_and_rules_keep_working() {
 }
 
 #[test]
-fn without_model_explanations_the_model_is_not_loaded() {
+fn when_nothing_uses_the_model_it_is_not_loaded() {
     let mut client = Client::start();
-    // The default settings: no `modelExplanations`, and a model path that does not exist. Had the
-    // server tried to load it, it would say so.
-    client.initialize_with(&["utf-16"], json!({"modelPath": "/nonexistent/model.gguf"}));
+    // No explanations, no verdicts, and a model path that does not exist. Had the server tried to
+    // load it, it would say so.
+    client.initialize_with(
+        &["utf-16"],
+        json!({"modelPath": "/nonexistent/model.gguf", "modelVerdicts": "off"}),
+    );
     client.notify(
         "textDocument/didOpen",
         json!({"textDocument": {"uri": URI, "languageId": "c", "version": 1, "text": BUGGY}}),
@@ -129,5 +141,51 @@ fn without_model_explanations_the_model_is_not_loaded() {
     assert!(!hover.contains("local model"), "{hover}");
     // By now (after a debounced check and two round trips) a failed load would have been shown.
     assert!(!client.received("window/showMessage"));
+    assert_eq!(client.shutdown(), 0);
+}
+
+/// Asked to annotate (`modelVerdicts`), the server publishes the rule finding at once, then
+/// again with the model's verdict beside it, showing work-done progress in between. The
+/// finding keeps its severity whatever the model says.
+#[test]
+fn verdicts_are_published_when_they_arrive_with_progress_meanwhile() {
+    let mut client = Client::start();
+    client.initialize_with_capabilities(
+        json!({"general": {"positionEncodings": ["utf-16"]}, "window": {"workDoneProgress": true}}),
+        json!({"modelVerdicts": "annotate"}),
+    );
+    let text = buggy_for_this_run();
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": URI, "languageId": "c", "version": 1, "text": text}}),
+    );
+    let first = client.diagnostics(URI, 1);
+    assert_eq!(first.len(), 1);
+    assert!(
+        !first[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("local model"),
+        "{first:?}"
+    );
+    let create = client.wait_for(|m| m["method"] == "window/workDoneProgress/create");
+    let token = create["params"]["token"].clone();
+    client.respond(&create["id"], Value::Null);
+    let begin =
+        client.wait_for(|m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "begin");
+    assert_eq!(begin["params"]["token"], token);
+    let judged = client.wait_for(|m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["diagnostics"][0]["message"]
+                .as_str()
+                .is_some_and(|t| t.contains("judged this report"))
+    });
+    let diagnostic = &judged["params"]["diagnostics"][0];
+    assert_eq!(diagnostic["code"], "leak-on-error");
+    assert_eq!(
+        diagnostic["severity"], 2,
+        "annotate never changes the severity"
+    );
+    client.wait_for(|m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end");
     assert_eq!(client.shutdown(), 0);
 }

@@ -103,7 +103,9 @@ fn leak_finding() -> (u64, aidiag::model::FindingText) {
     let code = text[function.range.start..function.range.end].to_owned();
     (
         function.hash,
-        aidiag::model::FindingText::new(&finding, code, &|o| lines.line(o)),
+        aidiag::model::FindingText::new(&finding, code, lines.line(function.range.start), &|o| {
+            lines.line(o)
+        }),
     )
 }
 

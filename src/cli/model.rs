@@ -104,7 +104,8 @@ pub fn apply(
             let keep = match function {
                 Some(function) if judge::JUDGED_RULES.contains(&finding.rule) => {
                     let code = report.text[function.range.start..function.range.end].to_owned();
-                    let text = FindingText::new(&finding, code, &line_of);
+                    let first_line = lines.line(function.range.start);
+                    let text = FindingText::new(&finding, code, first_line, &line_of);
                     let verdict = runtime.block_on(service.verdict(function.hash, &text));
                     judged += 1;
                     service::apply(&mut finding, verdict, policy, &service.engine.name)

@@ -25,8 +25,16 @@ pub struct FindingText {
 }
 
 impl FindingText {
-    /// `line_of` maps a byte offset to its 0-based line.
-    pub fn new(finding: &Finding, function: String, line_of: &dyn Fn(usize) -> usize) -> Self {
+    /// `line_of` maps a byte offset to its 0-based line in the file; `first_line` is the
+    /// function's first line there. Line numbers are counted from the function's first line
+    /// (line 1): the model sees only the function, and a function that moves keeps its verdict.
+    pub fn new(
+        finding: &Finding,
+        function: String,
+        first_line: usize,
+        line_of: &dyn Fn(usize) -> usize,
+    ) -> Self {
+        let line_of = |o: usize| line_of(o).saturating_sub(first_line);
         let evidence = finding
             .related
             .iter()
@@ -34,13 +42,13 @@ impl FindingText {
                 format!(
                     "line {}: {}",
                     line_of(r.range.start) + 1,
-                    r.message.render(line_of)
+                    r.message.render(&line_of)
                 )
             })
             .collect();
         FindingText {
             rule: finding.rule,
-            message: finding.message.render(line_of),
+            message: finding.message.render(&line_of),
             evidence,
             function,
         }

@@ -39,6 +39,8 @@ pub struct Document {
     pub version: i32,
     pub tree: Tree,
     pub functions: FunctionIndex,
+    /// Hashes of the functions the last change edited: their model work goes first.
+    pub edited: Vec<u64>,
 }
 
 /// A tree-sitter point (row, byte column) of an offset.
@@ -72,6 +74,7 @@ impl Document {
             version,
             tree,
             functions,
+            edited: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ use tower_lsp::lsp_types::*;
 use tower_lsp::{Client, LanguageServer, LspService};
 
 use crate::analysis::cache::FindingCache;
+use crate::model::judge::VerdictPolicy;
 use document::Document;
 use line_index::Encoding;
 use settings::Settings;
@@ -33,6 +34,8 @@ pub struct Session {
     settings: RwLock<Settings>,
     generations: DashMap<Url, u64>,
     model: std::sync::OnceLock<Arc<model_worker::ModelWorker>>,
+    /// Whether the client accepts `window/workDoneProgress/create`.
+    work_done_progress: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -44,6 +47,7 @@ impl Session {
             settings: RwLock::new(Settings::default()),
             generations: DashMap::new(),
             model: std::sync::OnceLock::new(),
+            work_done_progress: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -77,8 +81,7 @@ impl LanguageServer for Backend {
     async fn initialized(&self, _: InitializedParams) {
         tracing::info!("aidiag {} initialized", env!("CARGO_PKG_VERSION"));
         let settings = self.session.settings();
-        // Explanations are the only use of the model so far; without them it is not loaded.
-        if !settings.use_model || !settings.model_explanations {
+        if !settings.use_model {
             return;
         }
         let Some((path, _)) = crate::model::resolve(settings.model_path.as_deref()) else {
@@ -87,16 +90,63 @@ impl LanguageServer for Backend {
                 .await;
             return;
         };
-        // A function's explanation is wanted while some open document still has that function.
-        let session = Arc::downgrade(&self.session);
+        // The model is loaded only when something will use it: explanations, or verdicts under
+        // the policy set (or the model's own default, read from its header).
+        let name = crate::model::gguf::read_file(&path)
+            .ok()
+            .and_then(|h| {
+                h.get("general.name")
+                    .and_then(crate::model::gguf::Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let policy = settings
+            .model_verdicts
+            .unwrap_or_else(|| VerdictPolicy::default_for(&name, &file_name));
+        if !settings.model_explanations && policy == VerdictPolicy::Off {
+            return;
+        }
+        // A function's model work is wanted while some open document still has that function.
+        let weak = Arc::downgrade(&self.session);
         let live = Arc::new(move |hash: u64| {
-            session.upgrade().is_some_and(|s| {
+            weak.upgrade().is_some_and(|s| {
                 s.documents
                     .iter()
                     .any(|d| d.functions.functions().iter().any(|f| f.hash == hash))
             })
         });
-        let worker = model_worker::ModelWorker::start(path, self.client.clone(), live);
+        let weak = Arc::downgrade(&self.session);
+        let client = self.client.clone();
+        let republish = Arc::new(move |uri: Option<Url>| {
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            let uris: Vec<Url> = match uri {
+                Some(uri) => vec![uri],
+                None => session.documents.iter().map(|d| d.key().clone()).collect(),
+            };
+            for uri in uris {
+                scheduler::schedule_now(session.clone(), client.clone(), uri);
+            }
+        });
+        let hooks = model_worker::Hooks {
+            live,
+            republish,
+            progress: self
+                .session
+                .work_done_progress
+                .load(std::sync::atomic::Ordering::Relaxed),
+        };
+        let worker = model_worker::ModelWorker::start(
+            path,
+            settings.model_verdicts,
+            self.client.clone(),
+            hooks,
+        );
         let _ = self.session.model.set(worker);
     }
 

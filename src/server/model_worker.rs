@@ -1,62 +1,122 @@
-//! The one model worker. It owns the engine, takes explanation jobs from a bounded queue, and
-//! stores what the model wrote by cache key. Requests never wait for it: a hover shows the rule's
-//! text at once and asks for an explanation, which a later hover shows.
+//! The one model worker. It owns the model service (engine plus result store) and serves jobs
+//! from a bounded queue ordered by priority: an explanation asked for by a hover first, then
+//! verdicts for the function being edited, then the rest. Requests never wait for it: hovers show
+//! the rule's text at once, and diagnostics are published without a verdict and again when it
+//! arrives.
 //!
 //! A job whose function no longer exists in any open document (its hash changed) is dropped
-//! before it starts and stopped while it runs.
+//! before it starts, and an explanation is stopped while it runs. While jobs are pending the
+//! client is shown work-done progress (`$/progress`), when it supports it.
 
+use std::collections::{BinaryHeap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use dashmap::DashMap;
-use tower_lsp::lsp_types::MessageType;
+use tower_lsp::lsp_types::notification::Progress;
+use tower_lsp::lsp_types::request::WorkDoneProgressCreate;
+use tower_lsp::lsp_types::{
+    MessageType, NumberOrString, ProgressParams, ProgressParamsValue, Url, WorkDoneProgress,
+    WorkDoneProgressBegin, WorkDoneProgressCreateParams, WorkDoneProgressEnd,
+    WorkDoneProgressReport,
+};
 use tower_lsp::Client;
 
 use crate::model::engine::Engine;
-use crate::model::explain;
+use crate::model::judge::{Verdict, VerdictPolicy};
+use crate::model::service::ModelService;
+use crate::model::store::{self, Store};
+use crate::model::FindingText;
 
-/// How many explanation jobs may wait; further requests are dropped (a later hover asks again).
+/// How many jobs may wait; when full, a new job replaces the lowest-priority one if it ranks
+/// higher, and is dropped otherwise (a later check or hover asks again).
 const QUEUE: usize = 32;
+
+/// Job priorities, highest first.
+pub const PRIORITY_HOVER: u8 = 2;
+pub const PRIORITY_EDITED: u8 = 1;
+pub const PRIORITY_OTHER: u8 = 0;
 
 #[derive(Clone, Debug)]
 pub enum Status {
     Loading,
-    Ready { name: String, model_hash: u64 },
+    Ready { name: String, policy: VerdictPolicy },
     Unavailable,
 }
 
+enum Work {
+    Explain,
+    /// Republish this document when the verdict is in.
+    Verdict(Url),
+}
+
 struct Job {
+    priority: u8,
+    /// Earlier jobs first within a priority.
+    sequence: u64,
     key: u64,
     function_hash: u64,
-    prompt: String,
+    text: FindingText,
+    work: Work,
+}
+
+impl PartialEq for Job {
+    fn eq(&self, other: &Self) -> bool {
+        (self.priority, self.sequence) == (other.priority, other.sequence)
+    }
+}
+impl Eq for Job {}
+impl PartialOrd for Job {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Job {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.priority
+            .cmp(&other.priority)
+            .then(other.sequence.cmp(&self.sequence))
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: BinaryHeap<Job>,
+    keys: HashSet<u64>,
+    sequence: u64,
 }
 
 pub struct ModelWorker {
     status: RwLock<Status>,
-    explanations: DashMap<u64, String>,
-    queued: DashMap<u64, ()>,
-    jobs: tokio::sync::mpsc::Sender<Job>,
-    /// Model calls made so far (cache misses), for tests and logs.
-    pub calls: AtomicU64,
+    service: std::sync::OnceLock<Arc<ModelService>>,
+    queue: Mutex<Queue>,
+    wake: tokio::sync::Notify,
+}
+
+/// What the worker needs from the session.
+pub struct Hooks {
+    /// Whether a function hash still exists in an open document.
+    pub live: Arc<dyn Fn(u64) -> bool + Send + Sync>,
+    /// Called when a verdict for a finding in this document is in (`None`: every open document,
+    /// when the model is ready).
+    pub republish: Arc<dyn Fn(Option<Url>) + Send + Sync>,
+    /// Whether the client accepts work-done progress.
+    pub progress: bool,
 }
 
 impl ModelWorker {
-    /// Starts loading the model at `path` and serving jobs. `live` says whether a function hash
-    /// still exists in an open document. A model that cannot be loaded is reported once with
-    /// `window/showMessage`; the rule checks go on without it.
+    /// Starts loading the model at `path` and serving jobs. A model that cannot be loaded is
+    /// reported once with `window/showMessage`; the rule checks go on without it.
     pub fn start(
         path: PathBuf,
+        policy: Option<VerdictPolicy>,
         client: Client,
-        live: Arc<dyn Fn(u64) -> bool + Send + Sync>,
+        hooks: Hooks,
     ) -> Arc<ModelWorker> {
-        let (jobs, mut receiver) = tokio::sync::mpsc::channel::<Job>(QUEUE);
         let worker = Arc::new(ModelWorker {
             status: RwLock::new(Status::Loading),
-            explanations: DashMap::new(),
-            queued: DashMap::new(),
-            jobs,
-            calls: AtomicU64::new(0),
+            service: std::sync::OnceLock::new(),
+            queue: Mutex::new(Queue::default()),
+            wake: tokio::sync::Notify::new(),
         });
         let me = worker.clone();
         tokio::spawn(async move {
@@ -71,30 +131,102 @@ impl ModelWorker {
                     return;
                 }
             };
-            tracing::info!(model = %engine.path.display(), "model loaded");
-            *me.status.write().unwrap_or_else(|e| e.into_inner()) = Status::Ready {
-                name: engine.name.clone(),
-                model_hash: engine.file_hash,
-            };
-            while let Some(job) = receiver.recv().await {
-                if me.explanations.contains_key(&job.key) || !live(job.function_hash) {
-                    me.queued.remove(&job.key);
-                    continue;
-                }
-                me.calls.fetch_add(1, Ordering::Relaxed);
-                let function_hash = job.function_hash;
-                let live = live.clone();
-                let cancelled = move || !live(function_hash);
-                let text = engine
-                    .generate(&job.prompt, explain::MAX_TOKENS, explain::STOP, &cancelled)
-                    .await;
-                if !cancelled() {
-                    me.explanations.insert(job.key, text);
-                }
-                me.queued.remove(&job.key);
+            tracing::info!(model = %engine.path.display(), weights = %engine.weights.display(), "model loaded");
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let policy =
+                policy.unwrap_or_else(|| VerdictPolicy::default_for(&engine.name, &file_name));
+            let name = engine.name.clone();
+            let service = Arc::new(ModelService::new(
+                engine,
+                Store::new(store::default_dir(), store::DISK_ENTRIES),
+            ));
+            let _ = me.service.set(service.clone());
+            *me.status.write().unwrap_or_else(|e| e.into_inner()) = Status::Ready { name, policy };
+            // Documents checked while the model was loading get their verdicts asked for now.
+            if policy != VerdictPolicy::Off {
+                (hooks.republish)(None);
             }
+            me.serve(service, client, hooks).await;
         });
         worker
+    }
+
+    async fn serve(&self, service: Arc<ModelService>, client: Client, hooks: Hooks) {
+        let token = NumberOrString::String("aidiag/model".to_owned());
+        let mut progress_open = false;
+        let mut done = 0u32;
+        loop {
+            let (job, left) = {
+                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let job = queue.jobs.pop();
+                if let Some(job) = &job {
+                    queue.keys.remove(&job.key);
+                }
+                (job, queue.jobs.len())
+            };
+            let Some(job) = job else {
+                if progress_open {
+                    progress_open = false;
+                    done = 0;
+                    let end = WorkDoneProgress::End(WorkDoneProgressEnd { message: None });
+                    send_progress(&client, &token, end).await;
+                }
+                self.wake.notified().await;
+                continue;
+            };
+            if !(hooks.live)(job.function_hash) {
+                continue;
+            }
+            if hooks.progress {
+                let message = Some(format!("{} left", left + 1));
+                let value = if progress_open {
+                    WorkDoneProgress::Report(WorkDoneProgressReport {
+                        message,
+                        percentage: Some((100 * done / (done + left as u32 + 1)).min(100)),
+                        cancellable: Some(false),
+                    })
+                } else {
+                    // A client that claims the capability but never answers must not stall
+                    // the model: give it five seconds.
+                    let create = client.send_request::<WorkDoneProgressCreate>(
+                        WorkDoneProgressCreateParams {
+                            token: token.clone(),
+                        },
+                    );
+                    progress_open = matches!(
+                        tokio::time::timeout(std::time::Duration::from_secs(5), create).await,
+                        Ok(Ok(()))
+                    );
+                    WorkDoneProgress::Begin(WorkDoneProgressBegin {
+                        title: "aidiag: local model".to_owned(),
+                        message,
+                        percentage: Some(0),
+                        cancellable: Some(false),
+                    })
+                };
+                if progress_open {
+                    send_progress(&client, &token, value).await;
+                }
+            }
+            match job.work {
+                Work::Explain => {
+                    let live = hooks.live.clone();
+                    let function_hash = job.function_hash;
+                    let cancelled = move || !live(function_hash);
+                    service
+                        .explanation(job.function_hash, &job.text, &cancelled)
+                        .await;
+                }
+                Work::Verdict(uri) => {
+                    service.verdict(job.function_hash, &job.text).await;
+                    (hooks.republish)(Some(uri));
+                }
+            }
+            done += 1;
+        }
     }
 
     pub fn status(&self) -> Status {
@@ -104,27 +236,84 @@ impl ModelWorker {
             .clone()
     }
 
-    /// The explanation stored under `key`, if the model has written it.
-    pub fn explanation(&self, key: u64) -> Option<String> {
-        self.explanations.get(&key).map(|e| e.clone())
+    /// The explanation for this finding if it is written; otherwise asks for it (unless the
+    /// queue is full) and returns `None`.
+    pub fn explanation(&self, function_hash: u64, text: FindingText) -> Option<String> {
+        let service = self.service.get()?;
+        let key = service.explanation_key(function_hash, &text);
+        if let Some(written) = service.cached_explanation(key) {
+            return Some(written);
+        }
+        self.enqueue(Job {
+            priority: PRIORITY_HOVER,
+            sequence: 0,
+            key,
+            function_hash,
+            text,
+            work: Work::Explain,
+        });
+        None
     }
 
-    /// Asks for an explanation unless it exists or is already queued; false when the queue is full.
-    pub fn request(&self, key: u64, function_hash: u64, prompt: String) -> bool {
-        if self.explanations.contains_key(&key) || self.queued.contains_key(&key) {
-            return true;
+    /// The verdict on this finding if the model has given it (`Some(None)`: it abstained);
+    /// otherwise asks for it and returns `None`.
+    pub fn verdict(
+        &self,
+        function_hash: u64,
+        text: FindingText,
+        uri: &Url,
+        priority: u8,
+    ) -> Option<Option<Verdict>> {
+        let service = self.service.get()?;
+        let key = service.verdict_key(function_hash, &text);
+        if let Some(verdict) = service.cached_verdict(key) {
+            return Some(verdict);
         }
-        let sent = self
-            .jobs
-            .try_send(Job {
-                key,
-                function_hash,
-                prompt,
-            })
-            .is_ok();
-        if sent {
-            self.queued.insert(key, ());
-        }
-        sent
+        self.enqueue(Job {
+            priority,
+            sequence: 0,
+            key,
+            function_hash,
+            text,
+            work: Work::Verdict(uri.clone()),
+        });
+        None
     }
+
+    fn enqueue(&self, mut job: Job) {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if queue.keys.contains(&job.key) {
+            return;
+        }
+        if queue.jobs.len() >= QUEUE {
+            // Make room by dropping the lowest-ranked job, if the new one ranks above it.
+            let mut jobs = std::mem::take(&mut queue.jobs).into_sorted_vec();
+            if jobs
+                .first()
+                .is_some_and(|lowest| lowest.priority < job.priority)
+            {
+                let dropped = jobs.remove(0);
+                queue.keys.remove(&dropped.key);
+                queue.jobs = jobs.into();
+            } else {
+                queue.jobs = jobs.into();
+                return;
+            }
+        }
+        queue.sequence += 1;
+        job.sequence = queue.sequence;
+        queue.keys.insert(job.key);
+        queue.jobs.push(job);
+        drop(queue);
+        self.wake.notify_one();
+    }
+}
+
+async fn send_progress(client: &Client, token: &NumberOrString, value: WorkDoneProgress) {
+    client
+        .send_notification::<Progress>(ProgressParams {
+            token: token.clone(),
+            value: ProgressParamsValue::WorkDone(value),
+        })
+        .await;
 }

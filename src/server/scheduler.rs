@@ -8,7 +8,13 @@ use tower_lsp::lsp_types::Url;
 use tower_lsp::Client;
 
 use super::convert::{self, Target};
+use super::document::Document;
+use super::model_worker::{Status, PRIORITY_EDITED, PRIORITY_OTHER};
 use super::Session;
+use crate::analysis::Finding;
+use crate::model::judge::{self, VerdictPolicy};
+use crate::model::service;
+use crate::model::FindingText;
 
 fn next_generation(session: &Session, uri: &Url) -> u64 {
     let mut entry = session.generations.entry(uri.clone()).or_insert(0);
@@ -23,10 +29,21 @@ fn is_current(session: &Session, uri: &Url, generation: u64) -> bool {
         .is_some_and(|g| *g == generation)
 }
 
-/// Schedules a check of `uri`; a later call for the same document supersedes this one.
+/// Schedules a check of `uri` after the debounce time; a later call for the same document
+/// supersedes this one.
 pub fn schedule(session: Arc<Session>, client: Client, uri: Url) {
-    let generation = next_generation(&session, &uri);
     let debounce = Duration::from_millis(session.settings().debounce_ms);
+    schedule_after(session, client, uri, debounce);
+}
+
+/// Schedules a check at once: when a verdict arrives, the findings come from the cache and only
+/// the verdicts are new.
+pub fn schedule_now(session: Arc<Session>, client: Client, uri: Url) {
+    schedule_after(session, client, uri, Duration::ZERO);
+}
+
+fn schedule_after(session: Arc<Session>, client: Client, uri: Url, debounce: Duration) {
+    let generation = next_generation(&session, &uri);
     tokio::spawn(async move {
         tokio::time::sleep(debounce).await;
         if !is_current(&session, &uri, generation) {
@@ -58,7 +75,9 @@ pub fn schedule(session: Arc<Session>, client: Client, uri: Url) {
             Some(findings)
         })
         .await;
-        let Ok(Some(findings)) = checked else { return };
+        let Ok(Some(mut findings)) = checked else {
+            return;
+        };
         let diagnostics = {
             let Some(document) = session.documents.get(&uri) else {
                 return;
@@ -66,6 +85,7 @@ pub fn schedule(session: Arc<Session>, client: Client, uri: Url) {
             if document.version != version {
                 return;
             }
+            findings = with_verdicts(&session, &document, &uri, findings);
             let target = Target {
                 uri: &uri,
                 rope: &document.rope,
@@ -81,4 +101,54 @@ pub fn schedule(session: Arc<Session>, client: Client, uri: Url) {
             .publish_diagnostics(uri, diagnostics, Some(version))
             .await;
     });
+}
+
+/// Applies the model's verdicts to the findings of the rules that need judgement, under the
+/// policy in force; findings without a verdict yet are published as they are and their verdict
+/// is asked for (the edited functions first). A dropped finding is left out.
+fn with_verdicts(
+    session: &Session,
+    document: &Document,
+    uri: &Url,
+    findings: Vec<Finding>,
+) -> Vec<Finding> {
+    let Some(worker) = session.model.get() else {
+        return findings;
+    };
+    let Status::Ready { name, policy } = worker.status() else {
+        return findings;
+    };
+    if policy == VerdictPolicy::Off {
+        return findings;
+    }
+    let rope = &document.rope;
+    let line_of = |o: usize| rope.byte_to_line(o.min(rope.len_bytes()));
+    let mut kept = Vec::with_capacity(findings.len());
+    for mut finding in findings {
+        let function = document.functions.at(finding.range.start);
+        let keep = match function {
+            Some(function) if judge::JUDGED_RULES.contains(&finding.rule) => {
+                let code = rope
+                    .get_byte_slice(function.range.start..function.range.end)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                let text =
+                    FindingText::new(&finding, code, line_of(function.range.start), &line_of);
+                let priority = if document.edited.contains(&function.hash) {
+                    PRIORITY_EDITED
+                } else {
+                    PRIORITY_OTHER
+                };
+                match worker.verdict(function.hash, text, uri, priority) {
+                    Some(verdict) => service::apply(&mut finding, verdict, policy, &name),
+                    None => true,
+                }
+            }
+            _ => true,
+        };
+        if keep {
+            kept.push(finding);
+        }
+    }
+    kept
 }

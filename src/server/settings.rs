@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use crate::model::judge::VerdictPolicy;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     /// How long to wait after the last keystroke before checking changed functions.
@@ -15,6 +17,9 @@ pub struct Settings {
     pub model_explanations: bool,
     /// A GGUF file to use instead of the default model in the cache.
     pub model_path: Option<std::path::PathBuf>,
+    /// What the model's verdicts may do to findings; `None` ("auto") takes the model's default
+    /// (off for SmolLM2-135M, whose verdicts were measured at chance; annotate for others).
+    pub model_verdicts: Option<VerdictPolicy>,
 }
 
 impl Default for Settings {
@@ -24,6 +29,7 @@ impl Default for Settings {
             use_model: true,
             model_explanations: false,
             model_path: None,
+            model_verdicts: None,
         }
     }
 }
@@ -59,8 +65,17 @@ impl Settings {
                     Some(path) => self.model_path = Some(path.into()),
                     None => problems.push(format!("setting aidiag.modelPath must be the path of a GGUF file, got {v}")),
                 },
+                "modelVerdicts" => match v.as_str() {
+                    Some("auto") => self.model_verdicts = None,
+                    Some(text) if VerdictPolicy::parse(text).is_some() => {
+                        self.model_verdicts = VerdictPolicy::parse(text)
+                    }
+                    _ => problems.push(format!(
+                        "setting aidiag.modelVerdicts must be one of \"auto\", \"off\", \"annotate\", \"demote\", \"drop\", got {v}"
+                    )),
+                },
                 other => problems.push(format!(
-                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelPath"
+                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelPath, modelVerdicts"
                 )),
             }
         }

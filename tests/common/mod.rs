@@ -136,13 +136,25 @@ impl Client {
     }
 
     pub fn initialize_with(&mut self, encodings: &[&str], options: Value) -> Value {
+        self.initialize_with_capabilities(
+            json!({"general": {"positionEncodings": encodings}}),
+            options,
+        )
+    }
+
+    pub fn initialize_with_capabilities(&mut self, capabilities: Value, options: Value) -> Value {
         let reply = self.request(
             "initialize",
-            json!({"processId": null, "rootUri": null, "capabilities": {"general": {"positionEncodings": encodings}},
+            json!({"processId": null, "rootUri": null, "capabilities": capabilities,
                    "initializationOptions": options}),
         );
         self.notify("initialized", json!({}));
         reply
+    }
+
+    /// Answers a request the server sent.
+    pub fn respond(&mut self, id: &Value, result: Value) {
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
     }
 
     /// Sends shutdown and exit, and returns the exit code.

@@ -5,7 +5,7 @@ use tower_lsp::lsp_types::{Hover, HoverContents, HoverParams, MarkupContent, Mar
 
 use crate::analysis::functions::Function;
 use crate::analysis::Finding;
-use crate::model::explain;
+use crate::model::FindingText;
 use crate::server::convert::{self, Target};
 use crate::server::model_worker::{ModelWorker, Status};
 use crate::server::{line_index, Session};
@@ -30,7 +30,8 @@ pub fn run(session: &Session, params: HoverParams) -> Option<Hover> {
         encoding,
     };
     let mut value = convert::hover_markdown(finding, &target);
-    if let Some(worker) = session.model.get() {
+    let explanations = session.settings().model_explanations;
+    if let Some(worker) = session.model.get().filter(|_| explanations) {
         value.push_str(&model_section(worker, finding, function, &document.rope));
     }
     Some(Hover {
@@ -49,42 +50,22 @@ fn model_section(
     function: &Function,
     rope: &ropey::Rope,
 ) -> String {
-    let Status::Ready { name, model_hash } = worker.status() else {
+    let Status::Ready { name, .. } = worker.status() else {
         return String::new();
     };
     let line_of = |o: usize| rope.byte_to_line(o.min(rope.len_bytes()));
-    let message = finding.message.render(&line_of);
-    let key = explain::key(function.hash, finding.rule, &message, model_hash);
-    if let Some(text) = worker.explanation(key) {
-        if text.is_empty() {
-            return String::new();
-        }
-        return format!("\n---\n**Explanation written by the local model ({name}); it may be wrong:**\n\n{text}\n");
-    }
-    let evidence: Vec<String> = finding
-        .related
-        .iter()
-        .map(|r| {
-            format!(
-                "line {}: {}",
-                line_of(r.range.start) + 1,
-                r.message.render(&line_of)
-            )
-        })
-        .collect();
     let code = rope
         .get_byte_slice(function.range.start..function.range.end)
         .map(|s| s.to_string())
         .unwrap_or_default();
-    let prompt = explain::prompt(&explain::Request {
-        rule: finding.rule,
-        message: &message,
-        evidence: &evidence,
-        function: &code,
-    });
-    if worker.request(key, function.hash, prompt) {
-        format!("\n---\n_The local model ({name}) is writing an explanation; hover again in a few seconds._\n")
-    } else {
-        String::new()
+    let text = FindingText::new(finding, code, line_of(function.range.start), &line_of);
+    match worker.explanation(function.hash, text) {
+        Some(written) if written.is_empty() => String::new(),
+        Some(written) => format!(
+            "\n---\n**Explanation written by the local model ({name}); it may be wrong:**\n\n{written}\n"
+        ),
+        None => format!(
+            "\n---\n_The local model ({name}) is writing an explanation; hover again in a few seconds._\n"
+        ),
     }
 }

@@ -13,6 +13,15 @@ pub fn run(session: &Session, params: InitializeParams) -> (InitializeResult, Ve
         .as_ref()
         .and_then(|g| g.position_encodings.as_deref());
     let encoding = Encoding::negotiate(offered);
+    let progress = params
+        .capabilities
+        .window
+        .as_ref()
+        .and_then(|w| w.work_done_progress)
+        .unwrap_or(false);
+    session
+        .work_done_progress
+        .store(progress, std::sync::atomic::Ordering::Relaxed);
     *session.encoding.write().unwrap_or_else(|e| e.into_inner()) = encoding;
     let problems = match &params.initialization_options {
         Some(options) => session

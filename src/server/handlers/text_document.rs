@@ -25,6 +25,10 @@ pub fn did_change(session: &Session, params: DidChangeTextDocumentParams) -> boo
         params.text_document.version,
         encoding,
     );
+    document.edited = changed
+        .iter()
+        .filter_map(|&i| document.functions.functions().get(i).map(|f| f.hash))
+        .collect();
     tracing::debug!(%uri, version = params.text_document.version, changed_functions = changed.len(), "changed");
     true
 }
