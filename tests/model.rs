@@ -199,3 +199,54 @@ fn check_annotates_verdicts_only_when_asked_and_never_hides_a_finding() {
     assert!(!stdout.contains("local model") && !stderr.contains("local model"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// "Fix with the local model": the default model's draft for a leak is offered only if it
+/// passes the same checks as a rule's fix (and then never as the preferred fix); otherwise it is
+/// withheld. Either way the draft is the same every time and is written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drafted_fix_is_offered_only_when_it_verifies() {
+    use aidiag::analysis::{functions, syntax};
+    use aidiag::model::{draft, engine::Engine, service::ModelService, store::Store};
+    use std::sync::atomic::Ordering;
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/rules/leak-on-error/bad.c"
+    ))
+    .unwrap();
+    let (hash, text) = leak_finding();
+    let (path, _) = aidiag::model::resolve(None).unwrap();
+    let service = ModelService::new(Engine::load(&path).await.unwrap(), Store::new(None, 1));
+    let written = service.draft(hash, &text, &|| false).await.unwrap();
+    assert_eq!(
+        service.draft(hash, &text, &|| false).await.unwrap(),
+        written
+    );
+    assert_eq!(service.calls.load(Ordering::Relaxed), 1);
+    let uncached = ModelService::new(Engine::load(&path).await.unwrap(), Store::new(None, 1));
+    assert_eq!(
+        uncached.draft(hash, &text, &|| false).await.unwrap(),
+        written,
+        "drafts are deterministic"
+    );
+
+    let parse = syntax::parse(&source, None);
+    let finding = aidiag::analysis::check_text(&source, Default::default())
+        .into_iter()
+        .find(|f| f.rule == "leak-on-error")
+        .unwrap();
+    let node = functions::function_nodes(&parse.tree)
+        .into_iter()
+        .find(|n| n.start_byte() <= finding.range.start && finding.range.end <= n.end_byte())
+        .unwrap();
+    match draft::verified_fix(&source, node, &finding, &written, "m") {
+        Some(fix) => {
+            assert!(!fix.preferred);
+            let fixed = aidiag::analysis::fix::apply(&source, 0, &fix).unwrap();
+            let before = aidiag::analysis::check_text(&source, Default::default()).len();
+            let after = aidiag::analysis::check_text(&fixed, Default::default()).len();
+            assert!(after < before, "the offered fix removes a finding");
+            eprintln!("offered: {fix:?}");
+        }
+        None => eprintln!("withheld; the model wrote:\n{written}"),
+    }
+}

@@ -2,6 +2,7 @@
 //! and the prompts it is given (`explain`). This layer reads files and runs the model; the
 //! analysis core never imports it.
 
+pub mod draft;
 pub mod engine;
 pub mod explain;
 pub mod gguf;

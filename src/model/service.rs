@@ -9,7 +9,7 @@ use crate::analysis::{Finding, Severity};
 use super::engine::Engine;
 use super::judge::{self, Verdict, VerdictPolicy};
 use super::store::Store;
-use super::{explain, FindingText};
+use super::{draft, explain, FindingText};
 
 pub struct ModelService {
     pub engine: Engine,
@@ -80,6 +80,42 @@ impl ModelService {
                 });
         self.store.put(key, encode(verdict));
         verdict
+    }
+
+    pub fn draft_key(&self, function_hash: u64, text: &FindingText) -> u64 {
+        draft::key(
+            function_hash,
+            text.rule,
+            &text.message,
+            self.engine.file_hash,
+        )
+    }
+
+    /// The model's rewrite of the function for this finding (the code only; empty when it wrote
+    /// none), from the store or by asking the model. `None` when cancelled. The draft still has
+    /// to pass `draft::verified_fix` before it is offered.
+    pub async fn draft(
+        &self,
+        function_hash: u64,
+        text: &FindingText,
+        cancelled: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Option<String> {
+        let key = self.draft_key(function_hash, text);
+        if let Some(stored) = self.store.get(key) {
+            return Some(stored);
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let budget = draft::max_tokens(self.engine.token_count(&text.function));
+        let written = self
+            .engine
+            .generate(&draft::prompt(text), budget, draft::FENCE, cancelled)
+            .await;
+        if cancelled() {
+            return None;
+        }
+        let code = draft::extract(&written).to_owned();
+        self.store.put(key, code.clone());
+        Some(code)
     }
 
     pub fn cached_explanation(&self, key: u64) -> Option<String> {

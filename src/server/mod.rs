@@ -90,7 +90,7 @@ impl LanguageServer for Backend {
                 .await;
             return;
         };
-        // The model is loaded only when something will use it: explanations, or verdicts under
+        // The model is loaded only when something will use it: explanations, fixes, or verdicts under
         // the policy set (or the model's own default, read from its header).
         let name = crate::model::gguf::read_file(&path)
             .ok()
@@ -107,7 +107,7 @@ impl LanguageServer for Backend {
         let policy = settings
             .model_verdicts
             .unwrap_or_else(|| VerdictPolicy::default_for(&name, &file_name));
-        if !settings.model_explanations && policy == VerdictPolicy::Off {
+        if !settings.model_explanations && !settings.model_fixes && policy == VerdictPolicy::Off {
             return;
         }
         // A function's model work is wanted while some open document still has that function.

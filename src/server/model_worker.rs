@@ -1,5 +1,6 @@
 //! The one model worker. It owns the model service (engine plus result store) and serves jobs
-//! from a bounded queue ordered by priority: an explanation asked for by a hover first, then
+//! from a bounded queue ordered by priority: an explanation asked for by a hover (or a fix
+//! draft asked for by a code-action request) first, then
 //! verdicts for the function being edited, then the rest. Requests never wait for it: hovers show
 //! the rule's text at once, and diagnostics are published without a verdict and again when it
 //! arrives.
@@ -45,6 +46,7 @@ pub enum Status {
 
 enum Work {
     Explain,
+    Draft,
     /// Republish this document when the verdict is in.
     Verdict(Url),
 }
@@ -220,6 +222,14 @@ impl ModelWorker {
                         .explanation(job.function_hash, &job.text, &cancelled)
                         .await;
                 }
+                Work::Draft => {
+                    let live = hooks.live.clone();
+                    let function_hash = job.function_hash;
+                    let cancelled = move || !live(function_hash);
+                    service
+                        .draft(job.function_hash, &job.text, &cancelled)
+                        .await;
+                }
                 Work::Verdict(uri) => {
                     service.verdict(job.function_hash, &job.text).await;
                     (hooks.republish)(Some(uri));
@@ -251,6 +261,25 @@ impl ModelWorker {
             function_hash,
             text,
             work: Work::Explain,
+        });
+        None
+    }
+
+    /// The model's draft of a fixed function for this finding if it is written (empty: it wrote
+    /// none); otherwise asks for it and returns `None`.
+    pub fn draft(&self, function_hash: u64, text: FindingText) -> Option<String> {
+        let service = self.service.get()?;
+        let key = service.draft_key(function_hash, &text);
+        if let Some(written) = service.store.get(key) {
+            return Some(written);
+        }
+        self.enqueue(Job {
+            priority: PRIORITY_HOVER,
+            sequence: 0,
+            key,
+            function_hash,
+            text,
+            work: Work::Draft,
         });
         None
     }

@@ -15,6 +15,9 @@ pub struct Settings {
     /// model (SmolLM2-135M) wrote wrong explanations when we tried it (it described a `memset`
     /// that is not in the code); the evaluation harness (issue 4) is to measure each model.
     pub model_explanations: bool,
+    /// Whether code actions offer "fix with the local model" (drafted by the model, verified
+    /// like a rule's fix, never preferred). Off by default for the same reason as explanations.
+    pub model_fixes: bool,
     /// A GGUF file to use instead of the default model in the cache.
     pub model_path: Option<std::path::PathBuf>,
     /// What the model's verdicts may do to findings; `None` ("auto") takes the model's default
@@ -28,6 +31,7 @@ impl Default for Settings {
             debounce_ms: 150,
             use_model: true,
             model_explanations: false,
+            model_fixes: false,
             model_path: None,
             model_verdicts: None,
         }
@@ -61,6 +65,10 @@ impl Settings {
                     Some(on) => self.model_explanations = on,
                     None => problems.push(format!("setting aidiag.modelExplanations must be true or false, got {v}")),
                 },
+                "modelFixes" => match v.as_bool() {
+                    Some(on) => self.model_fixes = on,
+                    None => problems.push(format!("setting aidiag.modelFixes must be true or false, got {v}")),
+                },
                 "modelPath" => match v.as_str().filter(|p| !p.is_empty()) {
                     Some(path) => self.model_path = Some(path.into()),
                     None => problems.push(format!("setting aidiag.modelPath must be the path of a GGUF file, got {v}")),
@@ -75,7 +83,7 @@ impl Settings {
                     )),
                 },
                 other => problems.push(format!(
-                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelPath, modelVerdicts"
+                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelFixes, modelPath, modelVerdicts"
                 )),
             }
         }
