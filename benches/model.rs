@@ -2,7 +2,7 @@
 //! prompt, and decode tokens/s, as one JSON line per run (scripts/bench-model.sh puts it next to
 //! llama.cpp on the same GGUF file).
 //!
-//! `cargo bench --bench model -- [--model PATH] [--runs N] [--tokens N]`
+//! `cargo bench --bench model -- [--model PATH] [--runs N] [--tokens N] [--prompt-out FILE]`
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -44,6 +44,10 @@ async fn main() {
         function,
     });
     let prompt_tokens = engine.token_count(&prompt);
+    // The same prompt for the other engine in scripts/bench-model.sh.
+    if let Some(file) = arg("--prompt-out") {
+        std::fs::write(&file, &prompt).expect("write --prompt-out");
+    }
 
     let (mut first, mut decode) = (Vec::new(), Vec::new());
     for _ in 0..runs {
