@@ -59,3 +59,18 @@ fn the_analysis_core_does_no_io_and_imports_no_outer_layer() {
     }
     assert!(offenders.is_empty(), "{offenders:#?}");
 }
+
+#[test]
+fn the_model_layer_imports_neither_the_server_nor_the_cli() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/model");
+    let mut offenders = Vec::new();
+    for file in rust_files(&model) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for needle in ["crate::server", "crate::cli", "super::super"] {
+            if text.contains(needle) {
+                offenders.push(format!("{} uses {needle}", file.display()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}
