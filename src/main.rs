@@ -55,6 +55,10 @@ enum Command {
         /// SmolLM2-135M (measured at chance), annotate for other models.
         #[arg(long, value_parser = parse_policy)]
         verdicts: Option<aidiag::model::judge::VerdictPolicy>,
+        /// Whether the model reviews every function for bugs outside the rules (findings at
+        /// information severity): on or off. Default: off for SmolLM2-135M, on for others.
+        #[arg(long, value_parser = parse_on_off)]
+        review: Option<bool>,
     },
     /// Score the analysis on a labeled corpus (NAME.c + NAME.json per case): per-class hits,
     /// false alarms and clean cases flagged, precision and recall.
@@ -78,6 +82,10 @@ enum Command {
         /// SmolLM2-135M (measured at chance), annotate for other models.
         #[arg(long, value_parser = parse_policy)]
         verdicts: Option<aidiag::model::judge::VerdictPolicy>,
+        /// Whether the model reviews every function for bugs outside the rules (findings at
+        /// information severity): on or off. Default: off for SmolLM2-135M, on for others.
+        #[arg(long, value_parser = parse_on_off)]
+        review: Option<bool>,
         /// Score another tool's warnings from this JSON file ([{"file", "line", "message"}])
         /// instead of running aidiag.
         #[arg(long, requires = "name")]
@@ -126,12 +134,14 @@ fn main() -> ExitCode {
             no_cache,
             model,
             verdicts,
+            review,
         }) => {
             let model = aidiag::cli::model::ModelOptions {
                 disabled: no_model,
                 path: model,
                 no_cache,
                 verdicts,
+                review,
             };
             let settings = aidiag::cli::CheckSettings {
                 format,
@@ -152,6 +162,7 @@ fn main() -> ExitCode {
             no_cache,
             model,
             verdicts,
+            review,
             external,
             name,
         }) => {
@@ -164,6 +175,7 @@ fn main() -> ExitCode {
                     path: model,
                     no_cache,
                     verdicts,
+                    review,
                 },
             };
             let code = aidiag::cli::eval::eval(
@@ -205,6 +217,14 @@ fn main() -> ExitCode {
 fn parse_policy(text: &str) -> Result<aidiag::model::judge::VerdictPolicy, String> {
     aidiag::model::judge::VerdictPolicy::parse(text)
         .ok_or_else(|| format!("`{text}` is not one of off, annotate, demote, drop"))
+}
+
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("`{text}` is neither on nor off")),
+    }
 }
 
 fn serve() -> ExitCode {

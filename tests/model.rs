@@ -250,3 +250,34 @@ async fn a_drafted_fix_is_offered_only_when_it_verifies() {
         None => eprintln!("withheld; the model wrote:\n{written}"),
     }
 }
+
+/// The review pass: whatever the default model answers, a review is either nothing or a finding
+/// at information severity on code that exists verbatim in the function; it is the same every
+/// time and made once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_is_nothing_or_a_validated_information_finding() {
+    use aidiag::analysis::{Origin, Severity};
+    use aidiag::model::{engine::Engine, review, service::ModelService, store::Store};
+    use std::sync::atomic::Ordering;
+    let (hash, text) = leak_finding();
+    let (path, _) = aidiag::model::resolve(None).unwrap();
+    let service = ModelService::new(Engine::load(&path).await.unwrap(), Store::new(None, 1));
+    let first = service.review(hash, &text.function, &|| false).await;
+    assert_eq!(service.review(hash, &text.function, &|| false).await, first);
+    assert_eq!(service.calls.load(Ordering::Relaxed), 1);
+    let uncached = ModelService::new(Engine::load(&path).await.unwrap(), Store::new(None, 1));
+    assert_eq!(
+        uncached.review(hash, &text.function, &|| false).await,
+        first
+    );
+    eprintln!("review: {first:?}");
+    if let Some(finding) = first
+        .as_ref()
+        .and_then(|r| review::to_finding(r, &text.function, 0, "m"))
+    {
+        assert_eq!(finding.severity, Severity::Information);
+        assert_eq!(finding.origin, Origin::Model);
+        let code = &text.function[finding.range.start..finding.range.end];
+        assert_eq!(code, first.unwrap().code.trim());
+    }
+}

@@ -271,8 +271,8 @@ fn aidiag_warnings(
     let (names, mut reports): (Vec<_>, Vec<_>) = reports.into_iter().unzip();
     let engine = match super::model::apply(model, &mut reports, stderr) {
         Some(run) => format!(
-            "aidiag (rules + verdicts of {}, policy {:?}: {} judged, {} model calls)",
-            run.name, run.policy, run.judged, run.calls
+            "aidiag (rules + {}: verdicts {:?}, {} judged; {} functions reviewed, {} model findings at information; {} model calls)",
+            run.name, run.policy, run.judged, run.reviewed, run.model_findings, run.calls
         ),
         None => "aidiag (rules)".to_owned(),
     };

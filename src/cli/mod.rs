@@ -52,8 +52,8 @@ pub fn check(settings: &CheckSettings, stdout: &mut dyn Write, stderr: &mut dyn 
     if let Some(run) = model::apply(&settings.model, &mut reports, stderr) {
         let _ = writeln!(
             stderr,
-            "aidiag: the local model ({}) judged {} findings ({} model calls; verdicts: {:?})",
-            run.name, run.judged, run.calls, run.policy
+            "aidiag: the local model ({}) judged {} findings and reviewed {} functions ({} model findings; {} model calls; verdicts: {:?})",
+            run.name, run.judged, run.reviewed, run.model_findings, run.calls, run.policy
         );
     }
     let written = output::write(settings.format, &reports, &errors, stdout);

@@ -1,6 +1,6 @@
 //! The model's part of `aidiag check` and `aidiag eval`: verdicts on the findings of the rules
-//! that need judgement, applied under the per-model policy. The model is loaded only when the
-//! policy asks for verdicts; a model that cannot be loaded gives one warning and the rule findings
+//! that need judgement, applied under the per-model policy, and the review pass (model findings
+//! at information severity). The model is loaded only when one of them is on; a model that cannot be loaded gives one warning and the rule findings
 //! are reported as they are.
 
 use std::io::Write;
@@ -26,6 +26,9 @@ pub struct ModelOptions {
     pub no_cache: bool,
     /// `--verdicts`; the model's own default policy when `None`.
     pub verdicts: Option<VerdictPolicy>,
+    /// `--review on|off`: the model looks at every function for bugs outside the rules
+    /// (findings at information severity); the model's own default when `None`.
+    pub review: Option<bool>,
 }
 
 /// What the model did, for the report's footer and for `eval`'s engine name.
@@ -33,6 +36,9 @@ pub struct ModelRun {
     pub name: String,
     pub policy: VerdictPolicy,
     pub judged: usize,
+    /// Functions reviewed, and the model findings that validated.
+    pub reviewed: usize,
+    pub model_findings: usize,
     pub calls: u64,
 }
 
@@ -62,7 +68,10 @@ pub fn apply(
     let policy = options
         .verdicts
         .unwrap_or_else(|| VerdictPolicy::default_for(&header_name, &file_name));
-    if policy == VerdictPolicy::Off {
+    let review = options
+        .review
+        .unwrap_or_else(|| !judge::measured_at_chance(&header_name, &file_name));
+    if policy == VerdictPolicy::Off && !review {
         return None;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -93,6 +102,7 @@ pub fn apply(
     };
     let service = ModelService::new(engine, store);
     let mut judged = 0;
+    let (mut reviewed, mut model_findings) = (0, 0);
     for report in reports.iter_mut() {
         let parse = syntax::parse(&report.text, None);
         let index = functions::FunctionIndex::build(&parse.tree, report.text.as_str());
@@ -102,7 +112,10 @@ pub fn apply(
         for mut finding in std::mem::take(&mut report.findings) {
             let function = index.at(finding.range.start);
             let keep = match function {
-                Some(function) if judge::JUDGED_RULES.contains(&finding.rule) => {
+                Some(function)
+                    if policy != VerdictPolicy::Off
+                        && judge::JUDGED_RULES.contains(&finding.rule) =>
+                {
                     let code = report.text[function.range.start..function.range.end].to_owned();
                     let first_line = lines.line(function.range.start);
                     let text = FindingText::new(&finding, code, first_line, &line_of);
@@ -116,12 +129,33 @@ pub fn apply(
                 kept.push(finding);
             }
         }
+        if review {
+            for function in index.functions() {
+                let code = &report.text[function.range.start..function.range.end];
+                reviewed += 1;
+                let found = runtime.block_on(service.review(function.hash, code, &|| false));
+                if let Some(finding) = found.and_then(|r| {
+                    crate::model::review::to_finding(
+                        &r,
+                        code,
+                        function.range.start,
+                        &service.engine.name,
+                    )
+                }) {
+                    model_findings += 1;
+                    kept.push(finding);
+                }
+            }
+            kept.sort_by_key(|f| f.range.start);
+        }
         report.findings = kept;
     }
     Some(ModelRun {
         name: service.engine.name.clone(),
         policy,
         judged,
+        reviewed,
+        model_findings,
         calls: service.calls.load(std::sync::atomic::Ordering::Relaxed),
     })
 }

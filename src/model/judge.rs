@@ -57,16 +57,22 @@ impl VerdictPolicy {
     /// not help (SmolLM2-135M-Instruct, AUC 0.44 on held-out kernel functions), annotate for any
     /// other model until it is measured with `aidiag eval`.
     pub fn default_for(model_name: &str, file_name: &str) -> VerdictPolicy {
-        let measured_at_chance = [model_name, file_name].iter().any(|n| {
-            let n = n.to_ascii_lowercase();
-            n.contains("smollm2") && n.contains("135m")
-        });
-        if measured_at_chance {
+        if measured_at_chance(model_name, file_name) {
             VerdictPolicy::Off
         } else {
             VerdictPolicy::Annotate
         }
     }
+}
+
+/// Whether this model's judgement was measured and found no better than chance on held-out
+/// kernel functions (issue 3: SmolLM2-135M-Instruct, AUC 0.44). Such a model judges and reviews
+/// nothing unless the user asks.
+pub fn measured_at_chance(model_name: &str, file_name: &str) -> bool {
+    [model_name, file_name].iter().any(|n| {
+        let n = n.to_ascii_lowercase();
+        n.contains("smollm2") && n.contains("135m")
+    })
 }
 
 /// A rejection below this confidence changes nothing.

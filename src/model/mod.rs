@@ -8,6 +8,7 @@ pub mod explain;
 pub mod gguf;
 pub mod judge;
 pub mod prepare;
+pub mod review;
 pub mod service;
 pub mod store;
 

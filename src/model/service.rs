@@ -8,6 +8,7 @@ use crate::analysis::{Finding, Severity};
 
 use super::engine::Engine;
 use super::judge::{self, Verdict, VerdictPolicy};
+use super::review::{self, Review};
 use super::store::Store;
 use super::{draft, explain, FindingText};
 
@@ -116,6 +117,79 @@ impl ModelService {
         let code = draft::extract(&written).to_owned();
         self.store.put(key, code.clone());
         Some(code)
+    }
+
+    pub fn review_key(&self, function_hash: u64) -> u64 {
+        review::key(function_hash, self.engine.file_hash)
+    }
+
+    /// The stored review of a function: `None` when not reviewed yet, `Some(None)` when the
+    /// model found nothing (or nothing that validates the class step).
+    pub fn cached_review(&self, key: u64) -> Option<Option<Review>> {
+        self.store
+            .get(key)
+            .and_then(|v| serde_json::from_str::<Option<Review>>(&v).ok())
+    }
+
+    /// Reviews a function (class, then code, then message, each constrained or bounded), or
+    /// reads the stored review. `None` when the model found nothing or was cancelled.
+    pub async fn review(
+        &self,
+        function_hash: u64,
+        function: &str,
+        cancelled: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Option<Review> {
+        let key = self.review_key(function_hash);
+        if let Some(stored) = self.cached_review(key) {
+            return stored;
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let words: Vec<&str> = review::CLASSES.iter().map(|c| c.0).collect();
+        let result = async {
+            let (choice, confidence) = self
+                .engine
+                .choose(&review::class_prompt(function), &words)
+                .await?;
+            let class = words[choice];
+            if class == "none" || cancelled() {
+                return None;
+            }
+            let code = self
+                .engine
+                .generate(
+                    &review::code_prompt(function, class),
+                    review::CODE_TOKENS,
+                    "```",
+                    cancelled,
+                )
+                .await;
+            let code = review::clean_code(&code);
+            if code.is_empty() || cancelled() {
+                return None;
+            }
+            let message = self
+                .engine
+                .generate(
+                    &review::message_prompt(function, class, &code),
+                    review::MESSAGE_TOKENS,
+                    explain::STOP,
+                    cancelled,
+                )
+                .await;
+            Some(Review {
+                class: class.to_owned(),
+                confidence,
+                code,
+                message: review::clean_message(&message),
+            })
+        }
+        .await;
+        if cancelled() {
+            return None;
+        }
+        self.store
+            .put(key, serde_json::to_string(&result).unwrap_or_default());
+        result
     }
 
     pub fn cached_explanation(&self, key: u64) -> Option<String> {

@@ -107,7 +107,14 @@ impl LanguageServer for Backend {
         let policy = settings
             .model_verdicts
             .unwrap_or_else(|| VerdictPolicy::default_for(&name, &file_name));
-        if !settings.model_explanations && !settings.model_fixes && policy == VerdictPolicy::Off {
+        let review = settings
+            .model_review
+            .unwrap_or_else(|| !crate::model::judge::measured_at_chance(&name, &file_name));
+        if !settings.model_explanations
+            && !settings.model_fixes
+            && policy == VerdictPolicy::Off
+            && !review
+        {
             return;
         }
         // A function's model work is wanted while some open document still has that function.
@@ -144,6 +151,7 @@ impl LanguageServer for Backend {
         let worker = model_worker::ModelWorker::start(
             path,
             settings.model_verdicts,
+            settings.model_review,
             self.client.clone(),
             hooks,
         );

@@ -23,7 +23,8 @@ use tower_lsp::lsp_types::{
 use tower_lsp::Client;
 
 use crate::model::engine::Engine;
-use crate::model::judge::{Verdict, VerdictPolicy};
+use crate::model::judge::{self, Verdict, VerdictPolicy};
+use crate::model::review::Review;
 use crate::model::service::ModelService;
 use crate::model::store::{self, Store};
 use crate::model::FindingText;
@@ -40,13 +41,19 @@ pub const PRIORITY_OTHER: u8 = 0;
 #[derive(Clone, Debug)]
 pub enum Status {
     Loading,
-    Ready { name: String, policy: VerdictPolicy },
+    Ready {
+        name: String,
+        policy: VerdictPolicy,
+        review: bool,
+    },
     Unavailable,
 }
 
 enum Work {
     Explain,
     Draft,
+    /// Review the function; republish this document when done.
+    Review(Url),
     /// Republish this document when the verdict is in.
     Verdict(Url),
 }
@@ -111,6 +118,7 @@ impl ModelWorker {
     pub fn start(
         path: PathBuf,
         policy: Option<VerdictPolicy>,
+        review: Option<bool>,
         client: Client,
         hooks: Hooks,
     ) -> Arc<ModelWorker> {
@@ -140,15 +148,21 @@ impl ModelWorker {
                 .unwrap_or_default();
             let policy =
                 policy.unwrap_or_else(|| VerdictPolicy::default_for(&engine.name, &file_name));
+            let review =
+                review.unwrap_or_else(|| !judge::measured_at_chance(&engine.name, &file_name));
             let name = engine.name.clone();
             let service = Arc::new(ModelService::new(
                 engine,
                 Store::new(store::default_dir(), store::DISK_ENTRIES),
             ));
             let _ = me.service.set(service.clone());
-            *me.status.write().unwrap_or_else(|e| e.into_inner()) = Status::Ready { name, policy };
-            // Documents checked while the model was loading get their verdicts asked for now.
-            if policy != VerdictPolicy::Off {
+            *me.status.write().unwrap_or_else(|e| e.into_inner()) = Status::Ready {
+                name,
+                policy,
+                review,
+            };
+            // Documents checked while the model was loading get their model work asked for now.
+            if policy != VerdictPolicy::Off || review {
                 (hooks.republish)(None);
             }
             me.serve(service, client, hooks).await;
@@ -230,6 +244,15 @@ impl ModelWorker {
                         .draft(job.function_hash, &job.text, &cancelled)
                         .await;
                 }
+                Work::Review(uri) => {
+                    let live = hooks.live.clone();
+                    let function_hash = job.function_hash;
+                    let cancelled = move || !live(function_hash);
+                    service
+                        .review(job.function_hash, &job.text.function, &cancelled)
+                        .await;
+                    (hooks.republish)(Some(uri));
+                }
                 Work::Verdict(uri) => {
                     service.verdict(job.function_hash, &job.text).await;
                     (hooks.republish)(Some(uri));
@@ -280,6 +303,31 @@ impl ModelWorker {
             function_hash,
             text,
             work: Work::Draft,
+        });
+        None
+    }
+
+    /// The model's review of the function `text.function` if it is done (`Some(None)`: it found
+    /// nothing); otherwise asks for it and returns `None`.
+    pub fn review(
+        &self,
+        function_hash: u64,
+        text: FindingText,
+        uri: &Url,
+        priority: u8,
+    ) -> Option<Option<Review>> {
+        let service = self.service.get()?;
+        let key = service.review_key(function_hash);
+        if let Some(review) = service.cached_review(key) {
+            return Some(review);
+        }
+        self.enqueue(Job {
+            priority,
+            sequence: 0,
+            key,
+            function_hash,
+            text,
+            work: Work::Review(uri.clone()),
         });
         None
     }

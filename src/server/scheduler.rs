@@ -11,8 +11,10 @@ use super::convert::{self, Target};
 use super::document::Document;
 use super::model_worker::{Status, PRIORITY_EDITED, PRIORITY_OTHER};
 use super::Session;
+use crate::analysis::functions::Function;
 use crate::analysis::Finding;
 use crate::model::judge::{self, VerdictPolicy};
+use crate::model::review;
 use crate::model::service;
 use crate::model::FindingText;
 
@@ -85,7 +87,7 @@ fn schedule_after(session: Arc<Session>, client: Client, uri: Url, debounce: Dur
             if document.version != version {
                 return;
             }
-            findings = with_verdicts(&session, &document, &uri, findings);
+            findings = with_model(&session, &document, &uri, findings);
             let target = Target {
                 uri: &uri,
                 rope: &document.rope,
@@ -103,10 +105,11 @@ fn schedule_after(session: Arc<Session>, client: Client, uri: Url, debounce: Dur
     });
 }
 
-/// Applies the model's verdicts to the findings of the rules that need judgement, under the
-/// policy in force; findings without a verdict yet are published as they are and their verdict
-/// is asked for (the edited functions first). A dropped finding is left out.
-fn with_verdicts(
+/// Adds the model's part to the findings: verdicts on the findings of the rules that need
+/// judgement (under the policy in force) and, when reviews are on, the model's own findings at
+/// information severity. What the model has not done yet is asked for (the edited functions
+/// first) and published when it arrives. A dropped finding is left out.
+fn with_model(
     session: &Session,
     document: &Document,
     uri: &Url,
@@ -115,31 +118,45 @@ fn with_verdicts(
     let Some(worker) = session.model.get() else {
         return findings;
     };
-    let Status::Ready { name, policy } = worker.status() else {
+    let Status::Ready {
+        name,
+        policy,
+        review,
+    } = worker.status()
+    else {
         return findings;
     };
-    if policy == VerdictPolicy::Off {
+    if policy == VerdictPolicy::Off && !review {
         return findings;
     }
     let rope = &document.rope;
     let line_of = |o: usize| rope.byte_to_line(o.min(rope.len_bytes()));
+    let code_of = |function: &Function| {
+        rope.get_byte_slice(function.range.start..function.range.end)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    };
+    let priority_of = |function: &Function| {
+        if document.edited.contains(&function.hash) {
+            PRIORITY_EDITED
+        } else {
+            PRIORITY_OTHER
+        }
+    };
     let mut kept = Vec::with_capacity(findings.len());
     for mut finding in findings {
         let function = document.functions.at(finding.range.start);
         let keep = match function {
-            Some(function) if judge::JUDGED_RULES.contains(&finding.rule) => {
-                let code = rope
-                    .get_byte_slice(function.range.start..function.range.end)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
-                let text =
-                    FindingText::new(&finding, code, line_of(function.range.start), &line_of);
-                let priority = if document.edited.contains(&function.hash) {
-                    PRIORITY_EDITED
-                } else {
-                    PRIORITY_OTHER
-                };
-                match worker.verdict(function.hash, text, uri, priority) {
+            Some(function)
+                if policy != VerdictPolicy::Off && judge::JUDGED_RULES.contains(&finding.rule) =>
+            {
+                let text = FindingText::new(
+                    &finding,
+                    code_of(function),
+                    line_of(function.range.start),
+                    &line_of,
+                );
+                match worker.verdict(function.hash, text, uri, priority_of(function)) {
                     Some(verdict) => service::apply(&mut finding, verdict, policy, &name),
                     None => true,
                 }
@@ -148,6 +165,27 @@ fn with_verdicts(
         };
         if keep {
             kept.push(finding);
+        }
+    }
+    if review {
+        for function in document.functions.functions() {
+            let code = code_of(function);
+            let text = FindingText {
+                rule: "review",
+                message: String::new(),
+                evidence: Vec::new(),
+                function: code.clone(),
+            };
+            if let Some(Some(review)) =
+                worker.review(function.hash, text, uri, priority_of(function))
+            {
+                kept.extend(review::to_finding(
+                    &review,
+                    &code,
+                    function.range.start,
+                    &name,
+                ));
+            }
         }
     }
     kept

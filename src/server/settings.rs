@@ -23,6 +23,9 @@ pub struct Settings {
     /// What the model's verdicts may do to findings; `None` ("auto") takes the model's default
     /// (off for SmolLM2-135M, whose verdicts were measured at chance; annotate for others).
     pub model_verdicts: Option<VerdictPolicy>,
+    /// Whether the model reviews changed functions for bugs outside the rules (findings at
+    /// information severity); `None` ("auto"): off for SmolLM2-135M, on for other models.
+    pub model_review: Option<bool>,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             model_fixes: false,
             model_path: None,
             model_verdicts: None,
+            model_review: None,
         }
     }
 }
@@ -82,8 +86,16 @@ impl Settings {
                         "setting aidiag.modelVerdicts must be one of \"auto\", \"off\", \"annotate\", \"demote\", \"drop\", got {v}"
                     )),
                 },
+                "modelReview" => match v.as_str() {
+                    Some("auto") => self.model_review = None,
+                    Some("on") => self.model_review = Some(true),
+                    Some("off") => self.model_review = Some(false),
+                    _ => problems.push(format!(
+                        "setting aidiag.modelReview must be one of \"auto\", \"on\", \"off\", got {v}"
+                    )),
+                },
                 other => problems.push(format!(
-                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelFixes, modelPath, modelVerdicts"
+                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelFixes, modelPath, modelVerdicts, modelReview"
                 )),
             }
         }
