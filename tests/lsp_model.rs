@@ -126,11 +126,11 @@ fn a_missing_model_is_reported_once_and_rules_keep_working() {
 #[test]
 fn when_nothing_uses_the_model_it_is_not_loaded() {
     let mut client = Client::start();
-    // No explanations, no verdicts, and a model path that does not exist. Had the server tried to
+    // No explanations, no fixes, no verdicts, no review, and a model path that does not exist. Had the server tried to
     // load it, it would say so.
     client.initialize_with(
         &["utf-16"],
-        json!({"modelPath": "/nonexistent/model.gguf", "modelVerdicts": "off"}),
+        json!({"modelPath": "/nonexistent/model.gguf", "modelVerdicts": "off", "modelReview": "off"}),
     );
     client.notify(
         "textDocument/didOpen",

@@ -191,7 +191,8 @@ fn check_annotates_verdicts_only_when_asked_and_never_hides_a_finding() {
     assert!(stdout.contains("warning: `buf`"), "{stdout}");
     assert!(stdout.contains("judged this report"), "{stdout}");
     assert!(
-        stderr.contains("judged 1 findings (1 model calls"),
+        stderr.contains("judged 1 findings and reviewed 0 functions")
+            && stderr.contains("; 1 model calls"),
         "{stderr}"
     );
 

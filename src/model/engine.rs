@@ -55,6 +55,9 @@ struct ChoiceSampler {
     choices: usize,
     result: std::sync::Arc<std::sync::Mutex<Option<(usize, f32)>>>,
     token: Option<u32>,
+    /// Only the first step answers: kalosm may sample a few more tokens before it sees that the
+    /// stream was dropped, and those must not overwrite the answer.
+    answered: bool,
 }
 
 impl llm_samplers::types::Sampler for ChoiceSampler {
@@ -63,6 +66,14 @@ impl llm_samplers::types::Sampler for ChoiceSampler {
         _resources: &mut dyn llm_samplers::types::HasSamplerResources,
         logits: &'a mut llm_samplers::types::Logits,
     ) -> anyhow::Result<&'a mut llm_samplers::types::Logits> {
+        if self.answered {
+            self.token = logits
+                .iter()
+                .max_by(|a, b| a.logit.total_cmp(&b.logit))
+                .map(|l| l.token_id);
+            return Ok(logits);
+        }
+        self.answered = true;
         let candidates: Vec<(u32, usize, f32)> = logits
             .iter()
             .filter_map(|l| {
@@ -229,6 +240,7 @@ impl Engine {
             choices: choices.len(),
             result: result.clone(),
             token: None,
+            answered: false,
         };
         let mut stream = self.llama.complete(prompt).with_sampler(sampler);
         // The first token is the answer; dropping the stream stops generation.

@@ -87,7 +87,10 @@ pub fn requantize(original: &Path, target: &Path) -> Result<(), String> {
         .parent()
         .ok_or_else(|| fail("target", &target.display()))?;
     std::fs::create_dir_all(dir).map_err(|e| fail("create cache directory", &e))?;
-    let temporary = target.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per process and call: two loads in one process may prepare at the same time.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = target.with_extension(format!("tmp{}-{call}", std::process::id()));
     let written = (|| {
         let mut out = BufWriter::new(File::create(&temporary).map_err(|e| fail("create", &e))?);
         let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();

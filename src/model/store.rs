@@ -91,7 +91,11 @@ impl Store {
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(dir)?;
             let file = Self::file(dir, key);
-            let temporary = file.with_extension(format!("tmp{}", std::process::id()));
+            let temporary = file.with_extension(format!(
+                "tmp{}-{}",
+                std::process::id(),
+                self.writes.load(Ordering::Relaxed)
+            ));
             std::fs::write(&temporary, serde_json::to_vec(&entry)?)?;
             std::fs::rename(&temporary, &file)
         };
