@@ -139,9 +139,14 @@ fn main() -> ExitCode {
             let model = aidiag::cli::model::ModelOptions {
                 disabled: no_model,
                 path: model,
+                tokenizer: None,
                 no_cache,
                 verdicts,
                 review,
+            };
+            let model = match project_options(model, &paths[0]) {
+                Ok(model) => model,
+                Err(code) => return code,
             };
             let settings = aidiag::cli::CheckSettings {
                 format,
@@ -166,17 +171,23 @@ fn main() -> ExitCode {
             external,
             name,
         }) => {
+            let model = aidiag::cli::model::ModelOptions {
+                disabled: no_model,
+                path: model,
+                tokenizer: None,
+                no_cache,
+                verdicts,
+                review,
+            };
+            let model = match project_options(model, &corpus) {
+                Ok(model) => model,
+                Err(code) => return code,
+            };
             let settings = aidiag::cli::eval::EvalSettings {
                 corpus,
                 format,
                 external: name.zip(external),
-                model: aidiag::cli::model::ModelOptions {
-                    disabled: no_model,
-                    path: model,
-                    no_cache,
-                    verdicts,
-                    review,
-                },
+                model,
             };
             let code = aidiag::cli::eval::eval(
                 &settings,
@@ -217,6 +228,22 @@ fn main() -> ExitCode {
 fn parse_policy(text: &str) -> Result<aidiag::model::judge::VerdictPolicy, String> {
     aidiag::model::judge::VerdictPolicy::parse(text)
         .ok_or_else(|| format!("`{text}` is not one of off, annotate, demote, drop"))
+}
+
+/// The model options with what `.aidiag.toml` (found from `start` upwards) adds; a broken
+/// project file is an error (exit code 2), never ignored.
+fn project_options(
+    options: aidiag::cli::model::ModelOptions,
+    start: &std::path::Path,
+) -> Result<aidiag::cli::model::ModelOptions, ExitCode> {
+    match aidiag::config::load(start) {
+        Ok(Some(project)) => Ok(options.with_project(&project)),
+        Ok(None) => Ok(options),
+        Err(error) => {
+            eprintln!("aidiag: error: {error}");
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 fn parse_on_off(text: &str) -> Result<bool, String> {

@@ -175,3 +175,51 @@ fn usage_errors_exit_two() {
     let (code, _, _) = aidiag(&["frobnicate"]);
     assert_eq!(code, 2);
 }
+
+/// `.aidiag.toml` next to the checked files sets the model; a broken one is an error naming the
+/// file, and nothing is checked with half a configuration.
+#[test]
+fn the_project_file_is_read_and_a_broken_one_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("aidiag-project-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let file = dir.join("src/a.c");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/rules/leak-on-error/bad.c"
+        ),
+        &file,
+    )
+    .unwrap();
+    let project = dir.join(".aidiag.toml");
+    std::fs::write(
+        &project,
+        "[model]\npath = \"models/none.gguf\"\nverdicts = \"annotate\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = aidiag(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.contains("[leak-on-error]"), "{stdout}");
+    // The model path is resolved against the project file's directory, and its absence is a
+    // warning: the rule findings are still reported.
+    let expected = format!("{} does not exist", dir.join("models/none.gguf").display());
+    let expected = expected.replace(
+        &dir.display().to_string(),
+        &std::fs::canonicalize(&dir).unwrap().display().to_string(),
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+
+    // --no-model wins over the project file.
+    let (_, _, stderr) = aidiag(&["check", "--no-model", file.to_str().unwrap()]);
+    assert!(!stderr.contains("does not exist"), "{stderr}");
+
+    std::fs::write(&project, "[model]\nverdict = \"annotate\"\n").unwrap();
+    let (code, stdout, stderr) = aidiag(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(".aidiag.toml") && stderr.contains("unknown field `verdict`"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -229,3 +229,34 @@ fn wrong_settings_are_named_in_a_message() {
         .contains("aidiag.debounceMs"));
     assert_eq!(client.shutdown(), 0);
 }
+
+/// The server reads `.aidiag.toml` from the workspace root; a broken one is reported once with
+/// `window/showMessage`, naming the file and the problem, and the server keeps serving.
+#[test]
+fn a_broken_project_file_is_reported() {
+    let dir = std::env::temp_dir().join(format!("aidiag-lsp-project-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".aidiag.toml"), "[model]\nreview = \"yes\"\n").unwrap();
+    let root = format!("file://{}", dir.display());
+    let mut client = Client::start();
+    client.request(
+        "initialize",
+        json!({"processId": null, "rootUri": root, "capabilities": {},
+               "initializationOptions": {"useModel": false}}),
+    );
+    client.notify("initialized", json!({}));
+    let message = client.wait_for(|m| m["method"] == "window/showMessage");
+    let text = message["params"]["message"].as_str().unwrap();
+    assert!(
+        text.contains(".aidiag.toml") && text.contains("review"),
+        "{text}"
+    );
+    let uri = format!("{root}/a.c");
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "c", "version": 1, "text": "int f(void) { return 0; }\n"}}),
+    );
+    assert!(client.diagnostics(&uri, 1).is_empty());
+    assert_eq!(client.shutdown(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

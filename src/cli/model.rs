@@ -21,6 +21,8 @@ pub struct ModelOptions {
     pub disabled: bool,
     /// `--model PATH`; the default model when `None`.
     pub path: Option<PathBuf>,
+    /// A `tokenizer.json` for a GGUF without a BPE tokenizer inside (from `.aidiag.toml`).
+    pub tokenizer: Option<PathBuf>,
     /// `--no-cache`: neither read nor write stored model results (the prepared weights are
     /// still used), so that real model work can be timed.
     pub no_cache: bool,
@@ -85,7 +87,7 @@ pub fn apply(
             return None;
         }
     };
-    let engine = match runtime.block_on(Engine::load(&path)) {
+    let engine = match runtime.block_on(Engine::load_with(&path, options.tokenizer.as_deref())) {
         Ok(engine) => engine,
         Err(message) => {
             let _ = writeln!(
@@ -158,4 +160,16 @@ pub fn apply(
         model_findings,
         calls: service.calls.load(std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+impl ModelOptions {
+    /// Fills what the command line left open from the project file (`.aidiag.toml`).
+    pub fn with_project(mut self, project: &crate::config::ProjectConfig) -> ModelOptions {
+        self.disabled |= project.model_enabled == Some(false);
+        self.path = self.path.or_else(|| project.model_path.clone());
+        self.tokenizer = self.tokenizer.or_else(|| project.tokenizer_path.clone());
+        self.verdicts = self.verdicts.or(project.verdicts);
+        self.review = self.review.or(project.review);
+        self
+    }
 }

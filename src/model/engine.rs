@@ -124,6 +124,12 @@ impl Engine {
     /// Loads the model at `path`. The GGUF header is checked first, so a missing, corrupt or
     /// unsupported file gives an error that says what to do.
     pub async fn load(path: &Path) -> Result<Engine, String> {
+        Self::load_with(path, None).await
+    }
+
+    /// Loads the model at `path` with the tokenizer in `tokenizer` (a `tokenizer.json`), for
+    /// GGUF files without a BPE tokenizer inside; `None` takes the tokenizer from the file.
+    pub async fn load_with(path: &Path, tokenizer: Option<&Path>) -> Result<Engine, String> {
         let header = super::gguf::read_file(path).map_err(|e| match e {
             super::gguf::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => format!(
                 "model file {} does not exist: run scripts/fetch-model.sh, or set modelPath to a local GGUF file",
@@ -131,12 +137,17 @@ impl Engine {
             ),
             other => format!("model file {} is not usable: {other}", path.display()),
         })?;
+        let external_tokenizer = tokenizer;
         let tokenizer = header
             .get("tokenizer.ggml.model")
             .and_then(super::gguf::Value::as_str);
-        if tokenizer != Some("gpt2") {
+        if let Some(file) = external_tokenizer {
+            if !file.is_file() {
+                return Err(format!("tokenizer file {} does not exist", file.display()));
+            }
+        } else if tokenizer != Some("gpt2") {
             return Err(format!(
-                "model file {} has a {} tokenizer; aidiag can use only GGUF files with a BPE (gpt2) tokenizer inside for now",
+                "model file {} has a {} tokenizer; kalosm builds tokenizers only from BPE (gpt2) GGUF files, so give the model's tokenizer.json (tokenizerPath, or model.tokenizer in .aidiag.toml)",
                 path.display(),
                 tokenizer.unwrap_or("missing")
             ));
@@ -160,7 +171,8 @@ impl Engine {
         })
         .await
         .map_err(|e| format!("preparing {} failed: {e}", path.display()))??;
-        let llama = match Self::build(&weights).await {
+        let tokenizer = external_tokenizer.map(Path::to_path_buf);
+        let llama = match Self::build(&weights, tokenizer.as_deref()).await {
             Ok(llama) => llama,
             // A prepared copy that does not load (truncated, corrupt) is made again once.
             Err(_) if prepared => {
@@ -169,7 +181,7 @@ impl Engine {
                 tokio::task::spawn_blocking(move || super::prepare::requantize(&original, &target))
                     .await
                     .map_err(|e| format!("preparing {} failed: {e}", path.display()))??;
-                Self::build(&weights).await?
+                Self::build(&weights, tokenizer.as_deref()).await?
             }
             Err(e) => return Err(e),
         };
@@ -188,9 +200,13 @@ impl Engine {
         })
     }
 
-    async fn build(weights: &Path) -> Result<Llama, String> {
+    async fn build(weights: &Path, tokenizer: Option<&Path>) -> Result<Llama, String> {
+        let mut source = LlamaSource::new(FileSource::Local(weights.to_path_buf()));
+        if let Some(tokenizer) = tokenizer {
+            source = source.with_tokenizer(FileSource::Local(tokenizer.to_path_buf()));
+        }
         Llama::builder()
-            .with_source(LlamaSource::new(FileSource::Local(weights.to_path_buf())))
+            .with_source(source)
             // Naming the device skips kalosm's accelerator probe, which prints to stdout (the
             // LSP channel, or the CLI's JSON).
             .with_device(candle_core::Device::Cpu)

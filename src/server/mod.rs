@@ -150,6 +150,7 @@ impl LanguageServer for Backend {
         };
         let worker = model_worker::ModelWorker::start(
             path,
+            settings.tokenizer_path.clone(),
             settings.model_verdicts,
             settings.model_review,
             self.client.clone(),

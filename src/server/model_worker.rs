@@ -117,6 +117,7 @@ impl ModelWorker {
     /// reported once with `window/showMessage`; the rule checks go on without it.
     pub fn start(
         path: PathBuf,
+        tokenizer: Option<PathBuf>,
         policy: Option<VerdictPolicy>,
         review: Option<bool>,
         client: Client,
@@ -130,7 +131,7 @@ impl ModelWorker {
         });
         let me = worker.clone();
         tokio::spawn(async move {
-            let engine = match Engine::load(&path).await {
+            let engine = match Engine::load_with(&path, tokenizer.as_deref()).await {
                 Ok(engine) => engine,
                 Err(message) => {
                     tracing::warn!("model unavailable: {message}");

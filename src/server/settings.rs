@@ -20,6 +20,8 @@ pub struct Settings {
     pub model_fixes: bool,
     /// A GGUF file to use instead of the default model in the cache.
     pub model_path: Option<std::path::PathBuf>,
+    /// A `tokenizer.json` for a GGUF file without a BPE tokenizer inside.
+    pub tokenizer_path: Option<std::path::PathBuf>,
     /// What the model's verdicts may do to findings; `None` ("auto") takes the model's default
     /// (off for SmolLM2-135M, whose verdicts were measured at chance; annotate for others).
     pub model_verdicts: Option<VerdictPolicy>,
@@ -36,6 +38,7 @@ impl Default for Settings {
             model_explanations: false,
             model_fixes: false,
             model_path: None,
+            tokenizer_path: None,
             model_verdicts: None,
             model_review: None,
         }
@@ -43,6 +46,32 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Takes the project file's model settings (`.aidiag.toml`); editor settings applied after
+    /// this override them.
+    pub fn apply_project(&mut self, project: &crate::config::ProjectConfig) {
+        if let Some(on) = project.model_enabled {
+            self.use_model = on;
+        }
+        if let Some(path) = &project.model_path {
+            self.model_path = Some(path.clone());
+        }
+        if let Some(path) = &project.tokenizer_path {
+            self.tokenizer_path = Some(path.clone());
+        }
+        if let Some(policy) = project.verdicts {
+            self.model_verdicts = Some(policy);
+        }
+        if let Some(on) = project.review {
+            self.model_review = Some(on);
+        }
+        if let Some(on) = project.explanations {
+            self.model_explanations = on;
+        }
+        if let Some(on) = project.fixes {
+            self.model_fixes = on;
+        }
+    }
+
     /// Applies the settings found in `value` on top of `self`; returns one message per setting
     /// that was wrong (naming the setting and what it accepts).
     pub fn update(&mut self, value: &Value) -> Vec<String> {
@@ -77,6 +106,10 @@ impl Settings {
                     Some(path) => self.model_path = Some(path.into()),
                     None => problems.push(format!("setting aidiag.modelPath must be the path of a GGUF file, got {v}")),
                 },
+                "tokenizerPath" => match v.as_str().filter(|p| !p.is_empty()) {
+                    Some(path) => self.tokenizer_path = Some(path.into()),
+                    None => problems.push(format!("setting aidiag.tokenizerPath must be the path of a tokenizer.json file, got {v}")),
+                },
                 "modelVerdicts" => match v.as_str() {
                     Some("auto") => self.model_verdicts = None,
                     Some(text) if VerdictPolicy::parse(text).is_some() => {
@@ -95,7 +128,7 @@ impl Settings {
                     )),
                 },
                 other => problems.push(format!(
-                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelFixes, modelPath, modelVerdicts, modelReview"
+                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelFixes, modelPath, tokenizerPath, modelVerdicts, modelReview"
                 )),
             }
         }

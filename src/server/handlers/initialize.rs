@@ -23,14 +23,39 @@ pub fn run(session: &Session, params: InitializeParams) -> (InitializeResult, Ve
         .work_done_progress
         .store(progress, std::sync::atomic::Ordering::Relaxed);
     *session.encoding.write().unwrap_or_else(|e| e.into_inner()) = encoding;
-    let problems = match &params.initialization_options {
-        Some(options) => session
-            .settings
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .update(options),
-        None => Vec::new(),
-    };
+    let mut problems = Vec::new();
+    // The project file first, then the editor's settings on top of it.
+    #[allow(deprecated)]
+    let root = params
+        .workspace_folders
+        .as_ref()
+        .and_then(|folders| folders.first())
+        .map(|folder| folder.uri.clone())
+        .or_else(|| params.root_uri.clone())
+        .and_then(|uri| uri.to_file_path().ok());
+    if let Some(root) = root {
+        match crate::config::load(&root) {
+            Ok(Some(project)) => {
+                tracing::info!(file = ?project.file, "project settings");
+                session
+                    .settings
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .apply_project(&project);
+            }
+            Ok(None) => {}
+            Err(error) => problems.push(format!("aidiag: {error}")),
+        }
+    }
+    if let Some(options) = &params.initialization_options {
+        problems.extend(
+            session
+                .settings
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .update(options),
+        );
+    }
     let capabilities = ServerCapabilities {
         position_encoding: Some(encoding.kind()),
         text_document_sync: Some(TextDocumentSyncCapability::Options(
