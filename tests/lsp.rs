@@ -260,3 +260,48 @@ fn a_broken_project_file_is_reported() {
     assert_eq!(client.shutdown(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `workspace/executeCommand`: re-analysing the function under the cursor checks it again and
+/// publishes; the model status says why the model is off; an unknown command is an error.
+#[test]
+fn commands_reanalyze_a_function_and_report_the_model_status() {
+    let mut client = Client::start();
+    let reply = client.initialize(&["utf-16"]);
+    let commands = &reply["result"]["capabilities"]["executeCommandProvider"]["commands"];
+    assert_eq!(commands, &json!(["aidiag.reanalyze", "aidiag.modelStatus"]));
+    open(&mut client, BUGGY);
+    assert_eq!(client.diagnostics(URI, 1).len(), 1);
+
+    let reply = client.request(
+        "workspace/executeCommand",
+        json!({"command": "aidiag.reanalyze", "arguments": [URI, {"line": 10, "character": 3}]}),
+    );
+    assert_eq!(reply["result"], json!({"functions": 1}), "{reply}");
+    // Published again for the same version.
+    assert_eq!(client.diagnostics(URI, 1).len(), 1);
+
+    let reply = client.request(
+        "workspace/executeCommand",
+        json!({"command": "aidiag.modelStatus", "arguments": []}),
+    );
+    assert_eq!(reply["result"]["state"], "off", "{reply}");
+    assert_eq!(reply["result"]["reason"], "useModel is false", "{reply}");
+
+    let reply = client.request(
+        "workspace/executeCommand",
+        json!({"command": "aidiag.reanalyze", "arguments": ["file:///not/open.c"]}),
+    );
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+    let reply = client.request(
+        "workspace/executeCommand",
+        json!({"command": "aidiag.nothing", "arguments": []}),
+    );
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown command aidiag.nothing"),
+        "{reply}"
+    );
+    assert_eq!(client.shutdown(), 0);
+}

@@ -38,6 +38,11 @@ impl FindingCache {
         (function.hash, rules::ruleset_version())
     }
 
+    /// Drops the cached findings of `function`, so that the next look checks it again.
+    pub fn forget(&self, function: &Function) {
+        self.lock().pop(&Self::key(function));
+    }
+
     /// The cached findings of `function`, in document offsets, if it was checked before.
     pub fn cached(&self, function: &Function) -> Option<Vec<Finding>> {
         let hit = self.lock().get(&Self::key(function)).cloned()?;

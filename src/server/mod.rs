@@ -199,6 +199,21 @@ impl LanguageServer for Backend {
         }
     }
 
+    async fn execute_command(
+        &self,
+        params: ExecuteCommandParams,
+    ) -> Result<Option<serde_json::Value>> {
+        match handlers::command::run(&self.session, params) {
+            Ok((value, after)) => {
+                if let handlers::command::After::Check(uri) = after {
+                    scheduler::schedule_now(self.session.clone(), self.client.clone(), uri);
+                }
+                Ok(Some(value))
+            }
+            Err(message) => Err(tower_lsp::jsonrpc::Error::invalid_params(message)),
+        }
+    }
+
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
         Ok(handlers::hover::run(&self.session, params))
     }

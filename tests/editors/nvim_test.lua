@@ -25,6 +25,20 @@ if d.code ~= "leak-on-error" or d.lnum ~= 13 or d.col ~= 2 then
 end
 print("diagnostic: " .. d.message)
 
+-- The plugin's commands: the model status (off here: nothing asks for the model) and
+-- re-analysing the function under the cursor.
+local status, err = require("aidiag").model_status(buf)
+if status == nil or status.state ~= "off" then
+  fail("model status: " .. vim.inspect(status) .. " " .. tostring(err))
+end
+vim.api.nvim_win_set_cursor(0, { 14, 3 })
+local reanalyzed, err2 = require("aidiag").reanalyze(buf)
+if reanalyzed == nil or reanalyzed.functions ~= 1 then
+  fail("reanalyze: " .. vim.inspect(reanalyzed) .. " " .. tostring(err2))
+end
+vim.cmd("AidiagModelStatus")
+print("commands: ok")
+
 local position = { textDocument = { uri = vim.uri_from_bufnr(buf) }, position = { line = 13, character = 3 } }
 local hover = vim.lsp.buf_request_sync(buf, "textDocument/hover", position, 5000)
 local text = ""

@@ -349,13 +349,16 @@ class Extension implements AidiagApi {
     if (!config.get<boolean>("useModel", true)) {
       return "off (aidiag.useModel is false)";
     }
-    if (!config.get<boolean>("modelExplanations", false)) {
-      return "not used (aidiag.modelExplanations is off)";
-    }
     if (this.modelProblem !== undefined) {
       return `unavailable: ${this.modelProblem}`;
     }
-    return "explanations on";
+    const uses = [
+      config.get<boolean>("modelExplanations", false) ? "explanations" : "",
+      config.get<boolean>("modelFixes", false) ? "fixes" : "",
+      `verdicts ${config.get<string>("modelVerdicts", "auto")}`,
+      `review ${config.get<string>("modelReview", "auto")}`,
+    ].filter((u) => u !== "");
+    return uses.join(", ");
   }
 
   private setState(state: ServerState, detail = ""): void {
@@ -413,10 +416,17 @@ function serverSettings(): Record<string, unknown> {
     debounceMs: config.get("debounceMs"),
     useModel: config.get("useModel"),
     modelExplanations: config.get("modelExplanations"),
+    modelFixes: config.get("modelFixes"),
+    modelVerdicts: config.get("modelVerdicts"),
+    modelReview: config.get("modelReview"),
   };
   const modelPath = config.get<string>("modelPath");
   if (modelPath) {
     settings.modelPath = expandPath(modelPath);
+  }
+  const tokenizerPath = config.get<string>("tokenizerPath");
+  if (tokenizerPath) {
+    settings.tokenizerPath = expandPath(tokenizerPath);
   }
   return settings;
 }
@@ -488,7 +498,16 @@ function searchPath(name: string): string | undefined {
   return undefined;
 }
 
-const RESTART_SETTINGS = ["aidiag.serverPath", "aidiag.modelPath", "aidiag.useModel", "aidiag.modelExplanations"];
+const RESTART_SETTINGS = [
+  "aidiag.serverPath",
+  "aidiag.modelPath",
+  "aidiag.tokenizerPath",
+  "aidiag.useModel",
+  "aidiag.modelExplanations",
+  "aidiag.modelFixes",
+  "aidiag.modelVerdicts",
+  "aidiag.modelReview",
+];
 
 let extension: Extension | undefined;
 

@@ -66,6 +66,13 @@ pub fn run(session: &Session, params: InitializeParams) -> (InitializeResult, Ve
             },
         )),
         hover_provider: Some(HoverProviderCapability::Simple(true)),
+        execute_command_provider: Some(ExecuteCommandOptions {
+            commands: super::command::COMMANDS
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            ..ExecuteCommandOptions::default()
+        }),
         code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
             code_action_kinds: Some(vec![CodeActionKind::QUICKFIX]),
             ..CodeActionOptions::default()

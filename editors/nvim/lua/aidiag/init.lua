@@ -72,6 +72,7 @@ function M.setup(opts)
       init_options = opts.settings,
     })
     vim.lsp.enable("aidiag")
+    M.create_commands()
     return true
   end
 
@@ -94,6 +95,7 @@ function M.setup(opts)
       vim.lsp.buf_attach_client(bufnr, M.client_id)
     end
   end
+  M.create_commands()
   local group = vim.api.nvim_create_augroup("aidiag", { clear = true })
   vim.api.nvim_create_autocmd("FileType", {
     group = group,
@@ -109,6 +111,72 @@ function M.setup(opts)
     end
   end
   return true
+end
+
+--- Runs one of the server's commands (workspace/executeCommand) for buffer `bufnr` and returns
+--- its result, or nil and an error message.
+local function execute(bufnr, command, arguments)
+  local replies, err = vim.lsp.buf_request_sync(
+    bufnr,
+    "workspace/executeCommand",
+    { command = command, arguments = arguments },
+    5000
+  )
+  if replies == nil then
+    return nil, "aidiag did not answer: " .. tostring(err)
+  end
+  for _, reply in pairs(replies) do
+    if reply.error ~= nil then
+      return nil, reply.error.message
+    end
+    if reply.result ~= nil then
+      return reply.result
+    end
+  end
+  return nil, "aidiag is not attached to this buffer"
+end
+
+--- Checks the function under the cursor again (its cached findings are dropped) and republishes.
+function M.reanalyze(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local cursor = vim.api.nvim_win_get_cursor(0)
+  local line = vim.api.nvim_buf_get_lines(bufnr, cursor[1] - 1, cursor[1], false)[1] or ""
+  -- The server counts UTF-16 units by default.
+  local character = vim.str_utfindex(line, cursor[2])
+  return execute(bufnr, "aidiag.reanalyze", {
+    vim.uri_from_bufnr(bufnr),
+    { line = cursor[1] - 1, character = character },
+  })
+end
+
+--- What the local model is doing: a table with `state` ("off", "loading", "ready",
+--- "unavailable") and, when ready, `model`, `verdicts`, `review`, `explanations`, `fixes`.
+function M.model_status(bufnr)
+  return execute(bufnr or vim.api.nvim_get_current_buf(), "aidiag.modelStatus", {})
+end
+
+--- :AidiagReanalyze and :AidiagModelStatus.
+function M.create_commands()
+  vim.api.nvim_create_user_command("AidiagReanalyze", function()
+    local result, err = M.reanalyze()
+    if result == nil then
+      vim.notify("aidiag: " .. err, vim.log.levels.ERROR)
+    end
+  end, { desc = "aidiag: check the function under the cursor again" })
+  vim.api.nvim_create_user_command("AidiagModelStatus", function()
+    local status, err = M.model_status()
+    if status == nil then
+      vim.notify("aidiag: " .. err, vim.log.levels.ERROR)
+      return
+    end
+    local parts = { "model: " .. status.state }
+    for _, key in ipairs({ "model", "verdicts", "review", "explanations", "fixes", "reason" }) do
+      if status[key] ~= nil then
+        table.insert(parts, key .. "=" .. tostring(status[key]))
+      end
+    end
+    vim.notify("aidiag " .. table.concat(parts, ", "), vim.log.levels.INFO)
+  end, { desc = "aidiag: show what the local model is doing" })
 end
 
 return M
