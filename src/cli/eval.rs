@@ -258,11 +258,25 @@ fn aidiag_warnings(
     model: &super::model::ModelOptions,
     stderr: &mut dyn Write,
 ) -> (String, Vec<Warning>) {
-    let files: Vec<PathBuf> = cases.iter().map(|c| c.1.clone()).collect();
     let mut reports = Vec::new();
-    for ((name, path, _), outcome) in cases.iter().zip(super::check_files(&files, false)) {
-        match outcome {
-            Ok((report, _)) => reports.push((name, report)),
+    for (name, path, _) in cases {
+        match super::read_source(path) {
+            Ok((text, _)) => {
+                // The rules never read these names, but the model would: Juliet's function
+                // names give the answer away (`CWE..._bad`, `goodB2G`, `helperBad`).
+                let text = neutral_names(&text);
+                let findings =
+                    crate::analysis::check_text(&text, crate::analysis::CheckOptions::default());
+                let path = super::display_path(path);
+                reports.push((
+                    name,
+                    super::FileReport {
+                        path,
+                        text,
+                        findings,
+                    },
+                ));
+            }
             Err(error) => {
                 let _ = writeln!(stderr, "aidiag: error: {}: {error}", path.display());
             }
@@ -298,6 +312,39 @@ fn aidiag_warnings(
         }
     }
     (engine, warnings)
+}
+
+/// `text` with "bad" and "good" replaced (in any case) by words of the same length, so that a
+/// model cannot read a case's label from its names, and every offset and line stays the same.
+pub fn neutral_names(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &text[i..];
+        let replaced = [("bad", "fun"), ("good", "test")].iter().find(|(word, _)| {
+            rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word)
+        });
+        match replaced {
+            Some((word, neutral)) => {
+                // Keep the case pattern: `Bad` becomes `Fun`, `BAD` becomes `FUN`.
+                for (original, new) in rest[..word.len()].chars().zip(neutral.chars()) {
+                    out.push(if original.is_ascii_uppercase() {
+                        new.to_ascii_uppercase()
+                    } else {
+                        new
+                    });
+                }
+                i += word.len();
+            }
+            None => {
+                let c = rest.chars().next().expect("not at the end");
+                out.push(c);
+                i += c.len_utf8();
+            }
+        }
+    }
+    out
 }
 
 fn text(report: &Report) -> String {
@@ -349,4 +396,18 @@ fn text(report: &Report) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_that_give_the_label_away_are_neutralized_in_place() {
+        let text = "void CWE415_bad()\n{ helperBad(goodG2B, BADSOURCE); }\n";
+        let neutral = super::neutral_names(text);
+        assert_eq!(
+            neutral,
+            "void CWE415_fun()\n{ helperFun(testG2B, FUNSOURCE); }\n"
+        );
+        assert_eq!(neutral.len(), text.len());
+    }
 }

@@ -114,7 +114,7 @@ fn check_files(files: &[PathBuf], fixes: bool) -> Vec<Outcome> {
         .collect()
 }
 
-fn display_path(path: &Path) -> String {
+pub(crate) fn display_path(path: &Path) -> String {
     path.to_string_lossy().replace('\\', "/")
 }
 
@@ -150,7 +150,7 @@ fn collect_files(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<PathBuf> {
 
 /// Reads a C file. Invalid UTF-8 is replaced (with a warning), so one odd byte in a comment
 /// does not stop the analysis.
-fn read_source(path: &Path) -> Result<(String, Option<String>), String> {
+pub(crate) fn read_source(path: &Path) -> Result<(String, Option<String>), String> {
     let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     if size > MAX_FILE_BYTES {
         return Err(format!(

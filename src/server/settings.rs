@@ -77,7 +77,10 @@ impl Settings {
     pub fn update(&mut self, value: &Value) -> Vec<String> {
         let mut problems = Vec::new();
         let Some(object) = value.as_object() else {
-            if !value.is_null() {
+            // Neovim sends an empty Lua table, which is encoded as `[]`, when no settings are
+            // configured: that means "nothing", not a wrong setting.
+            let empty_list = value.as_array().is_some_and(Vec::is_empty);
+            if !value.is_null() && !empty_list {
                 problems.push(format!("aidiag settings must be an object, got {value}"));
             }
             return problems;
@@ -139,6 +142,16 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_list_or_null_means_no_settings() {
+        // What Neovim sends when the plugin was given no settings.
+        let mut settings = Settings::default();
+        assert!(settings.update(&serde_json::json!([])).is_empty());
+        assert!(settings.update(&serde_json::Value::Null).is_empty());
+        assert_eq!(settings.update(&serde_json::json!([1])).len(), 1);
+        assert_eq!(settings, Settings::default());
+    }
 
     #[test]
     fn wrong_values_are_reported_and_not_applied() {

@@ -112,6 +112,20 @@ impl Client {
         }
     }
 
+    /// A message matching `pred` that has already arrived, without waiting.
+    pub fn take(&mut self, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        while let Ok(m) = self.messages.try_recv() {
+            self.pending.push(m);
+        }
+        let i = self.pending.iter().position(pred)?;
+        Some(self.pending.remove(i))
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// True when a message with `method` arrived and was not consumed by a wait.
     pub fn received(&self, method: &str) -> bool {
         self.pending.iter().any(|m| m["method"] == method)

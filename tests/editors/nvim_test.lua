@@ -6,6 +6,14 @@ local function fail(message)
   vim.cmd("cquit 1")
 end
 
+-- Every message the server shows (window/showMessage goes through vim.notify).
+local notified = {}
+local notify = vim.notify
+vim.notify = function(message, level, opts)
+  table.insert(notified, tostring(message))
+  return notify(message, level, opts)
+end
+
 local repo = vim.fn.getcwd()
 vim.opt.runtimepath:prepend(repo .. "/editors/nvim")
 vim.cmd("filetype on")
@@ -38,6 +46,32 @@ if reanalyzed == nil or reanalyzed.functions ~= 1 then
 end
 vim.cmd("AidiagModelStatus")
 print("commands: ok")
+
+-- Settings from the plugin arrived without complaint; a wrong one sent later through
+-- workspace/didChangeConfiguration is named in one message.
+for _, message in ipairs(notified) do
+  if message:find("setting", 1, true) then
+    fail("the server complained about the plugin's settings: " .. message)
+  end
+end
+local client = (vim.lsp.get_clients or vim.lsp.get_active_clients)({ name = "aidiag" })[1]
+local change = { settings = { aidiag = { debounceMs = -5 } } }
+if vim.fn.has("nvim-0.11") == 1 then
+  client:notify("workspace/didChangeConfiguration", change)
+else
+  client.notify("workspace/didChangeConfiguration", change)
+end
+if not vim.wait(5000, function()
+  for _, message in ipairs(notified) do
+    if message:find("aidiag.debounceMs", 1, true) and message:find("-5", 1, true) then
+      return true
+    end
+  end
+  return false
+end, 20) then
+  fail("no message about the wrong debounceMs: " .. vim.inspect(notified))
+end
+print("settings: ok")
 
 local position = { textDocument = { uri = vim.uri_from_bufnr(buf) }, position = { line = 13, character = 3 } }
 local hover = vim.lsp.buf_request_sync(buf, "textDocument/hover", position, 5000)

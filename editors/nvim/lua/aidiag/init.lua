@@ -70,6 +70,9 @@ function M.setup(opts)
       filetypes = opts.filetypes,
       root_markers = opts.root_markers,
       init_options = opts.settings,
+      -- Sent as workspace/didChangeConfiguration after start; the same settings, so that
+      -- both ways agree.
+      settings = { aidiag = opts.settings },
     })
     vim.lsp.enable("aidiag")
     M.create_commands()
@@ -82,6 +85,7 @@ function M.setup(opts)
       cmd = cmd,
       root_dir = root_dir(bufnr, opts.root_markers),
       init_options = opts.settings,
+      settings = { aidiag = opts.settings },
     }
   end
   local start = function(bufnr)
