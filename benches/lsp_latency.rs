@@ -21,9 +21,10 @@ use serde_json::{json, Value};
 const URI: &str = "file:///tmp/aidiag-bench/latency.c";
 
 /// A 30-line driver function with one leak on an error path (a judged rule's finding).
+/// The name carries the process id, so that no verdict stored by an earlier run answers.
 fn target(round: usize) -> String {
     format!(
-        "static int bench_target_probe(struct platform_device *pdev)
+        "static int bench_target_probe_{pid}(struct platform_device *pdev)
 {{
 \tstruct bench_priv *priv;
 \tchar *buf;
@@ -51,11 +52,15 @@ fn target(round: usize) -> String {
 \treturn 0;
 }}
 ",
-        size = 64 + round
+        size = 64 + round,
+        pid = std::process::id()
     )
 }
 
 fn percentile(samples: &[Duration], p: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
     let mut sorted = samples.to_vec();
     sorted.sort();
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]

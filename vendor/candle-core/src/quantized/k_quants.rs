@@ -1862,22 +1862,68 @@ pub fn matmul<T: GgmlType>(
     }
     let lhs_b = lhs_b.as_slice();
 
-    for row_idx in 0..m {
-        let lhs_row = &lhs_b[row_idx * k_in_lhs_blocks..(row_idx + 1) * k_in_lhs_blocks];
-        let dst_row = &mut dst[row_idx * n..(row_idx + 1) * n];
-
-        let result: Result<Vec<_>> = dst_row
-            .into_par_iter()
-            .enumerate()
-            .with_min_len(128)
-            .with_max_len(512)
-            .map(|(col_idx, dst)| {
-                let rhs_col = &rhs_t[col_idx * k_in_rhs_blocks..(col_idx + 1) * k_in_rhs_blocks];
-                T::vec_dot(k, rhs_col, lhs_row).map(|value| *dst = value)
-            })
-            .collect();
-
-        result?;
+    // aidiag patch (see vendor/README.md): for 4 rows or more (prefill), one parallel loop over
+    // blocks of output columns,
+    // each block computed for every row, in tiles of rows. Upstream runs one parallel loop per
+    // row, so a prefill of m tokens reads every weight m times and pays m rayon dispatches per
+    // matmul; here each weight row is read once per tile of rows and there is one dispatch.
+    // Every output is the same `vec_dot` of the same two rows as upstream, so results are
+    // bit-identical.
+    const BLOCK_COLS: usize = 64;
+    const TILE_ROWS: usize = 16;
+    const SMALL_M: usize = 4;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if m < SMALL_M {
+        // Decoding (one row): upstream's loop, which splits the columns finer.
+        for row_idx in 0..m {
+            let lhs_row = &lhs_b[row_idx * k_in_lhs_blocks..(row_idx + 1) * k_in_lhs_blocks];
+            let dst_row = &mut dst[row_idx * n..(row_idx + 1) * n];
+            let result: Result<Vec<_>> = dst_row
+                .into_par_iter()
+                .enumerate()
+                .with_min_len(128)
+                .with_max_len(512)
+                .map(|(col_idx, dst)| {
+                    let rhs_col =
+                        &rhs_t[col_idx * k_in_rhs_blocks..(col_idx + 1) * k_in_rhs_blocks];
+                    T::vec_dot(k, rhs_col, lhs_row).map(|value| *dst = value)
+                })
+                .collect();
+            result?;
+        }
+        return Ok(());
+    }
+    let blocks: Vec<Vec<f32>> = (0..n.div_ceil(BLOCK_COLS))
+        .into_par_iter()
+        .map(|block| -> Result<Vec<f32>> {
+            let first_col = block * BLOCK_COLS;
+            let width = BLOCK_COLS.min(n - first_col);
+            let mut out = vec![0f32; m * width];
+            for tile in (0..m).step_by(TILE_ROWS) {
+                let rows = tile..(tile + TILE_ROWS).min(m);
+                for j in 0..width {
+                    let col_idx = first_col + j;
+                    let rhs_col =
+                        &rhs_t[col_idx * k_in_rhs_blocks..(col_idx + 1) * k_in_rhs_blocks];
+                    for row_idx in rows.clone() {
+                        let lhs_row =
+                            &lhs_b[row_idx * k_in_lhs_blocks..(row_idx + 1) * k_in_lhs_blocks];
+                        out[row_idx * width + j] = T::vec_dot(k, rhs_col, lhs_row)?;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for (block, out) in blocks.iter().enumerate() {
+        let first_col = block * BLOCK_COLS;
+        let width = out.len() / m;
+        for row_idx in 0..m {
+            let dst_row = &mut dst[row_idx * n + first_col..row_idx * n + first_col + width];
+            dst_row.copy_from_slice(&out[row_idx * width..(row_idx + 1) * width]);
+        }
     }
     Ok(())
 }
