@@ -10,9 +10,10 @@
 # 2. scripts/bench_llama_cpp.py runs llama.cpp on the same prompt, on the original model file
 #    and on the Q8_0 copy aidiag ran, with as many threads as aidiag used.
 #
-# Time, on 2 cores with SmolLM2-135M and the defaults: about a minute for the measurements, plus
-# building the benchmark when cargo has not, plus several minutes the first time to build
-# llama-cpp-python==0.3.16 from source (it is installed only when `import llama_cpp` fails).
+# Time, on 2 cores with SmolLM2-135M and the defaults: about 20 s for the measurements on an idle
+# machine (up to 2 minutes when something else runs), plus building the benchmark when cargo has
+# not, plus about 3 minutes the first time to build llama-cpp-python==0.3.16 from source (it is
+# installed only when `import llama_cpp` fails). It warns when other processes took CPU meanwhile.
 #
 # Usage: scripts/bench-model.sh [--runs N] [--tokens N] [--model PATH] [--threads N]
 #   --runs     runs per engine, medians reported (default 3)
@@ -107,7 +108,8 @@ rows = [(a, "")] + ([(lw, "same weights")] if same_file else [(lw, "same weights
 def ratio(key, r):
     return f"{a[key] / r[key]:.2f}" if r[key] else "-"
 
-print(f"\nmedians of {runs} runs, {tokens} generated tokens per run, llama.cpp on {threads} threads\n")
+print(f"\nmedians of {runs} runs, {tokens} generated tokens per run, llama.cpp on {threads} threads; "
+      f"other processes used {other_s} CPU-seconds ({other_pct}% of the machine) meanwhile\n")
 print("| engine | weights | load s | prompt tokens | first token s | prefill tok/s | decode tok/s "
       "| aidiag/this prefill | aidiag/this decode |")
 print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
