@@ -55,5 +55,17 @@
       (flymake-start)
       (unless (aidiag-test-wait (lambda () (null (flymake-diagnostics))) 15)
         (aidiag-test-fail "the warning did not go after the fix")))
+    ;; Settings through eglot's workspace configuration reach the server as
+    ;; workspace/didChangeConfiguration; a wrong one is named in one window/showMessage, which
+    ;; eglot writes to *Messages*.
+    (setq-default eglot-workspace-configuration '(:aidiag (:debounceMs -5)))
+    (eglot-signal-didChangeConfiguration server)
+    (unless (aidiag-test-wait
+             (lambda ()
+               (with-current-buffer "*Messages*"
+                 (string-match-p "aidiag.debounceMs.*-5" (buffer-string))))
+             10)
+      (aidiag-test-fail "no message about the wrong debounceMs"))
+    (princ "settings: ok\n")
     (princ "PASS\n")
     (kill-emacs 0)))

@@ -21,6 +21,12 @@ endfunction
 let &runtimepath = '/usr/share/vim-ale,' . &runtimepath
 filetype plugin on
 runtime plugin/ale.vim
+" Messages the server shows (window/showMessage), as ALE passes them on.
+let s:shown = []
+runtime autoload/ale/util.vim
+function! ale#util#ShowMessage(string, ...) abort
+  call add(s:shown, a:string)
+endfunction
 let g:ale_linters = {'c': ['aidiag']}
 let g:ale_lint_delay = 0
 let g:ale_echo_cursor = 0
@@ -30,6 +36,8 @@ call ale#linter#Define('c', {
 \   'executable': getcwd() . '/target/debug/aidiag',
 \   'command': '%e lsp',
 \   'project_root': {buffer -> fnamemodify(bufname(buffer), ':p:h')},
+\   'initialization_options': {'useModel': v:false},
+\   'lsp_config': {'aidiag': {'debounceMs': -5}},
 \})
 
 execute 'edit ' . fnameescape($AIDIAG_TEST_FILE)
@@ -42,6 +50,16 @@ if s:item.lnum != 14 || s:item.text !~# 'not freed'
   call s:Fail('unexpected diagnostic: ' . string(s:item))
 endif
 call s:Log('diagnostic: ' . s:item.text)
+
+" ALE sends lsp_config as workspace/didChangeConfiguration; the wrong debounceMs is named in
+" one message, and initialization_options were taken without complaint.
+if !s:Wait('len(filter(copy(s:shown), ''v:val =~# "aidiag.debounceMs.*-5"'')) == 1', 10)
+  call s:Fail('no single message about the wrong debounceMs: ' . string(s:shown))
+endif
+if len(s:shown) != 1
+  call s:Fail('unexpected messages: ' . string(s:shown))
+endif
+call s:Log('settings: ok')
 
 " Answer ALE's code action menu with the first entry, the preferred fix.
 runtime autoload/ale/util.vim
