@@ -6,7 +6,9 @@ use candle_core::quantized::k_quants::{self, BlockQ4K, BlockQ8_0, GgmlType};
 
 /// A fixed pseudo-random sequence in [-1, 1).
 fn values(count: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..count)
         .map(|_| {
             state = state
