@@ -194,11 +194,14 @@ fn main() {
     }
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", client.pid())).unwrap_or_default();
-    let peak = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .unwrap_or("VmHWM: unknown")
-        .to_owned();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map_or("unknown", |l| l[name.len()..].trim())
+            .to_owned()
+    };
+    let (peak, resident) = (field("VmHWM:"), field("VmRSS:"));
     assert_eq!(client.shutdown(), 0);
 
     println!(
@@ -224,8 +227,5 @@ fn main() {
         ms(percentile(&hovers, 0.99)),
         ms(percentile(&hovers, 1.0))
     );
-    println!(
-        "server peak memory: {} (target < 400 MB)",
-        peak.trim_start_matches("VmHWM:").trim()
-    );
+    println!("server memory: peak {peak} (target < 400 MB), resident at the end {resident}");
 }
