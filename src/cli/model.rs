@@ -55,24 +55,7 @@ pub fn apply(
         return None;
     }
     let (path, _) = crate::model::resolve(options.path.as_deref())?;
-    let header_name = crate::model::gguf::read_file(&path)
-        .ok()
-        .and_then(|h| {
-            h.get("general.name")
-                .and_then(crate::model::gguf::Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let policy = options
-        .verdicts
-        .unwrap_or_else(|| VerdictPolicy::default_for(&header_name, &file_name));
-    let review = options
-        .review
-        .unwrap_or_else(|| !judge::measured_at_chance(&header_name, &file_name));
+    let (policy, review) = judge::resolve(&path, options.verdicts, options.review);
     if policy == VerdictPolicy::Off && !review {
         return None;
     }

@@ -75,6 +75,31 @@ pub fn measured_at_chance(model_name: &str, file_name: &str) -> bool {
     })
 }
 
+/// The verdict policy and whether to review, for the model file at `path`: what the user set,
+/// or else the model's own defaults, decided by its `general.name` and its file name.
+pub fn resolve(
+    path: &std::path::Path,
+    verdicts: Option<VerdictPolicy>,
+    review: Option<bool>,
+) -> (VerdictPolicy, bool) {
+    let name = super::gguf::read_file(path)
+        .ok()
+        .and_then(|h| {
+            h.get("general.name")
+                .and_then(super::gguf::Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (
+        verdicts.unwrap_or_else(|| VerdictPolicy::default_for(&name, &file_name)),
+        review.unwrap_or_else(|| !measured_at_chance(&name, &file_name)),
+    )
+}
+
 /// A rejection below this confidence changes nothing.
 pub const REJECT_CONFIDENCE: f32 = 0.8;
 

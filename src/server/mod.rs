@@ -92,24 +92,8 @@ impl LanguageServer for Backend {
         };
         // The model is loaded only when something will use it: explanations, fixes, or verdicts under
         // the policy set (or the model's own default, read from its header).
-        let name = crate::model::gguf::read_file(&path)
-            .ok()
-            .and_then(|h| {
-                h.get("general.name")
-                    .and_then(crate::model::gguf::Value::as_str)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let policy = settings
-            .model_verdicts
-            .unwrap_or_else(|| VerdictPolicy::default_for(&name, &file_name));
-        let review = settings
-            .model_review
-            .unwrap_or_else(|| !crate::model::judge::measured_at_chance(&name, &file_name));
+        let (policy, review) =
+            crate::model::judge::resolve(&path, settings.model_verdicts, settings.model_review);
         if !settings.model_explanations
             && !settings.model_fixes
             && policy == VerdictPolicy::Off
@@ -151,8 +135,8 @@ impl LanguageServer for Backend {
         let worker = model_worker::ModelWorker::start(
             path,
             settings.tokenizer_path.clone(),
-            settings.model_verdicts,
-            settings.model_review,
+            policy,
+            review,
             self.client.clone(),
             hooks,
         );

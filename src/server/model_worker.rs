@@ -23,7 +23,7 @@ use tower_lsp::lsp_types::{
 use tower_lsp::Client;
 
 use crate::model::engine::Engine;
-use crate::model::judge::{self, Verdict, VerdictPolicy};
+use crate::model::judge::{Verdict, VerdictPolicy};
 use crate::model::review::Review;
 use crate::model::service::ModelService;
 use crate::model::store::{self, Store};
@@ -113,13 +113,14 @@ pub struct Hooks {
 }
 
 impl ModelWorker {
-    /// Starts loading the model at `path` and serving jobs. A model that cannot be loaded is
+    /// Starts loading the model at `path` and serving jobs, under the verdict `policy` and with
+    /// reviews on or off (`judge::resolve` decides both). A model that cannot be loaded is
     /// reported once with `window/showMessage`; the rule checks go on without it.
     pub fn start(
         path: PathBuf,
         tokenizer: Option<PathBuf>,
-        policy: Option<VerdictPolicy>,
-        review: Option<bool>,
+        policy: VerdictPolicy,
+        review: bool,
         client: Client,
         hooks: Hooks,
     ) -> Arc<ModelWorker> {
@@ -143,14 +144,6 @@ impl ModelWorker {
                 }
             };
             tracing::info!(model = %engine.path.display(), weights = %engine.weights.display(), "model loaded");
-            let file_name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let policy =
-                policy.unwrap_or_else(|| VerdictPolicy::default_for(&engine.name, &file_name));
-            let review =
-                review.unwrap_or_else(|| !judge::measured_at_chance(&engine.name, &file_name));
             let name = engine.name.clone();
             let service = Arc::new(ModelService::new(
                 engine,
