@@ -68,6 +68,20 @@ struct Job {
     work: Work,
 }
 
+impl Job {
+    /// A job; its sequence number is given when it is queued.
+    fn new(priority: u8, key: u64, function_hash: u64, text: FindingText, work: Work) -> Job {
+        Job {
+            priority,
+            sequence: 0,
+            key,
+            function_hash,
+            text,
+            work,
+        }
+    }
+}
+
 impl PartialEq for Job {
     fn eq(&self, other: &Self) -> bool {
         (self.priority, self.sequence) == (other.priority, other.sequence)
@@ -221,34 +235,26 @@ impl ModelWorker {
                     send_progress(&client, &token, value).await;
                 }
             }
+            let live = hooks.live.clone();
+            let function_hash = job.function_hash;
+            let cancelled = move || !live(function_hash);
             match job.work {
                 Work::Explain => {
-                    let live = hooks.live.clone();
-                    let function_hash = job.function_hash;
-                    let cancelled = move || !live(function_hash);
                     service
-                        .explanation(job.function_hash, &job.text, &cancelled)
+                        .explanation(function_hash, &job.text, &cancelled)
                         .await;
                 }
                 Work::Draft => {
-                    let live = hooks.live.clone();
-                    let function_hash = job.function_hash;
-                    let cancelled = move || !live(function_hash);
-                    service
-                        .draft(job.function_hash, &job.text, &cancelled)
-                        .await;
+                    service.draft(function_hash, &job.text, &cancelled).await;
                 }
                 Work::Review(uri) => {
-                    let live = hooks.live.clone();
-                    let function_hash = job.function_hash;
-                    let cancelled = move || !live(function_hash);
                     service
-                        .review(job.function_hash, &job.text.function, &cancelled)
+                        .review(function_hash, &job.text.function, &cancelled)
                         .await;
                     (hooks.republish)(Some(uri));
                 }
                 Work::Verdict(uri) => {
-                    service.verdict(job.function_hash, &job.text).await;
+                    service.verdict(function_hash, &job.text).await;
                     (hooks.republish)(Some(uri));
                 }
             }
@@ -268,18 +274,8 @@ impl ModelWorker {
     pub fn explanation(&self, function_hash: u64, text: FindingText) -> Option<String> {
         let service = self.service.get()?;
         let key = service.explanation_key(function_hash, &text);
-        if let Some(written) = service.cached_explanation(key) {
-            return Some(written);
-        }
-        self.enqueue(Job {
-            priority: PRIORITY_HOVER,
-            sequence: 0,
-            key,
-            function_hash,
-            text,
-            work: Work::Explain,
-        });
-        None
+        let job = Job::new(PRIORITY_HOVER, key, function_hash, text, Work::Explain);
+        self.stored_or_asked(service.cached_explanation(key), job)
     }
 
     /// The model's draft of a fixed function for this finding if it is written (empty: it wrote
@@ -287,18 +283,8 @@ impl ModelWorker {
     pub fn draft(&self, function_hash: u64, text: FindingText) -> Option<String> {
         let service = self.service.get()?;
         let key = service.draft_key(function_hash, &text);
-        if let Some(written) = service.store.get(key) {
-            return Some(written);
-        }
-        self.enqueue(Job {
-            priority: PRIORITY_HOVER,
-            sequence: 0,
-            key,
-            function_hash,
-            text,
-            work: Work::Draft,
-        });
-        None
+        let job = Job::new(PRIORITY_HOVER, key, function_hash, text, Work::Draft);
+        self.stored_or_asked(service.store.get(key), job)
     }
 
     /// The model's review of the function `text.function` if it is done (`Some(None)`: it found
@@ -312,18 +298,14 @@ impl ModelWorker {
     ) -> Option<Option<Review>> {
         let service = self.service.get()?;
         let key = service.review_key(function_hash);
-        if let Some(review) = service.cached_review(key) {
-            return Some(review);
-        }
-        self.enqueue(Job {
+        let job = Job::new(
             priority,
-            sequence: 0,
             key,
             function_hash,
             text,
-            work: Work::Review(uri.clone()),
-        });
-        None
+            Work::Review(uri.clone()),
+        );
+        self.stored_or_asked(service.cached_review(key), job)
     }
 
     /// The verdict on this finding if the model has given it (`Some(None)`: it abstained);
@@ -337,18 +319,23 @@ impl ModelWorker {
     ) -> Option<Option<Verdict>> {
         let service = self.service.get()?;
         let key = service.verdict_key(function_hash, &text);
-        if let Some(verdict) = service.cached_verdict(key) {
-            return Some(verdict);
-        }
-        self.enqueue(Job {
+        let job = Job::new(
             priority,
-            sequence: 0,
             key,
             function_hash,
             text,
-            work: Work::Verdict(uri.clone()),
-        });
-        None
+            Work::Verdict(uri.clone()),
+        );
+        self.stored_or_asked(service.cached_verdict(key), job)
+    }
+
+    /// `stored` if there is something; otherwise queues `job` (unless the queue is full) and
+    /// returns `None`.
+    fn stored_or_asked<T>(&self, stored: Option<T>, job: Job) -> Option<T> {
+        if stored.is_none() {
+            self.enqueue(job);
+        }
+        stored
     }
 
     fn enqueue(&self, mut job: Job) {
