@@ -41,24 +41,8 @@ enum Command {
         /// Files or directories to check.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Rules only: do not load the model.
-        #[arg(long)]
-        no_model: bool,
-        /// Neither read nor write stored model results (to time real model work).
-        #[arg(long)]
-        no_cache: bool,
-        /// A GGUF model file to use instead of the default model.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// What the model's verdicts may do: off, annotate (say it beside the finding), demote
-        /// (a confident rejection becomes information) or drop. Default: off for
-        /// SmolLM2-135M (measured at chance), annotate for other models.
-        #[arg(long, value_parser = parse_policy)]
-        verdicts: Option<aidiag::model::judge::VerdictPolicy>,
-        /// Whether the model reviews every function for bugs outside the rules (findings at
-        /// information severity): on or off. Default: off for SmolLM2-135M, on for others.
-        #[arg(long, value_parser = parse_on_off)]
-        review: Option<bool>,
+        #[command(flatten)]
+        model: ModelArgs,
     },
     /// Score the analysis on a labeled corpus (NAME.c + NAME.json per case): per-class hits,
     /// false alarms and clean cases flagged, precision and recall.
@@ -68,24 +52,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: aidiag::cli::eval::EvalFormat,
-        /// Rules only: do not load the model.
-        #[arg(long)]
-        no_model: bool,
-        /// Neither read nor write stored model results (to time real model work).
-        #[arg(long)]
-        no_cache: bool,
-        /// A GGUF model file to use instead of the default model.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// What the model's verdicts may do: off, annotate (say it beside the finding), demote
-        /// (a confident rejection becomes information) or drop. Default: off for
-        /// SmolLM2-135M (measured at chance), annotate for other models.
-        #[arg(long, value_parser = parse_policy)]
-        verdicts: Option<aidiag::model::judge::VerdictPolicy>,
-        /// Whether the model reviews every function for bugs outside the rules (findings at
-        /// information severity): on or off. Default: off for SmolLM2-135M, on for others.
-        #[arg(long, value_parser = parse_on_off)]
-        review: Option<bool>,
+        #[command(flatten)]
+        model: ModelArgs,
         /// Score another tool's warnings from this JSON file ([{"file", "line", "message"}])
         /// instead of running aidiag.
         #[arg(long, requires = "name")]
@@ -94,6 +62,55 @@ enum Command {
         #[arg(long, requires = "external")]
         name: Option<String>,
     },
+}
+
+/// How `check` and `eval` use the model.
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Rules only: do not load the model.
+    #[arg(long)]
+    no_model: bool,
+    /// Neither read nor write stored model results (to time real model work).
+    #[arg(long)]
+    no_cache: bool,
+    /// A GGUF model file to use instead of the default model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// What the model's verdicts may do: off, annotate (say it beside the finding), demote
+    /// (a confident rejection becomes information) or drop. Default: off for
+    /// SmolLM2-135M (measured at chance), annotate for other models.
+    #[arg(long, value_parser = parse_policy)]
+    verdicts: Option<aidiag::model::judge::VerdictPolicy>,
+    /// Whether the model reviews every function for bugs outside the rules (findings at
+    /// information severity): on or off. Default: off for SmolLM2-135M, on for others.
+    #[arg(long, value_parser = parse_on_off)]
+    review: Option<bool>,
+}
+
+impl ModelArgs {
+    /// The options, with what `.aidiag.toml` (found from `start` upwards) adds; a broken
+    /// project file is an error (exit code 2), never ignored.
+    fn options(
+        self,
+        start: &std::path::Path,
+    ) -> Result<aidiag::cli::model::ModelOptions, ExitCode> {
+        let options = aidiag::cli::model::ModelOptions {
+            disabled: self.no_model,
+            path: self.model,
+            tokenizer: None,
+            no_cache: self.no_cache,
+            verdicts: self.verdicts,
+            review: self.review,
+        };
+        match aidiag::config::load(start) {
+            Ok(Some(project)) => Ok(options.with_project(&project)),
+            Ok(None) => Ok(options),
+            Err(error) => {
+                eprintln!("aidiag: error: {error}");
+                Err(ExitCode::from(2))
+            }
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -130,21 +147,9 @@ fn main() -> ExitCode {
         Some(Command::Check {
             format,
             paths,
-            no_model,
-            no_cache,
             model,
-            verdicts,
-            review,
         }) => {
-            let model = aidiag::cli::model::ModelOptions {
-                disabled: no_model,
-                path: model,
-                tokenizer: None,
-                no_cache,
-                verdicts,
-                review,
-            };
-            let model = match project_options(model, &paths[0]) {
+            let model = match model.options(&paths[0]) {
                 Ok(model) => model,
                 Err(code) => return code,
             };
@@ -163,23 +168,11 @@ fn main() -> ExitCode {
         Some(Command::Eval {
             corpus,
             format,
-            no_model,
-            no_cache,
             model,
-            verdicts,
-            review,
             external,
             name,
         }) => {
-            let model = aidiag::cli::model::ModelOptions {
-                disabled: no_model,
-                path: model,
-                tokenizer: None,
-                no_cache,
-                verdicts,
-                review,
-            };
-            let model = match project_options(model, &corpus) {
+            let model = match model.options(&corpus) {
                 Ok(model) => model,
                 Err(code) => return code,
             };
@@ -228,22 +221,6 @@ fn main() -> ExitCode {
 fn parse_policy(text: &str) -> Result<aidiag::model::judge::VerdictPolicy, String> {
     aidiag::model::judge::VerdictPolicy::parse(text)
         .ok_or_else(|| format!("`{text}` is not one of off, annotate, demote, drop"))
-}
-
-/// The model options with what `.aidiag.toml` (found from `start` upwards) adds; a broken
-/// project file is an error (exit code 2), never ignored.
-fn project_options(
-    options: aidiag::cli::model::ModelOptions,
-    start: &std::path::Path,
-) -> Result<aidiag::cli::model::ModelOptions, ExitCode> {
-    match aidiag::config::load(start) {
-        Ok(Some(project)) => Ok(options.with_project(&project)),
-        Ok(None) => Ok(options),
-        Err(error) => {
-            eprintln!("aidiag: error: {error}");
-            Err(ExitCode::from(2))
-        }
-    }
 }
 
 fn parse_on_off(text: &str) -> Result<bool, String> {
