@@ -1,6 +1,7 @@
 //! The patched CPU quantized matmul in vendor/candle-core gives bit-for-bit the results of
 //! upstream's algorithm (one `vec_dot` of a quantized input row with a weight row per output),
-//! for shapes around its tile and block edges, with Q8_0 and Q4_K weights.
+//! for shapes around its tile and block edges, with Q8_0 and Q4_K weights. Q8_0 goes through the
+//! patch's own four-by-four kernel (`vec_dot_q8_0_q8_0_tile`, VNNI where the CPU has it).
 
 use candle_core::quantized::k_quants::{self, BlockQ4K, BlockQ8_0, GgmlType};
 
@@ -36,8 +37,8 @@ fn reference<T: GgmlType>(m: usize, k: usize, n: usize, lhs: &[f32], rhs: &[T]) 
 }
 
 fn check<T: GgmlType>(k: usize) {
-    for m in [1, 15, 16, 17, 40] {
-        for n in [1, 63, 64, 65, 130] {
+    for m in [1, 2, 3, 4, 5, 15, 16, 17, 40, 250] {
+        for n in [1, 3, 4, 5, 31, 32, 33, 63, 64, 65, 130] {
             let lhs = values(m * k, (m * 1000 + n) as u64);
             let weights = values(n * k, (n * 7) as u64);
             let mut rhs = vec![T::zeros(); n * k / T::BLCK_SIZE];
@@ -57,5 +58,6 @@ fn check<T: GgmlType>(k: usize) {
 #[test]
 fn patched_matmul_matches_upstream_bit_for_bit() {
     check::<BlockQ8_0>(96);
+    check::<BlockQ8_0>(576);
     check::<BlockQ4K>(256);
 }

@@ -87,6 +87,71 @@ pub(crate) fn vec_dot_q8_0_q8_0(n: usize, xs: &[BlockQ8_0], ys: &[BlockQ8_0]) ->
     }
 }
 
+/// aidiag patch (see vendor/README.md): the four-byte dot products of one 32-byte block, as
+/// eight i32 lanes, lane i being the sum of bytes 4i..4i+3 of `ax * sy` (`ax` unsigned, `sy`
+/// signed). With AVX-512 VNNI one `vpdpbusd`; otherwise upstream's `maddubs` + `madd`. The two
+/// agree exactly whenever `maddubs` does not saturate, which holds for Q8_0 activations: they are
+/// quantized to [-127, 127] and `ax` is at most 128, so a pair sums to at most 32512.
+#[inline(always)]
+unsafe fn dot_i8_lanes(ax: __m256i, sy: __m256i) -> __m256i {
+    #[cfg(all(target_feature = "avx512vnni", target_feature = "avx512vl"))]
+    {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy)
+    }
+    #[cfg(not(all(target_feature = "avx512vnni", target_feature = "avx512vl")))]
+    {
+        _mm256_madd_epi16(_mm256_set1_epi16(1), _mm256_maddubs_epi16(ax, sy))
+    }
+}
+
+/// aidiag patch (see vendor/README.md): `vec_dot_q8_0_q8_0` of `R` activation rows `ys` with `C`
+/// weight rows `xs` at once: `out[r][c]` is bit-for-bit `vec_dot_q8_0_q8_0(n, xs[c], ys[r])`.
+/// Each (r, c) keeps its own accumulator, updated block by block with the same operations in the
+/// same order as upstream (the i32 lanes, their conversion, the fmadd with the f32 product of
+/// the two scales) and summed by the same `hsum_float_8`. What changes is that a weight block
+/// is loaded, made absolute and its scale converted once for `R` rows, and an activation block
+/// once for `C` weight rows, so the loads and conversions per multiply-add drop by R and C.
+///
+/// Safety: every row of `xs` and `ys` must hold at least `xs[0].len()` blocks; the activation
+/// rows must come from `BlockQ8_0::from_float` (values in [-127, 127], see `dot_i8_lanes`).
+#[inline(always)]
+pub(crate) unsafe fn vec_dot_q8_0_q8_0_tile<const R: usize, const C: usize>(
+    xs: [&[BlockQ8_0]; C],
+    ys: [&[BlockQ8_0]; R],
+) -> [[f32; C]; R] {
+    let blocks = xs[0].len();
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    for b in 0..blocks {
+        let mut bx = [_mm256_setzero_si256(); C];
+        let mut ax = [_mm256_setzero_si256(); C];
+        let mut dx = [0f32; C];
+        for c in 0..C {
+            let x = xs[c].get_unchecked(b);
+            bx[c] = _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i);
+            ax[c] = _mm256_sign_epi8(bx[c], bx[c]);
+            dx[c] = f16::to_f32(x.d);
+        }
+        for r in 0..R {
+            let y = ys[r].get_unchecked(b);
+            let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            let dy = f16::to_f32(y.d);
+            for c in 0..C {
+                let sy = _mm256_sign_epi8(by, bx[c]);
+                let q = _mm256_cvtepi32_ps(dot_i8_lanes(ax[c], sy));
+                let d = _mm256_set1_ps(dx[c] * dy);
+                acc[r][c] = _mm256_fmadd_ps(d, q, acc[r][c]);
+            }
+        }
+    }
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            out[r][c] = hsum_float_8(acc[r][c]);
+        }
+    }
+    out
+}
+
 #[inline(always)]
 unsafe fn get_scale_shuffle(i: usize) -> __m128i {
     const K_SHUFFLE: [u8; 128] = [

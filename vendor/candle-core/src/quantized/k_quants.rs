@@ -1875,6 +1875,23 @@ pub fn matmul<T: GgmlType>(
     if m == 0 || n == 0 {
         return Ok(());
     }
+    #[cfg(target_feature = "avx")]
+    if T::DTYPE == GgmlDType::Q8_0
+        && T::VecDotType::DTYPE == GgmlDType::Q8_0
+        && k % QK8_0 == 0
+        && m >= SMALL_M
+    {
+        // Safety: both types are BlockQ8_0 (the only GgmlType with these dtypes), and the
+        // activation rows were just quantized by its `from_float`.
+        let (lhs_b, rhs_t) = unsafe {
+            (
+                std::slice::from_raw_parts(lhs_b.as_ptr() as *const BlockQ8_0, lhs_b.len()),
+                std::slice::from_raw_parts(rhs_t.as_ptr() as *const BlockQ8_0, rhs_t.len()),
+            )
+        };
+        matmul_q8_0((m, k_in_lhs_blocks, n), lhs_b, rhs_t, dst);
+        return Ok(());
+    }
     if m < SMALL_M {
         // Decoding (one row): upstream's loop, which splits the columns finer.
         for row_idx in 0..m {
@@ -1926,6 +1943,87 @@ pub fn matmul<T: GgmlType>(
         }
     }
     Ok(())
+}
+
+/// aidiag patch (see vendor/README.md): the matmul for Q8_0 weights and 4 rows or more,
+/// `(m, blocks, n)` with `lhs` the quantized input rows and `rhs` the weight rows, each `blocks`
+/// long. (Decoding keeps upstream's loop: the same kernel one row by four columns measured 15-25%
+/// slower there.) Like the generic path below it splits the output columns into blocks, each computed for all rows, but computes four
+/// rows by four columns at once with `avx::vec_dot_q8_0_q8_0_tile`, whose every output is
+/// bit-for-bit upstream's `vec_dot`.
+#[cfg(target_feature = "avx")]
+fn matmul_q8_0(mbn: (usize, usize, usize), lhs: &[BlockQ8_0], rhs: &[BlockQ8_0], dst: &mut [f32]) {
+    const BLOCK_COLS: usize = 32;
+    const TILE_ROWS: usize = 16;
+    let (m, _, n) = mbn;
+    let blocks: Vec<Vec<f32>> = (0..n.div_ceil(BLOCK_COLS))
+        .into_par_iter()
+        .map(|block| {
+            let first_col = block * BLOCK_COLS;
+            let width = BLOCK_COLS.min(n - first_col);
+            let mut out = vec![0f32; m * width];
+            for tile in (0..m).step_by(TILE_ROWS) {
+                let rows = tile..(tile + TILE_ROWS).min(m);
+                let out = &mut out[tile * width..rows.end * width];
+                q8_0_tiles(mbn, lhs, rhs, rows, first_col..first_col + width, out);
+            }
+            out
+        })
+        .collect();
+    for (block, out) in blocks.iter().enumerate() {
+        let first_col = block * BLOCK_COLS;
+        let width = out.len() / m;
+        for row_idx in 0..m {
+            let dst_row = &mut dst[row_idx * n + first_col..row_idx * n + first_col + width];
+            dst_row.copy_from_slice(&out[row_idx * width..(row_idx + 1) * width]);
+        }
+    }
+}
+
+/// Outputs `rows` x `cols` of the Q8_0 matmul into `out`, row-major with `cols.len()` per row:
+/// four by four, then the last rows one by one, then the last columns one by one.
+#[cfg(target_feature = "avx")]
+fn q8_0_tiles(
+    (m, blocks, n): (usize, usize, usize),
+    lhs: &[BlockQ8_0],
+    rhs: &[BlockQ8_0],
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    use super::avx::vec_dot_q8_0_q8_0_tile as tile;
+    assert!(rows.end <= m && cols.end <= n && lhs.len() >= m * blocks && rhs.len() >= n * blocks);
+    assert_eq!(out.len(), rows.len() * cols.len());
+    let width = cols.len();
+    let row = |r: usize| &lhs[r * blocks..(r + 1) * blocks];
+    let col = |c: usize| &rhs[c * blocks..(c + 1) * blocks];
+    let mut c = cols.start;
+    while c + 4 <= cols.end {
+        let xs = [col(c), col(c + 1), col(c + 2), col(c + 3)];
+        let at = c - cols.start;
+        let mut r = rows.start;
+        while r + 4 <= rows.end {
+            // Safety: every row and column slice above is `blocks` long.
+            let o = unsafe { tile::<4, 4>(xs, [row(r), row(r + 1), row(r + 2), row(r + 3)]) };
+            for (i, o) in o.iter().enumerate() {
+                let start = (r + i - rows.start) * width + at;
+                out[start..start + 4].copy_from_slice(o);
+            }
+            r += 4;
+        }
+        for r in r..rows.end {
+            let [o] = unsafe { tile::<1, 4>(xs, [row(r)]) };
+            let start = (r - rows.start) * width + at;
+            out[start..start + 4].copy_from_slice(&o);
+        }
+        c += 4;
+    }
+    for c in c..cols.end {
+        for r in rows.clone() {
+            let [[o]] = unsafe { tile::<1, 1>([col(c)], [row(r)]) };
+            out[(r - rows.start) * width + c - cols.start] = o;
+        }
+    }
 }
 
 impl GgmlType for f32 {
