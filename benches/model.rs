@@ -1,5 +1,6 @@
 //! The local model's speed on this machine: load time, time to first token for an explanation
-//! prompt, and decode tokens/s, as one JSON line per run (scripts/bench-model.sh puts it next to
+//! prompt, decode tokens/s, and the time of one verdict (the judge prompt and its one constrained
+//! token), as one JSON line (scripts/bench-model.sh puts it next to
 //! llama.cpp on the same GGUF file).
 //!
 //! `cargo bench --bench model -- [--model PATH] [--runs N] [--tokens N] [--prompt-out FILE]`
@@ -7,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use aidiag::model::{engine::Engine, explain, FindingText};
+use aidiag::model::{engine::Engine, explain, judge, FindingText};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -67,13 +68,31 @@ async fn main() {
             decode.push((count - 1) as f64 / (end - first_at).as_secs_f64());
         }
     }
+    // A verdict (the LSP's model job after an edit): the judge prompt for the same finding,
+    // answered by one constrained token, as `ModelService::verdict` asks it without its cache.
+    // The system turn is computed once, in the first run, and continued in the others.
+    let (system, rest) = judge::prompt_parts(&FindingText {
+        rule: "leak-on-error",
+        message: "`buf` allocated at line 6 is not freed on the error return at line 11".to_owned(),
+        evidence: vec!["line 6: `buf` is allocated here".to_owned()],
+        function: function.to_owned(),
+    });
+    let verdict_tokens = engine.token_count(&(system.to_owned() + &rest));
+    let mut verdict = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let answer = engine.choose(system, &rest, &judge::CHOICES).await;
+        verdict.push(started.elapsed().as_secs_f64());
+        assert!(answer.is_some(), "the model gave no verdict");
+    }
     println!(
-        "{{\"engine\": \"aidiag (kalosm-llama 0.4.4, candle 0.8.4)\", \"model\": \"{}\", \"weights\": \"{}\", \"threads\": {}, \"load_s\": {load_s:.3}, \"prompt_tokens\": {prompt_tokens}, \"first_token_s\": {:.3}, \"prefill_tok_s\": {:.1}, \"decode_tok_s\": {:.1}}}",
+        "{{\"engine\": \"aidiag (kalosm-llama 0.4.4, candle 0.8.4)\", \"model\": \"{}\", \"weights\": \"{}\", \"threads\": {}, \"load_s\": {load_s:.3}, \"prompt_tokens\": {prompt_tokens}, \"first_token_s\": {:.3}, \"prefill_tok_s\": {:.1}, \"decode_tok_s\": {:.1}, \"verdict_prompt_tokens\": {verdict_tokens}, \"verdict_s\": {:.3}}}",
         path.display(),
         engine.weights.display(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         median(&mut first),
         prompt_tokens as f64 / median(&mut first.clone()),
         if decode.is_empty() { 0.0 } else { median(&mut decode) },
+        median(&mut verdict),
     );
 }

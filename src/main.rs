@@ -158,11 +158,10 @@ fn main() -> ExitCode {
                 paths,
                 model,
             };
-            let code = aidiag::cli::check(
-                &settings,
-                &mut std::io::stdout().lock(),
-                &mut std::io::stderr().lock(),
-            );
+            // Not locked for the whole run: the model's thread logs to stderr (tracing), and a
+            // lock held here while the model works would block it forever.
+            let code =
+                aidiag::cli::check(&settings, &mut std::io::stdout(), &mut std::io::stderr());
             ExitCode::from(code as u8)
         }
         Some(Command::Eval {
@@ -182,11 +181,9 @@ fn main() -> ExitCode {
                 external: name.zip(external),
                 model,
             };
-            let code = aidiag::cli::eval::eval(
-                &settings,
-                &mut std::io::stdout().lock(),
-                &mut std::io::stderr().lock(),
-            );
+            // Unlocked, as for `check`.
+            let code =
+                aidiag::cli::eval::eval(&settings, &mut std::io::stdout(), &mut std::io::stderr());
             ExitCode::from(code as u8)
         }
         Some(Command::Lsp { .. }) => serve(),

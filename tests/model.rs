@@ -109,6 +109,33 @@ fn leak_finding() -> (u64, aidiag::model::FindingText) {
     )
 }
 
+/// The verdict prompt splits at a token boundary, and the system turn the engine keeps computed
+/// is continued by copies: a verdict asked again, after a verdict on another function, answers
+/// exactly as the first time (a copy that shared the kept cache would have fed it the other
+/// function).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kept_system_turn_is_continued_by_copies_only() {
+    use aidiag::model::judge;
+    let (path, _) = aidiag::model::resolve(None).unwrap();
+    let engine = aidiag::model::engine::Engine::load(&path).await.unwrap();
+    let (_, text) = leak_finding();
+    let (system, rest) = judge::prompt_parts(&text);
+    assert_eq!(
+        engine.tokens(&(system.to_owned() + &rest)),
+        [engine.tokens(system), engine.tokens(&rest)].concat()
+    );
+    let first = engine.choose(system, &rest, &judge::CHOICES).await;
+    assert!(first.is_some());
+    let mut other = text.clone();
+    other.function = "static void other(void)\n{\n\tkfree(NULL);\n}".to_owned();
+    let (_, other_rest) = judge::prompt_parts(&other);
+    assert!(engine
+        .choose(system, &other_rest, &judge::CHOICES)
+        .await
+        .is_some());
+    assert_eq!(engine.choose(system, &rest, &judge::CHOICES).await, first);
+}
+
 /// A verdict is constrained to yes or no with a probability, the same every time, and a second
 /// look at the same function (also after a restart, from the disk cache) makes no model call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,15 @@ pub struct Engine {
     pub weights: PathBuf,
     /// `general.name` from the file, or its file name.
     pub name: String,
+    /// The end-of-text token (`tokenizer.ggml.eos_token_id`), if the file names one.
+    stop_token: Option<u32>,
+    /// Prompt prefixes already run, with their sessions (see `choose`), oldest first.
+    prefixes: std::sync::Mutex<Vec<(String, LlamaSession)>>,
 }
+
+/// How many prompt prefixes `choose` keeps computed (each about 16 MB for a 120-token system
+/// turn of the default model).
+const PREFIXES: usize = 4;
 
 fn hash_file(path: &Path) -> std::io::Result<u64> {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
@@ -55,9 +63,11 @@ struct ChoiceSampler {
     choices: usize,
     result: std::sync::Arc<std::sync::Mutex<Option<(usize, f32)>>>,
     token: Option<u32>,
-    /// Only the first step answers: kalosm may sample a few more tokens before it sees that the
-    /// stream was dropped, and those must not overwrite the answer.
+    /// Only the first step answers: later steps, if kalosm runs any, must not overwrite it.
     answered: bool,
+    /// The model's end-of-text token: taken as the first step's token once the answer is
+    /// recorded, so that generation ends after one step.
+    stop: Option<u32>,
 }
 
 impl llm_samplers::types::Sampler for ChoiceSampler {
@@ -112,6 +122,9 @@ impl llm_samplers::types::Sampler for ChoiceSampler {
             None
         };
         *self.result.lock().unwrap_or_else(|e| e.into_inner()) = answer;
+        if self.stop.is_some() {
+            self.token = self.stop;
+        }
         Ok(logits)
     }
 
@@ -160,6 +173,10 @@ impl Engine {
                 path.file_name()
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
             });
+        let stop_token = header
+            .get("tokenizer.ggml.eos_token_id")
+            .and_then(super::gguf::Value::as_u64)
+            .and_then(|id| u32::try_from(id).ok());
         let owned = path.to_path_buf();
         let (file_hash, weights, prepared) = tokio::task::spawn_blocking(move || {
             let file_hash = hash_file(&owned)
@@ -197,6 +214,8 @@ impl Engine {
             path: path.to_path_buf(),
             weights,
             name,
+            stop_token,
+            prefixes: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -215,12 +234,17 @@ impl Engine {
             .map_err(|e| format!("model file {} could not be loaded: {e}", weights.display()))
     }
 
-    /// Picks one of `choices` as the answer to `prompt`, constrained: the first token is
-    /// sampled only among the first tokens of the choices (written as `word`, ` word`, `Word` and
-    /// ` Word`), greedily. Returns the choice and its probability among the choices, or `None`
-    /// when no choice is among the model's 512 likeliest next tokens (it abstains). One forward
-    /// pass over the prompt and one decode step.
-    pub async fn choose(&self, prompt: &str, choices: &[&str]) -> Option<(usize, f32)> {
+    /// Picks one of `choices` as the answer to the prompt `prefix` + `rest`, constrained: the
+    /// first token is sampled only among the first tokens of the choices (written as `word`,
+    /// ` word`, `Word` and ` Word`), greedily. Returns the choice and its probability among the
+    /// choices, or `None` when no choice is among the model's 512 likeliest next tokens (it
+    /// abstains).
+    ///
+    /// `prefix` (a system turn, the same for every call; may be empty) is run through the model
+    /// once and its attention cache kept (`PREFIXES` of them); each call continues a copy of it,
+    /// so only `rest` is computed. The split must fall on a token boundary, such as the end of
+    /// a chat turn: `prefix` and `rest` must tokenize to the tokens of the whole prompt.
+    pub async fn choose(&self, prefix: &str, rest: &str, choices: &[&str]) -> Option<(usize, f32)> {
         let mut allowed: Vec<(u32, usize)> = Vec::new();
         let mut ambiguous = Vec::new();
         for (index, choice) in choices.iter().enumerate() {
@@ -257,13 +281,68 @@ impl Engine {
             result: result.clone(),
             token: None,
             answered: false,
+            stop: self.stop_token,
         };
-        let mut stream = self.llama.complete(prompt).with_sampler(sampler);
-        // The first token is the answer; dropping the stream stops generation.
-        let _ = stream.next().await;
-        drop(stream);
+        let mut session = match self.prefilled(prefix).await {
+            Ok(session) => session,
+            Err(e) => {
+                tracing::warn!("the model could not run the prompt: {e}");
+                return None;
+            }
+        };
+        // The first token is the answer, which the sampler records. It then takes the
+        // end-of-text token, which ends generation; a model without one is stopped by failing
+        // the callback that receives the answer's text.
+        let _ = self
+            .llama
+            .stream_text_with_callback(&mut session, rest, sampler, |_| {
+                Err(candle_core::Error::Msg("answered".to_owned()).into())
+            })
+            .await;
         let answer = *result.lock().unwrap_or_else(|e| e.into_inner());
         answer
+    }
+
+    /// A new session that has seen `prefix`: a copy of the one kept for it, made the first time.
+    async fn prefilled(&self, prefix: &str) -> Result<LlamaSession, String> {
+        let error = |e: &dyn std::fmt::Display| e.to_string();
+        if prefix.is_empty() {
+            return self.llama.new_session().map_err(|e| error(&e));
+        }
+        let kept = {
+            let prefixes = self.prefixes.lock().unwrap_or_else(|e| e.into_inner());
+            prefixes
+                .iter()
+                .find(|(text, _)| text == prefix)
+                .map(|(_, session)| session.clone())
+        };
+        let session = match kept {
+            Some(session) => session,
+            None => {
+                let mut session = self.llama.new_session().map_err(|e| error(&e))?;
+                // No token is generated: this only fills the session's cache.
+                let fill = GenerationParameters::default().with_max_length(0);
+                self.llama
+                    .stream_text_with_callback(&mut session, prefix, fill, |_| Ok(()))
+                    .await
+                    .map_err(|e| error(&e))?;
+                let mut prefixes = self.prefixes.lock().unwrap_or_else(|e| e.into_inner());
+                if prefixes.len() >= PREFIXES {
+                    prefixes.remove(0);
+                }
+                prefixes.push((prefix.to_owned(), session.clone()));
+                session
+            }
+        };
+        session.deep_clone().map_err(|e| error(&e))
+    }
+
+    /// The token ids of `text`, as the model is fed them (no special tokens added).
+    pub fn tokens(&self, text: &str) -> Vec<u32> {
+        self.llama
+            .tokenizer()
+            .encode_fast(text, false)
+            .map_or_else(|_| Vec::new(), |e| e.get_ids().to_vec())
     }
 
     /// How many tokens `text` is for this model.

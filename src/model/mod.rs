@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// A finding as the model is told about it: its rule, rendered message, evidence lines and the
 /// function's code.
+#[derive(Clone, Debug)]
 pub struct FindingText {
     pub rule: &'static str,
     pub message: String,

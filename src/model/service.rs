@@ -65,15 +65,21 @@ impl ModelService {
             return stored;
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let prompt = judge::prompt(text);
-        let verdict =
-            self.engine
-                .choose(&prompt, &judge::CHOICES)
-                .await
-                .map(|(choice, confidence)| Verdict {
-                    real: choice == 0,
-                    confidence,
-                });
+        let (system, rest) = judge::prompt_parts(text);
+        let started = std::time::Instant::now();
+        let verdict = self
+            .engine
+            .choose(system, &rest, &judge::CHOICES)
+            .await
+            .map(|(choice, confidence)| Verdict {
+                real: choice == 0,
+                confidence,
+            });
+        tracing::debug!(
+            prompt_tokens = self.engine.token_count(&rest),
+            ms = started.elapsed().as_millis() as u64,
+            "verdict asked"
+        );
         self.store.put(key, encode(verdict));
         verdict
     }
@@ -143,7 +149,7 @@ impl ModelService {
         let result = async {
             let (choice, confidence) = self
                 .engine
-                .choose(&review::class_prompt(function), &words)
+                .choose("", &review::class_prompt(function), &words)
                 .await?;
             let class = words[choice];
             if class == "none" || cancelled() {

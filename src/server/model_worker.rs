@@ -235,6 +235,14 @@ impl ModelWorker {
                     send_progress(&client, &token, value).await;
                 }
             }
+            let started = std::time::Instant::now();
+            let kind = match &job.work {
+                Work::Explain => "explanation",
+                Work::Draft => "draft",
+                Work::Review(_) => "review",
+                Work::Verdict(_) => "verdict",
+            };
+            let priority = job.priority;
             let live = hooks.live.clone();
             let function_hash = job.function_hash;
             let cancelled = move || !live(function_hash);
@@ -258,6 +266,13 @@ impl ModelWorker {
                     (hooks.republish)(Some(uri));
                 }
             }
+            tracing::debug!(
+                kind,
+                priority,
+                left,
+                ms = started.elapsed().as_millis() as u64,
+                "model job done"
+            );
             done += 1;
         }
     }

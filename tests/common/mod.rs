@@ -27,7 +27,13 @@ impl Client {
             .env("AIDIAG_LOG", "debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // The server's log, when a run needs it: AIDIAG_TEST_STDERR=FILE.
+            .stderr(match std::env::var_os("AIDIAG_TEST_STDERR") {
+                Some(file) => std::fs::File::create(file)
+                    .expect("create AIDIAG_TEST_STDERR")
+                    .into(),
+                None => Stdio::null(),
+            })
             .spawn()
             .expect("start aidiag lsp");
         let stdin = child.stdin.take().unwrap();

@@ -62,6 +62,18 @@ impl LlamaSession {
         }
     }
 
+    /// aidiag patch (see vendor/README.md): a copy of this session that shares nothing with it.
+    /// `Clone` (and `try_clone`) share the cache itself, so feeding a clone feeds the original.
+    pub fn deep_clone(&self) -> candle_core::Result<Self> {
+        let cache = self
+            .cache
+            .read()
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok(Self {
+            cache: Arc::new(RwLock::new(cache.deep_clone()?)),
+        })
+    }
+
     /// Export the current cache tensor map.
     pub fn get_tensor_map(&self, device: &Device) -> HashMap<String, Tensor> {
         let cache = self.cache.read().unwrap();

@@ -38,6 +38,26 @@ impl LlamaCache {
         }
     }
 
+    /// aidiag patch (see vendor/README.md): a copy of this cache that shares no storage with it,
+    /// so that a prompt prefix computed once can be continued many times. (`Clone` shares the
+    /// tensors, and appending to a clone writes into the original's buffers.)
+    pub fn deep_clone(&self) -> candle_core::Result<Self> {
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let mut copy = KvCache::new(CONCAT_DIMENSION, self.max_seq_len);
+            if let (Some(k), Some(v)) = (block.cache().k()?, block.cache().v()?) {
+                // `append` copies into the new cache's own, freshly allocated buffers.
+                copy.append(&k, &v)?;
+            }
+            blocks.push(copy);
+        }
+        Ok(Self {
+            max_seq_len: self.max_seq_len,
+            tokens: self.tokens.clone(),
+            blocks,
+        })
+    }
+
     /// Get the tensor map for this cache. This can be used to save the cache to disk.
     pub fn get_tensor_map(&self, device: &Device) -> HashMap<String, Tensor> {
         let mut map = HashMap::with_capacity(self.blocks.len());

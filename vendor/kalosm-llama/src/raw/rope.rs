@@ -72,22 +72,12 @@ impl RopeCache {
             let sin = sin.narrow(0, index_pos, seq_len)?;
             apply_rotary_emb(&x.contiguous()?, &cos, &sin)
         };
-        let device = q.device();
-        let (q, k) = if matches!(device, Device::Cpu) {
-            std::thread::scope(|s| {
-                let q = s.spawn(|| apply_rotary_emb(&self.sin, &self.cos, q, start_pos));
-                let k = apply_rotary_emb(&self.sin, &self.cos, k, start_pos)?;
-                candle_core::Result::Ok((
-                    q.join()
-                        .map_err(|e| candle_core::Error::Msg(format!("Error in q: {:?}", e)))??,
-                    k,
-                ))
-            })?
-        } else {
-            let q = apply_rotary_emb(&self.sin, &self.cos, q, start_pos)?;
-            let k = apply_rotary_emb(&self.sin, &self.cos, k, start_pos)?;
-            (q, k)
-        };
+        // aidiag patch (see vendor/README.md): upstream rotated q on a thread spawned per call
+        // on the CPU. Besides the spawn's cost, that thread's tensor operations wait for rayon's
+        // pool, which deadlocks when the forward pass itself runs on the pool's only thread (a
+        // one-core machine, RAYON_NUM_THREADS=1). The operations are unchanged.
+        let q = apply_rotary_emb(&self.sin, &self.cos, q, start_pos)?;
+        let k = apply_rotary_emb(&self.sin, &self.cos, k, start_pos)?;
 
         Ok((q, k))
     }
