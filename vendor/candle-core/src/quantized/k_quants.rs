@@ -1855,10 +1855,20 @@ pub fn matmul<T: GgmlType>(
     // TODO: Do not make this copy if the DotType is f32.
     // TODO: Pre-allocate this.
     let mut lhs_b = vec![T::VecDotType::zeros(); m * k_in_lhs_blocks];
-    for row_idx in 0..m {
-        let lhs_b = &mut lhs_b[row_idx * k_in_lhs_blocks..(row_idx + 1) * k_in_lhs_blocks];
-        let lhs = &lhs[row_idx * k..(row_idx + 1) * k];
-        T::VecDotType::from_float(lhs, lhs_b)?
+    if m >= 4 && k_in_lhs_blocks > 0 {
+        // aidiag patch (see vendor/README.md): the rows are quantized in parallel (upstream: one
+        // after the other, 5% of a prefill on one core while the others waited). Each row is
+        // the same `from_float` call.
+        lhs_b
+            .par_chunks_mut(k_in_lhs_blocks)
+            .zip(lhs.par_chunks(k))
+            .try_for_each(|(lhs_b, lhs)| T::VecDotType::from_float(lhs, lhs_b))?;
+    } else {
+        for row_idx in 0..m {
+            let lhs_b = &mut lhs_b[row_idx * k_in_lhs_blocks..(row_idx + 1) * k_in_lhs_blocks];
+            let lhs = &lhs[row_idx * k..(row_idx + 1) * k];
+            T::VecDotType::from_float(lhs, lhs_b)?
+        }
     }
     let lhs_b = lhs_b.as_slice();
 
