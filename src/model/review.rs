@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{ByteRange, Finding, Message, Origin, Severity};
 
-/// Bump when a prompt changes.
-pub const PROMPT_VERSION: u32 = 1;
+/// Bump when a prompt, or the way it is run, changes. 2: the system turn of step 1 is computed
+/// once and continued (`Engine::choose`).
+pub const PROMPT_VERSION: u32 = 2;
 
 /// The answers to "which bug class?": the classes of FINDINGS.md, with the rule ids model
 /// findings are reported under.
@@ -46,15 +47,17 @@ fn header() -> String {
     )
 }
 
-/// Step 1: the class, answered with one of the `CLASSES` words.
-pub fn class_prompt(function: &str) -> String {
+/// Step 1, the class, answered with one of the `CLASSES` words: the prompt as its system turn,
+/// the same for every function (the engine computes it once, see `Engine::choose`), and the
+/// user's turn; the split is at the start of a chat turn.
+pub fn class_prompt_parts(function: &str) -> (String, String) {
     let stop = super::explain::STOP;
     let words: Vec<&str> = CLASSES.iter().map(|c| c.0).collect();
-    format!(
-        "{}<|im_start|>user\nFunction:\n```c\n{function}\n```\nWhich bug does it have? Answer with one word: {}.{stop}\n<|im_start|>assistant\n",
-        header(),
+    let question = format!(
+        "<|im_start|>user\nFunction:\n```c\n{function}\n```\nWhich bug does it have? Answer with one word: {}.{stop}\n<|im_start|>assistant\n",
         words.join(", ")
-    )
+    );
+    (header(), question)
 }
 
 /// Step 2: the line of code, copied; the assistant's answer is opened with a code fence.

@@ -147,10 +147,8 @@ impl ModelService {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let words: Vec<&str> = review::CLASSES.iter().map(|c| c.0).collect();
         let result = async {
-            let (choice, confidence) = self
-                .engine
-                .choose("", &review::class_prompt(function), &words)
-                .await?;
+            let (system, question) = review::class_prompt_parts(function);
+            let (choice, confidence) = self.engine.choose(&system, &question, &words).await?;
             let class = words[choice];
             if class == "none" || cancelled() {
                 return None;
