@@ -37,12 +37,13 @@ async fn main() {
     let load_s = started.elapsed().as_secs_f64();
 
     let function = "static int demo_probe(struct device *dev)\n{\n\tstruct demo *d;\n\tchar *buf;\n\n\tbuf = kmalloc(64, GFP_KERNEL);\n\tif (!buf)\n\t\treturn -ENOMEM;\n\td = kzalloc(sizeof(*d), GFP_KERNEL);\n\tif (!d)\n\t\treturn -ENOMEM;\n\td->buf = buf;\n\tdev_set_drvdata(dev, d);\n\treturn 0;\n}";
-    let prompt = explain::prompt(&FindingText {
+    let finding = FindingText {
         rule: "leak-on-error",
         message: "`buf` allocated at line 6 is not freed on the error return at line 11".to_owned(),
         evidence: vec!["line 6: `buf` is allocated here".to_owned()],
         function: function.to_owned(),
-    });
+    };
+    let prompt = explain::prompt(&finding);
     let prompt_tokens = engine.token_count(&prompt);
     // The same prompt for the other engine in scripts/bench-model.sh.
     if let Some(file) = arg("--prompt-out") {
@@ -71,12 +72,7 @@ async fn main() {
     // A verdict (the LSP's model job after an edit): the judge prompt for the same finding,
     // answered by one constrained token, as `ModelService::verdict` asks it without its cache.
     // The system turn is computed once, in the first run, and continued in the others.
-    let (system, rest) = judge::prompt_parts(&FindingText {
-        rule: "leak-on-error",
-        message: "`buf` allocated at line 6 is not freed on the error return at line 11".to_owned(),
-        evidence: vec!["line 6: `buf` is allocated here".to_owned()],
-        function: function.to_owned(),
-    });
+    let (system, rest) = judge::prompt_parts(&finding);
     let verdict_tokens = engine.token_count(&(system.to_owned() + &rest));
     let mut verdict = Vec::new();
     for _ in 0..runs {

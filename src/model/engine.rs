@@ -305,9 +305,8 @@ impl Engine {
 
     /// A new session that has seen `prefix`: a copy of the one kept for it, made the first time.
     async fn prefilled(&self, prefix: &str) -> Result<LlamaSession, String> {
-        let error = |e: &dyn std::fmt::Display| e.to_string();
         if prefix.is_empty() {
-            return self.llama.new_session().map_err(|e| error(&e));
+            return self.llama.new_session().map_err(|e| e.to_string());
         }
         let kept = {
             let prefixes = self.prefixes.lock().unwrap_or_else(|e| e.into_inner());
@@ -319,13 +318,13 @@ impl Engine {
         let session = match kept {
             Some(session) => session,
             None => {
-                let mut session = self.llama.new_session().map_err(|e| error(&e))?;
+                let mut session = self.llama.new_session().map_err(|e| e.to_string())?;
                 // No token is generated: this only fills the session's cache.
                 let fill = GenerationParameters::default().with_max_length(0);
                 self.llama
                     .stream_text_with_callback(&mut session, prefix, fill, |_| Ok(()))
                     .await
-                    .map_err(|e| error(&e))?;
+                    .map_err(|e| e.to_string())?;
                 let mut prefixes = self.prefixes.lock().unwrap_or_else(|e| e.into_inner());
                 if prefixes.len() >= PREFIXES {
                     prefixes.remove(0);
@@ -334,7 +333,7 @@ impl Engine {
                 session
             }
         };
-        session.deep_clone().map_err(|e| error(&e))
+        session.deep_clone().map_err(|e| e.to_string())
     }
 
     /// The token ids of `text`, as the model is fed them (no special tokens added).
@@ -347,10 +346,7 @@ impl Engine {
 
     /// How many tokens `text` is for this model.
     pub fn token_count(&self, text: &str) -> usize {
-        self.llama
-            .tokenizer()
-            .encode(text, false)
-            .map_or(0, |e| e.get_ids().len())
+        self.tokens(text).len()
     }
 
     /// Streams the tokens generated after `prompt` to `on_token` until it returns false or the
