@@ -61,3 +61,55 @@ fn patched_matmul_matches_upstream_bit_for_bit() {
     check::<BlockQ8_0>(576);
     check::<BlockQ4K>(256);
 }
+
+/// Upstream's scalar `quantize_row_q8_0`, as the 34 bytes of each block (f16 scale, 32 i8).
+fn upstream_q8_0_bytes(xs: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for block in xs.chunks(32) {
+        let amax = block.iter().fold(0f32, |a, x| a.max(x.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&half::f16::from_f32(d).to_le_bytes());
+        out.extend(block.iter().map(|x| (x * id).round() as i8 as u8));
+    }
+    out
+}
+
+fn q8_0_bytes(blocks: &[BlockQ8_0]) -> Vec<u8> {
+    assert_eq!(std::mem::size_of::<BlockQ8_0>(), 34);
+    // SAFETY: BlockQ8_0 is repr(C), an f16 and 32 i8, with no padding (size 34).
+    unsafe { std::slice::from_raw_parts(blocks.as_ptr() as *const u8, blocks.len() * 34) }.to_vec()
+}
+
+#[test]
+fn q8_0_quantization_matches_upstream_bit_for_bit() {
+    // Random rows at several magnitudes, and blocks built so that scaled values land exactly on
+    // halves (amax 127 gives the scale 1): f32::round takes them away from zero.
+    let mut rows: Vec<Vec<f32>> = [1.0f32, 1e-3, 37.5, 6e4]
+        .iter()
+        .enumerate()
+        .map(|(i, scale)| {
+            values(32 * 64, 100 + i as u64)
+                .iter()
+                .map(|v| v * scale)
+                .collect()
+        })
+        .collect();
+    let mut ties = vec![0f32; 64];
+    ties[0] = 127.0;
+    for (i, t) in ties.iter_mut().enumerate().skip(1) {
+        *t = (i as f32 - 32.0) + 0.5 * (i % 2) as f32;
+    }
+    ties[32] = -127.0;
+    ties[33] = 0.49999997;
+    ties[34] = -0.5;
+    ties[35] = -0.0;
+    ties[36] = 126.5;
+    rows.push(ties);
+    rows.push(vec![0f32; 32]);
+    for row in &rows {
+        let mut blocks = vec![BlockQ8_0::zeros(); row.len() / 32];
+        BlockQ8_0::from_float(row, &mut blocks).unwrap();
+        assert_eq!(q8_0_bytes(&blocks), upstream_q8_0_bytes(row));
+    }
+}

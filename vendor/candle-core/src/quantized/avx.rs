@@ -730,3 +730,48 @@ pub(crate) fn vec_dot_q8k_q8k(n: usize, xs: &[BlockQ8K], ys: &[BlockQ8K]) -> Res
         Ok(hsum_float_8(acc))
     }
 }
+
+/// `BlockQ8_0::from_float` for one block, eight lanes at a time. Gives the same bits as the
+/// scalar definition for every finite input: the maximum of absolute values is exact in any
+/// order, the scale and its inverse are the same scalar operations, and `f32::round` (half away
+/// from zero) is computed exactly as `trunc(v)` plus one step away from zero where
+/// `|v - trunc(v)| >= 0.5` (that difference is exact in floating point). The scalar loop called
+/// `roundf` once per value and was about 7% of a prefill.
+#[cfg(target_feature = "avx2")]
+#[inline(always)]
+pub(crate) unsafe fn quantize_block_q8_0(xs: &[f32], y: &mut BlockQ8_0) {
+    debug_assert_eq!(xs.len(), QK8_0);
+    let sign = _mm256_set1_ps(-0.0);
+    let mut v = [_mm256_setzero_ps(); 4];
+    let mut amax = _mm256_setzero_ps();
+    for (i, v) in v.iter_mut().enumerate() {
+        *v = _mm256_loadu_ps(xs.as_ptr().add(8 * i));
+        // max_ps returns its second operand when the first is NaN, as `f32::max` ignores NaN.
+        amax = _mm256_max_ps(_mm256_andnot_ps(sign, *v), amax);
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), amax);
+    let amax = lanes.iter().fold(0f32, |a, &b| a.max(b));
+    let d = amax / ((1 << 7) - 1) as f32;
+    let id = if d != 0f32 { 1. / d } else { 0. };
+    y.d = f16::from_f32(d);
+    let id = _mm256_set1_ps(id);
+    let half = _mm256_set1_ps(0.5);
+    let one = _mm256_set1_ps(1.0);
+    let mut q = [_mm256_setzero_si256(); 4];
+    for (q, v) in q.iter_mut().zip(v) {
+        let x = _mm256_mul_ps(v, id);
+        let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(x);
+        let frac = _mm256_andnot_ps(sign, _mm256_sub_ps(x, t));
+        let away = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, half);
+        let step = _mm256_or_ps(_mm256_and_ps(x, sign), one);
+        *q = _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(away, step)));
+    }
+    // i32 -> i16 -> i8 (the values lie in [-127, 127]; packing saturates like `as i8`), then
+    // undo the packs' interleaving of 128-bit halves.
+    let q01 = _mm256_packs_epi32(q[0], q[1]);
+    let q23 = _mm256_packs_epi32(q[2], q[3]);
+    let bytes = _mm256_packs_epi16(q01, q23);
+    let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(y.qs.as_mut_ptr() as *mut __m256i, bytes);
+}

@@ -598,6 +598,14 @@ impl GgmlType for BlockQ8_0 {
                 Self::BLCK_SIZE
             )
         }
+        #[cfg(all(target_feature = "avx", target_feature = "avx2"))]
+        {
+            for (xs, ys) in xs.chunks_exact(Self::BLCK_SIZE).zip(ys.iter_mut()) {
+                unsafe { super::avx::quantize_block_q8_0(xs, ys) }
+            }
+            return Ok(());
+        }
+        #[allow(unreachable_code)]
         for (i, ys) in ys.iter_mut().enumerate() {
             let mut amax = 0f32;
             let xs = &xs[i * Self::BLCK_SIZE..(i + 1) * Self::BLCK_SIZE];
