@@ -113,3 +113,116 @@ fn q8_0_quantization_matches_upstream_bit_for_bit() {
         assert_eq!(q8_0_bytes(&blocks), upstream_q8_0_bytes(row));
     }
 }
+
+/// Attention as defined: for each query head and row, softmax over the keys up to its position
+/// of scaled dot products, times the values; in f64. q is (heads, q_len, d), k and v are
+/// (kv_heads, kv_len, d), all row-major. Returns (q_len, heads, d).
+fn attention_reference(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    (heads, kv_heads, q_len, kv_len, d): (usize, usize, usize, usize, usize),
+) -> Vec<f64> {
+    let scale = 1.0 / (d as f64).sqrt();
+    let mut out = vec![0f64; q_len * heads * d];
+    for h in 0..heads {
+        let g = h / (heads / kv_heads);
+        for i in 0..q_len {
+            let seen = kv_len - q_len + i + 1;
+            let scores: Vec<f64> = (0..seen)
+                .map(|j| {
+                    (0..d)
+                        .map(|e| {
+                            q[(h * q_len + i) * d + e] as f64 * k[(g * kv_len + j) * d + e] as f64
+                        })
+                        .sum::<f64>()
+                        * scale
+                })
+                .collect();
+            let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+            let sum: f64 = weights.iter().sum();
+            for e in 0..d {
+                out[(i * heads + h) * d + e] = (0..seen)
+                    .map(|j| weights[j] / sum * v[(g * kv_len + j) * d + e] as f64)
+                    .sum();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn fused_attention_matches_its_definition_and_ignores_the_batch() {
+    use candle_core::{Device, Tensor};
+    for (heads, kv_heads, d) in [(9, 3, 64), (4, 4, 32), (6, 1, 128)] {
+        for (q_len, kv_len) in [
+            (1, 1),
+            (1, 37),
+            (2, 9),
+            (3, 3),
+            (4, 4),
+            (5, 40),
+            (17, 17),
+            (33, 71),
+        ] {
+            let dims = (heads, kv_heads, q_len, kv_len, d);
+            let qv = values(heads * q_len * d, (q_len * 31 + kv_len) as u64);
+            // Keys and values large enough that the softmax is far from uniform.
+            let kv: Vec<f32> = values(kv_heads * kv_len * d, kv_len as u64 + 5)
+                .iter()
+                .map(|x| x * 4.0)
+                .collect();
+            let vv = values(kv_heads * kv_len * d, kv_len as u64 + 9);
+            let q = Tensor::from_slice(&qv, (1, heads, q_len, d), &Device::Cpu).unwrap();
+            // k and v as the model has them: (1, kv_len, kv_heads, d) transposed, not contiguous.
+            let strided = |x: &[f32]| {
+                let mut t = vec![0f32; x.len()];
+                for g in 0..kv_heads {
+                    for j in 0..kv_len {
+                        for e in 0..d {
+                            t[(j * kv_heads + g) * d + e] = x[(g * kv_len + j) * d + e];
+                        }
+                    }
+                }
+                Tensor::from_vec(t, (1, kv_len, kv_heads, d), &Device::Cpu)
+                    .unwrap()
+                    .transpose(1, 2)
+                    .unwrap()
+            };
+            let (k, v) = (strided(&kv), strided(&vv));
+            let scale = 1.0 / (d as f32).sqrt();
+            let out = kalosm_llama::causal_attention(&q, &k, &v, scale).unwrap();
+            // Builds without AVX-512F or AVX2 and FMA run upstream's operations instead.
+            assert_eq!(out.is_some(), kalosm_llama::CAUSAL_ATTENTION_FUSED);
+            let Some(out) = out else { continue };
+            assert_eq!(out.dims(), &[1, q_len, heads * d]);
+            let got: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
+            let expected = attention_reference(&qv, &kv, &vv, dims);
+            for (at, (g, e)) in got.iter().zip(&expected).enumerate() {
+                assert!(
+                    (*g as f64 - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                    "{dims:?} output {at}: {g} against {e}"
+                );
+            }
+            // The last rows alone, their keys as a cache would hold them, give the same bits
+            // (chunks of 4 rows or more take the prefill path).
+            if q_len >= 8 {
+                let tail = q_len / 2;
+                let q_tail = q.narrow(2, q_len - tail, tail).unwrap();
+                let out_tail = kalosm_llama::causal_attention(&q_tail, &k, &v, scale)
+                    .unwrap()
+                    .unwrap();
+                let got_tail: Vec<f32> = out_tail.flatten_all().unwrap().to_vec1().unwrap();
+                let whole_tail = &got[(q_len - tail) * heads * d..];
+                assert!(
+                    got_tail
+                        .iter()
+                        .zip(whole_tail)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{dims:?}: the last {tail} rows differ when run alone"
+                );
+            }
+        }
+    }
+}

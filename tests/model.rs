@@ -136,6 +136,31 @@ async fn the_kept_system_turn_is_continued_by_copies_only() {
     assert_eq!(engine.choose(system, &rest, &judge::CHOICES).await, first);
 }
 
+/// Continuing the kept system turn computes what running the whole prompt computes: the same
+/// answer with the same probability, to the bit (attention gives each query row the same bits
+/// whatever else is in the batch; before it did, the two differed by 0.035).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verdict_is_the_same_whole_or_continued() {
+    use aidiag::model::judge;
+    if !kalosm_llama::CAUSAL_ATTENTION_FUSED {
+        return;
+    }
+    let (path, _) = aidiag::model::resolve(None).unwrap();
+    let engine = aidiag::model::engine::Engine::load(&path).await.unwrap();
+    let (_, text) = leak_finding();
+    let (system, rest) = judge::prompt_parts(&text);
+    let whole = engine
+        .choose("", &(system.to_owned() + &rest), &judge::CHOICES)
+        .await;
+    let continued = engine.choose(system, &rest, &judge::CHOICES).await;
+    assert!(whole.is_some());
+    assert_eq!(
+        whole.map(|(c, p)| (c, p.to_bits())),
+        continued.map(|(c, p)| (c, p.to_bits())),
+        "whole {whole:?}, continued {continued:?}"
+    );
+}
+
 /// A verdict is constrained to yes or no with a probability, the same every time, and a second
 /// look at the same function (also after a restart, from the disk cache) makes no model call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// Bump when the prompt, or the way it is run, changes: cached verdicts from another prompt are
 /// not reused. 2: the system turn is computed once and continued (`Engine::choose`), which moves
-/// the probabilities by a few hundredths (docs/perf.md).
-pub const PROMPT_VERSION: u32 = 2;
+/// the probabilities by a few hundredths (docs/perf.md). 3: attention in one pass
+/// (vendor/kalosm-llama), with which whole and continued prompts agree to the bit.
+pub const PROMPT_VERSION: u32 = 3;
 
 /// The rules whose findings depend on facts a pattern cannot see (FINDINGS.md, "needs the
 /// model to judge").

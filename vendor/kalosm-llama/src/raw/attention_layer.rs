@@ -232,9 +232,10 @@ impl LlamaAttention {
             )?,
         };
 
-        let key_states = repeat_kv(key_states.clone(), num_key_value_groups)?;
-        let value_states = repeat_kv(value_states, num_key_value_groups)?;
-
+        // aidiag patch (see vendor/README.md): the cache keeps each key-value head once;
+        // upstream cached them repeated for every query head sharing them (`repeat_kv` before
+        // the cache). On the CPU, attention reads the shared heads in place
+        // (`causal_attention`); elsewhere they are repeated after the cache, as before.
         let (key_states, value_states) = match cache {
             None => (key_states, value_states),
             Some(cache) => cache.append(&key_states, &value_states)?,
@@ -242,35 +243,60 @@ impl LlamaAttention {
 
         let scale = 1. / (head_dim as f64).sqrt();
 
-        let mut attn_output = if query_states.device().is_metal() && q_len == 1 {
-            // SDPA use fuzed softmax(qk^T*scale)v kernel on metal
-            candle_nn::ops::sdpa(&query_states, &key_states, &value_states, scale as f32, 1.)
-                .unwrap()
+        // The mask, when given, is causal (`MaskCache::get_mask`), which is what
+        // `causal_attention` computes; without one only a single query row is causal too.
+        let fused = if attention_mask.is_some() || q_len == 1 {
+            super::causal_attention::causal_attention(
+                &query_states,
+                &key_states,
+                &value_states,
+                scale as f32,
+            )?
         } else {
-            let mut attn_weights = (query_states.matmul(&key_states.t()?)? * scale)?;
+            None
+        };
+        let attn_output = match fused {
+            Some(attn_output) => attn_output,
+            None => {
+                let key_states = repeat_kv(key_states, num_key_value_groups)?;
+                let value_states = repeat_kv(value_states, num_key_value_groups)?;
+                let attn_output = if query_states.device().is_metal() && q_len == 1 {
+                    // SDPA use fuzed softmax(qk^T*scale)v kernel on metal
+                    candle_nn::ops::sdpa(
+                        &query_states,
+                        &key_states,
+                        &value_states,
+                        scale as f32,
+                        1.,
+                    )
+                    .unwrap()
+                } else {
+                    let mut attn_weights = (query_states.matmul(&key_states.t()?)? * scale)?;
 
-            if let Some(attention_mask) = attention_mask {
-                attention_mask.forward(&mut attn_weights)?;
+                    if let Some(attention_mask) = attention_mask {
+                        attention_mask.forward(&mut attn_weights)?;
+                    }
+
+                    attn_weights = candle_nn::ops::softmax_last_dim(&attn_weights)?;
+
+                    attn_weights.matmul(&value_states)?
+                };
+
+                if attn_output.dims() != [bsz, num_heads, q_len, head_dim] {
+                    return Err(candle_core::Error::Msg(format!(
+                        "`attn_output` should be of size {:?}, but is {:?}",
+                        [bsz, self.n_head, q_len, head_dim],
+                        attn_output.dims()
+                    )));
+                }
+
+                attn_output
+                    .transpose(1, 2)?
+                    .reshape(&[bsz, q_len, hidden_size])?
             }
-
-            attn_weights = candle_nn::ops::softmax_last_dim(&attn_weights)?;
-
-            attn_weights.matmul(&value_states)?
         };
 
-        if attn_output.dims() != [bsz, num_heads, q_len, head_dim] {
-            return Err(candle_core::Error::Msg(format!(
-                "`attn_output` should be of size {:?}, but is {:?}",
-                [bsz, self.n_head, q_len, head_dim],
-                attn_output.dims()
-            )));
-        }
-
-        attn_output = attn_output.transpose(1, 2).unwrap();
-
-        attn_output = attn_output.reshape(&[bsz, q_len, hidden_size]).unwrap();
-
-        attn_output = self.attention_wo.forward(&attn_output).unwrap();
+        let attn_output = self.attention_wo.forward(&attn_output).unwrap();
 
         Ok(attn_output)
     }

@@ -19,6 +19,7 @@ use candle_transformers::quantized_nn::RmsNorm;
 use kalosm_common::MaskCache;
 
 mod attention_layer;
+pub(crate) mod causal_attention;
 pub mod cache;
 mod rope;
 mod silu;
