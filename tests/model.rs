@@ -161,6 +161,61 @@ async fn a_verdict_is_the_same_whole_or_continued() {
     );
 }
 
+/// A function edited and judged again is continued from the kept prompt of its last verdict:
+/// only the tokens from the edited line on are computed, and the answer is the one a fresh
+/// engine gives for the whole prompt, to the bit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_function_is_judged_from_the_edit_on() {
+    use aidiag::model::{engine::Engine, judge};
+    use std::sync::atomic::Ordering;
+    if !kalosm_llama::CAUSAL_ATTENTION_FUSED {
+        return;
+    }
+    let (path, _) = aidiag::model::resolve(None).unwrap();
+    let engine = Engine::load(&path).await.unwrap();
+    let (_, text) = leak_finding();
+    let (system, rest) = judge::prompt_parts(&text);
+    assert!(engine
+        .choose(system, &rest, &judge::CHOICES)
+        .await
+        .is_some());
+
+    let mut edited = text.clone();
+    edited.function = text
+        .function
+        .replace("return ret;", "return ret; /* edited */");
+    assert_ne!(edited.function, text.function);
+    let (_, edited_rest) = judge::prompt_parts(&edited);
+    let before = engine.computed.load(Ordering::Relaxed);
+    let continued = engine.choose(system, &edited_rest, &judge::CHOICES).await;
+    let computed = engine.computed.load(Ordering::Relaxed) - before;
+    // From the edit on: the tokens of the edited prompt after its first difference.
+    let whole = engine.tokens(&(system.to_owned() + &edited_rest));
+    let shared = whole
+        .iter()
+        .zip(engine.tokens(&(system.to_owned() + &rest)))
+        .take_while(|(a, b)| **a == *b)
+        .count();
+    assert!(
+        computed <= whole.len() - shared + 8,
+        "{computed} tokens computed; {} after the edit",
+        whole.len() - shared
+    );
+    assert!(computed < engine.tokens(&edited_rest).len());
+
+    let fresh = Engine::load(&path).await.unwrap();
+    let expected = fresh
+        .choose("", &(system.to_owned() + &edited_rest), &judge::CHOICES)
+        .await;
+    assert_eq!(fresh.computed.load(Ordering::Relaxed), whole.len());
+    assert!(expected.is_some());
+    assert_eq!(
+        continued.map(|(c, p)| (c, p.to_bits())),
+        expected.map(|(c, p)| (c, p.to_bits())),
+        "continued {continued:?}, whole {expected:?}"
+    );
+}
+
 /// A verdict is constrained to yes or no with a probability, the same every time, and a second
 /// look at the same function (also after a restart, from the disk cache) makes no model call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

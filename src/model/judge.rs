@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 /// Bump when the prompt, or the way it is run, changes: cached verdicts from another prompt are
 /// not reused. 2: the system turn is computed once and continued (`Engine::choose`), which moves
 /// the probabilities by a few hundredths (docs/perf.md). 3: attention in one pass
-/// (vendor/kalosm-llama), with which whole and continued prompts agree to the bit.
+/// (vendor/kalosm-llama), with which whole and continued prompts agree to the bit; the code
+/// before the report.
 pub const PROMPT_VERSION: u32 = 3;
 
 /// The rules whose findings depend on facts a pattern cannot see (FINDINGS.md, "needs the
@@ -110,16 +111,17 @@ use super::FindingText;
 
 /// The verdict prompt, in ChatML, as its system turn and the user's turn. The function's code is
 /// fenced as data; the answer is constrained to the choices, so nothing written in the code can
-/// make the model say more. The system turn is the same for
-/// every finding, so the engine computes it once (`Engine::choose`); the split falls at the
-/// start of a chat turn, a token boundary.
+/// make the model say more. The system turn is the same for every finding, so the engine
+/// computes it once (`Engine::choose`); the split falls at the start of a chat turn, a token
+/// boundary. The code comes first and the report after it: when the function is edited and
+/// judged again, the engine continues from the unchanged lines above the edit.
 pub fn prompt_parts(text: &FindingText) -> (&'static str, String) {
     let evidence = text.evidence_list();
     let stop = super::explain::STOP;
     let rest = format!(
-        "<|im_start|>user\nReport [{}]: {}\nEvidence:\n{evidence}\nFunction:\n```c\n{}\n```\nIs the report correct?{stop}\n\
+        "<|im_start|>user\nFunction:\n```c\n{}\n```\nReport [{}]: {}\nEvidence:\n{evidence}Is the report correct?{stop}\n\
          <|im_start|>assistant\n",
-        text.rule, text.message, text.function
+        text.function, text.rule, text.message
     );
     (SYSTEM, rest)
 }

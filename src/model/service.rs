@@ -67,6 +67,7 @@ impl ModelService {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let (system, rest) = judge::prompt_parts(text);
         let started = std::time::Instant::now();
+        let computed = self.engine.computed.load(Ordering::Relaxed);
         let verdict = self
             .engine
             .choose(system, &rest, &judge::CHOICES)
@@ -76,7 +77,12 @@ impl ModelService {
                 confidence,
             });
         tracing::debug!(
-            prompt_tokens = self.engine.token_count(&rest),
+            prompt_tokens = self.engine.token_count(&(system.to_owned() + &rest)),
+            computed_tokens = self
+                .engine
+                .computed
+                .load(Ordering::Relaxed)
+                .saturating_sub(computed),
             ms = started.elapsed().as_millis() as u64,
             "verdict asked"
         );

@@ -49,7 +49,9 @@ pub use crate::raw::cache::*;
 // aidiag patch (see vendor/README.md): public so that aidiag's tests can check it against a
 // plain definition.
 #[doc(hidden)]
-pub use crate::raw::causal_attention::{causal_attention, FUSED as CAUSAL_ATTENTION_FUSED};
+pub use crate::raw::causal_attention::{
+    causal_attention, FUSED as CAUSAL_ATTENTION_FUSED, ROWS as CAUSAL_ATTENTION_ROWS,
+};
 pub use crate::session::LlamaSession;
 use candle_core::Device;
 pub use kalosm_common::*;

@@ -74,6 +74,31 @@ impl LlamaSession {
         })
     }
 
+    /// aidiag patch (see vendor/README.md): a copy of this session that shares nothing with it
+    /// and has seen only its first `tokens` tokens.
+    pub fn deep_clone_prefix(&self, tokens: usize) -> candle_core::Result<Self> {
+        let cache = self
+            .cache
+            .read()
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok(Self {
+            cache: Arc::new(RwLock::new(cache.deep_clone_prefix(tokens)?)),
+        })
+    }
+
+    /// aidiag patch (see vendor/README.md): the tokens this session has seen, in order.
+    pub fn tokens(&self) -> Vec<u32> {
+        self.cache
+            .read()
+            .map(|c| c.tokens.clone())
+            .unwrap_or_default()
+    }
+
+    /// aidiag patch (see vendor/README.md): the bytes of attention cache held for them.
+    pub fn kv_bytes(&self) -> usize {
+        self.cache.read().map(|c| c.kv_bytes()).unwrap_or_default()
+    }
+
     /// Export the current cache tensor map.
     pub fn get_tensor_map(&self, device: &Device) -> HashMap<String, Tensor> {
         let cache = self.cache.read().unwrap();

@@ -42,20 +42,45 @@ impl LlamaCache {
     /// so that a prompt prefix computed once can be continued many times. (`Clone` shares the
     /// tensors, and appending to a clone writes into the original's buffers.)
     pub fn deep_clone(&self) -> candle_core::Result<Self> {
+        self.deep_clone_prefix(self.tokens.len())
+    }
+
+    /// aidiag patch (see vendor/README.md): `deep_clone` of the first `tokens` tokens only (all
+    /// of them when there are fewer): the keys and values of the later ones are left out, so
+    /// the copy continues from that point.
+    pub fn deep_clone_prefix(&self, tokens: usize) -> candle_core::Result<Self> {
+        let tokens = tokens.min(self.tokens.len());
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
             let mut copy = KvCache::new(CONCAT_DIMENSION, self.max_seq_len);
             if let (Some(k), Some(v)) = (block.cache().k()?, block.cache().v()?) {
-                // `append` copies into the new cache's own, freshly allocated buffers.
-                copy.append(&k, &v)?;
+                if tokens > 0 {
+                    // `append` copies into the new cache's own, freshly allocated buffers.
+                    copy.append(
+                        &k.narrow(CONCAT_DIMENSION, 0, tokens)?,
+                        &v.narrow(CONCAT_DIMENSION, 0, tokens)?,
+                    )?;
+                }
             }
             blocks.push(copy);
         }
         Ok(Self {
             max_seq_len: self.max_seq_len,
-            tokens: self.tokens.clone(),
+            tokens: self.tokens[..tokens].to_vec(),
             blocks,
         })
+    }
+
+    /// aidiag patch (see vendor/README.md): the bytes of keys and values held for the tokens
+    /// seen (the buffers may hold up to twice that, as they grow by doubling).
+    pub fn kv_bytes(&self) -> usize {
+        self.blocks
+            .iter()
+            .filter_map(|b| Some((b.cache().k().ok()??, b.cache().v().ok()??)))
+            .map(|(k, v)| {
+                k.elem_count() * k.dtype().size_in_bytes() + v.elem_count() * v.dtype().size_in_bytes()
+            })
+            .sum()
     }
 
     /// Get the tensor map for this cache. This can be used to save the cache to disk.

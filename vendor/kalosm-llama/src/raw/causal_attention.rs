@@ -15,8 +15,9 @@
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
 use rayon::prelude::*;
 
-/// Query rows per task; their scores share each load of the keys.
-const ROWS: usize = 4;
+/// Query rows per task; their scores share each load of the keys. A step of fewer rows
+/// (decoding) takes the other path, whose sums are in another order.
+pub const ROWS: usize = 4;
 /// Keys scored at once, and values summed at once: one vector of 16 f32.
 const LANES: usize = 16;
 
