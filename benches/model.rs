@@ -69,13 +69,18 @@ async fn main() {
             decode.push((count - 1) as f64 / (end - first_at).as_secs_f64());
         }
     }
-    // A verdict (the LSP's model job after an edit): the judge prompt for the same finding,
-    // answered by one constrained token, as `ModelService::verdict` asks it without its cache.
-    // The system turn is computed once, in the first run, and continued in the others.
+    // A verdict on a function not judged before: the judge prompt for the finding, answered by
+    // one constrained token, as `ModelService::verdict` asks it without its cache. The system
+    // turn is computed once, in the first run, and continued in the others; each run renames
+    // the function in its first line, so that nothing after the system turn is kept from the
+    // run before (an edit further down would be continued from the lines above it).
     let (system, rest) = judge::prompt_parts(&finding);
     let verdict_tokens = engine.token_count(&(system.to_owned() + &rest));
     let mut verdict = Vec::new();
-    for _ in 0..runs {
+    for run in 0..runs {
+        let mut renamed = finding.clone();
+        renamed.function = function.replace("demo_probe", &format!("demo{run}_probe"));
+        let (_, rest) = judge::prompt_parts(&renamed);
         let started = Instant::now();
         let answer = engine.choose(system, &rest, &judge::CHOICES).await;
         verdict.push(started.elapsed().as_secs_f64());
