@@ -15,24 +15,32 @@
 # not, plus about 3 minutes the first time to build llama-cpp-python==0.3.16 from source (it is
 # installed only when `import llama_cpp` fails). It warns when other processes took CPU meanwhile.
 #
-# Usage: scripts/bench-model.sh [--runs N] [--tokens N] [--model PATH] [--threads N]
-#   --runs     runs per engine, medians reported (default 3)
+# This VM's speed swings by up to 1.5x from one minute to the next, so the engines take turns:
+# each round runs aidiag, then llama.cpp on each file, and a ratio is taken within each round;
+# the table reports the median over rounds of each figure and of each ratio, and the rounds'
+# ratios are listed below it.
+#
+# Usage: scripts/bench-model.sh [--rounds N] [--runs N] [--tokens N] [--model PATH] [--threads N]
+#   --rounds   rounds of (aidiag, llama.cpp) taking turns (default 3)
+#   --runs     runs per engine and round, medians reported (default 3)
 #   --tokens   tokens to generate per run (default 64)
 #   --model    GGUF file (default: aidiag's default model)
 #   --threads  llama.cpp threads (default: the threads aidiag reports, every core)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+rounds=3
 runs=3
 tokens=64
 model=
 threads=
 while [ $# -gt 0 ]; do
     case "$1" in
+        --rounds) rounds=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
         --tokens) tokens=$2; shift 2 ;;
         --model) model=$2; shift 2 ;;
         --threads) threads=$2; shift 2 ;;
-        *) echo "usage: $0 [--runs N] [--tokens N] [--model PATH] [--threads N]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--rounds N] [--runs N] [--tokens N] [--model PATH] [--threads N]" >&2; exit 2 ;;
     esac
 done
 
@@ -57,32 +65,34 @@ prompt=$out/prompt.txt
 args=(--runs "$runs" --tokens "$tokens" --prompt-out "$prompt")
 [ -n "$model" ] && args+=(--model "$model")
 
-echo "aidiag ($runs runs, $tokens tokens)..." >&2
+for round in $(seq 1 "$rounds"); do
+echo "round $round of $rounds: aidiag ($runs runs, $tokens tokens)..." >&2
 if [ -n "${AIDIAG_MODEL_BENCH:-}" ]; then
     "$AIDIAG_MODEL_BENCH" "${args[@]}" > "$out/aidiag.out"
 else
     cargo bench --bench model -- "${args[@]}" > "$out/aidiag.out"
 fi
-grep '^{' "$out/aidiag.out" | tail -n 1 > "$out/aidiag.json"
+grep '^{' "$out/aidiag.out" | tail -n 1 > "$out/aidiag.$round.json"
 
 # The original file and the weights aidiag actually ran (its prepared Q8_0 copy, or the same
 # file when it needed no preparing).
 { read -r original; read -r weights; read -r aidiag_threads; } < <(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(r["model"], r["weights"], r["threads"], sep="\n")' "$out/aidiag.json")
+print(r["model"], r["weights"], r["threads"], sep="\n")' "$out/aidiag.$round.json")
 threads=${threads:-$aidiag_threads}
 
-echo "llama.cpp on $original ($threads threads)..." >&2
+echo "round $round of $rounds: llama.cpp on $original ($threads threads)..." >&2
 scripts/bench_llama_cpp.py "$original" "$prompt" --threads "$threads" --runs "$runs" --tokens "$tokens" \
-    > "$out/llama-original.json"
+    > "$out/llama-original.$round.json"
 if [ "$weights" != "$original" ]; then
-    echo "llama.cpp on $weights ($threads threads)..." >&2
+    echo "round $round of $rounds: llama.cpp on $weights ($threads threads)..." >&2
     scripts/bench_llama_cpp.py "$weights" "$prompt" --threads "$threads" --runs "$runs" --tokens "$tokens" \
-        > "$out/llama-weights.json"
+        > "$out/llama-weights.$round.json"
 else
-    cp "$out/llama-original.json" "$out/llama-weights.json"
+    cp "$out/llama-original.$round.json" "$out/llama-weights.$round.json"
 fi
+done
 
 # Other processes' CPU time: the machine's busy time less this script's children's.
 times > "$out/times1"
@@ -96,29 +106,50 @@ others=$(tail -q -n 1 "$out/times0" "$out/times1" | awk -v busy="$(( $(busy_tick
         printf "%.1f %.0f", other, 100 * other / ((t1 - t0) * cpus)
     }')
 
-python3 - "$out" "$runs" "$tokens" "$threads" $others <<'PY'
-import json, os, sys
-out, runs, tokens, threads, other_s, other_pct = sys.argv[1:]
-a = json.load(open(f"{out}/aidiag.json"))
-lo = json.load(open(f"{out}/llama-original.json"))
-lw = json.load(open(f"{out}/llama-weights.json"))
-same_file = lo["weights"] == lw["weights"]
-rows = [(a, "")] + ([(lw, "same weights")] if same_file else [(lw, "same weights"), (lo, "original file")])
+python3 - "$out" "$rounds" "$runs" "$tokens" "$threads" $others <<'PY'
+import json, os, statistics, sys
+out, rounds, runs, tokens, threads, other_s, other_pct = sys.argv[1:]
+rounds = int(rounds)
+load = lambda name: [json.load(open(f"{out}/{name}.{i}.json")) for i in range(1, rounds + 1)]
+A, LO, LW = load("aidiag"), load("llama-original"), load("llama-weights")
+same_file = LO[0]["weights"] == LW[0]["weights"]
+keys = ["load_s", "first_token_s", "prefill_tok_s", "decode_tok_s"]
 
-def ratio(key, r):
-    return f"{a[key] / r[key]:.2f}" if r[key] else "-"
+def med(rs):
+    """The median over rounds of each figure."""
+    r = dict(rs[0])
+    for k in keys:
+        r[k] = statistics.median(x[k] for x in rs)
+    return r
 
-print(f"\nmedians of {runs} runs, {tokens} generated tokens per run, llama.cpp on {threads} threads; "
-      f"other processes used {other_s} CPU-seconds ({other_pct}% of the machine) meanwhile\n")
+a, lo, lw = med(A), med(LO), med(LW)
+rows = [(a, A, "")] + ([(lw, LW, "same weights")] if same_file else [(lw, LW, "same weights"), (lo, LO, "original file")])
+
+def ratios(key, rs):
+    return [x[key] / y[key] for x, y in zip(A, rs) if y[key]]
+
+def ratio(key, rs):
+    r = ratios(key, rs)
+    return f"{statistics.median(r):.2f}" if r else "-"
+
+print(f"\n{rounds} rounds taking turns, medians over rounds of medians of {runs} runs; {tokens} generated "
+      f"tokens per run, llama.cpp on {threads} threads; other processes used {other_s} CPU-seconds "
+      f"({other_pct}% of the machine) meanwhile\n")
 print("| engine | weights | load s | prompt tokens | first token s | prefill tok/s | decode tok/s "
       "| aidiag/this prefill | aidiag/this decode |")
 print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
-for r, what in rows:
+for r, rs, what in rows:
     mine = r is a
     label = r["engine"] + (f" ({what})" if what else "")
     print(f"| {label} | {os.path.basename(r['weights'])} | {r['load_s']:.3f} | {r['prompt_tokens']} "
           f"| {r['first_token_s']:.3f} | {r['prefill_tok_s']:.1f} | {r['decode_tok_s']:.1f} "
-          f"| {'-' if mine else ratio('prefill_tok_s', r)} | {'-' if mine else ratio('decode_tok_s', r)} |")
+          f"| {'-' if mine else ratio('prefill_tok_s', rs)} | {'-' if mine else ratio('decode_tok_s', rs)} |")
+print()
+for r, rs, what in rows[1:]:
+    print(f"each round, aidiag/llama.cpp ({what}): prefill "
+          + ", ".join(f"{x:.2f}" for x in ratios("prefill_tok_s", rs))
+          + "; decode " + ", ".join(f"{x:.2f}" for x in ratios("decode_tok_s", rs)))
+rows = [(r, what) for r, _, what in rows]
 
 for r, _ in rows[1:]:
     if r["prompt_tokens"] != a["prompt_tokens"]:
