@@ -337,7 +337,11 @@ impl Engine {
             })
             .await;
         let answer = *result.lock().unwrap_or_else(|e| e.into_inner());
-        self.keep(None, session);
+        // An answer means the prompt ran through: its session holds the prompt's keys and
+        // values, and is kept to be continued.
+        if answer.is_some() {
+            self.keep(None, session);
+        }
         answer
     }
 
@@ -365,30 +369,29 @@ impl Engine {
             .map_err(|e| e.to_string())?;
         let (tokens, offsets) = (encoding.get_ids(), encoding.get_offsets());
         let longest = tokens.len().saturating_sub(FED_AT_LEAST);
-        let best = {
-            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-            let best = kept
-                .iter()
+        // The kept sessions sharing leading tokens with the prompt, the most shared first.
+        let mut candidates: Vec<(usize, LlamaSession, usize)> = {
+            let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            kept.iter()
                 .enumerate()
-                .map(|(i, k)| (i, common_prefix(&k.tokens, tokens).min(longest)))
-                .filter(|&(_, shared)| shared > 0)
-                .max_by_key(|&(i, shared)| (shared, i));
-            best.map(|(i, shared)| {
-                // The most recently used last.
-                let entry = kept.remove(i);
-                let session = entry.session.clone();
-                kept.push(entry);
-                (session, shared)
-            })
+                .map(|(i, k)| {
+                    let shared = common_prefix(&k.tokens, tokens).min(longest);
+                    (shared, k.session.clone(), i)
+                })
+                .filter(|&(shared, _, _)| shared > 0)
+                .collect()
         };
-        if let Some((session, shared)) = best {
+        // The most shared first; among equals, the most recently used.
+        candidates.sort_by_key(|&(shared, _, i)| std::cmp::Reverse((shared, i)));
+        for (shared, session, _) in candidates {
             // The cut must leave a rest that tokenizes to the rest of the tokens; a few tokens
-            // back from the longest shared prefix, one always does in practice (a line start).
+            // back from the longest shared prefix, one does in practice (a line start).
             for cut in (shared.saturating_sub(8)..=shared).rev().filter(|&c| c > 0) {
                 let at = offsets[cut].0;
                 if prompt.is_char_boundary(at) && self.tokens(&prompt[at..]) == tokens[cut..] {
                     let copy = session.deep_clone_prefix(cut).map_err(|e| e.to_string())?;
                     self.count(tokens.len() - cut);
+                    self.touch(&tokens[..shared]);
                     return Ok((copy, at));
                 }
             }
@@ -400,6 +403,16 @@ impl Engine {
     fn count(&self, tokens: usize) {
         self.computed
             .fetch_add(tokens, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Marks the kept entry whose tokens start with `shared` as the most recently used (the one
+    /// just continued; several may, the most recently used of them is taken).
+    fn touch(&self, shared: &[u32]) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = kept.iter().rposition(|k| k.tokens.starts_with(shared)) {
+            let entry = kept.remove(i);
+            kept.push(entry);
+        }
     }
 
     fn has_prefix(&self, prefix: &str) -> bool {
