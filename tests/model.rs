@@ -136,6 +136,11 @@ async fn the_kept_system_turn_is_continued_by_copies_only() {
     assert_eq!(engine.choose(system, &rest, &judge::CHOICES).await, first);
 }
 
+/// A `choose` answer with its probability's bits, to compare answers exactly.
+fn bits(answer: Option<(usize, f32)>) -> Option<(usize, u32)> {
+    answer.map(|(choice, p)| (choice, p.to_bits()))
+}
+
 /// Continuing the kept system turn computes what running the whole prompt computes: the same
 /// answer with the same probability, to the bit (attention gives each query row the same bits
 /// whatever else is in the batch; before it did, the two differed by 0.035).
@@ -155,8 +160,8 @@ async fn a_verdict_is_the_same_whole_or_continued() {
     let continued = engine.choose(system, &rest, &judge::CHOICES).await;
     assert!(whole.is_some());
     assert_eq!(
-        whole.map(|(c, p)| (c, p.to_bits())),
-        continued.map(|(c, p)| (c, p.to_bits())),
+        bits(whole),
+        bits(continued),
         "whole {whole:?}, continued {continued:?}"
     );
 }
@@ -210,8 +215,8 @@ async fn an_edited_function_is_judged_from_the_edit_on() {
     assert_eq!(fresh.computed.load(Ordering::Relaxed), whole.len());
     assert!(expected.is_some());
     assert_eq!(
-        continued.map(|(c, p)| (c, p.to_bits())),
-        expected.map(|(c, p)| (c, p.to_bits())),
+        bits(continued),
+        bits(expected),
         "continued {continued:?}, whole {expected:?}"
     );
 }
