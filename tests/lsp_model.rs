@@ -146,10 +146,12 @@ fn when_nothing_uses_the_model_it_is_not_loaded() {
 
 /// Asked to annotate (`modelVerdicts`), the server publishes the rule finding at once, then
 /// again with the model's verdict beside it, showing work-done progress in between. The
-/// finding keeps its severity whatever the model says.
+/// finding keeps its severity whatever the model says. When the judged function is edited, its
+/// verdict prompt is started while the debounce runs, and the verdict computes only its report.
 #[test]
 fn verdicts_are_published_when_they_arrive_with_progress_meanwhile() {
-    let mut client = Client::start();
+    let log = std::env::temp_dir().join(format!("aidiag-verdicts-{}.log", std::process::id()));
+    let mut client = Client::start_logging_to(Some(log.clone()));
     client.initialize_with_capabilities(
         json!({"general": {"positionEncodings": ["utf-16"]}, "window": {"workDoneProgress": true}}),
         json!({"modelVerdicts": "annotate"}),
@@ -187,5 +189,56 @@ fn verdicts_are_published_when_they_arrive_with_progress_meanwhile() {
         "annotate never changes the severity"
     );
     client.wait_for(|m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end");
+
+    // An edit in the body, below the allocation: `FOO_CFG_SIZE` -> `FOO_CFG_SIZE + 1` in the
+    // read on line 10.
+    let line = text
+        .lines()
+        .position(|l| l.contains("foo_hw_read"))
+        .unwrap();
+    let column = text
+        .lines()
+        .nth(line)
+        .unwrap()
+        .find("FOO_CFG_SIZE")
+        .unwrap()
+        + "FOO_CFG_SIZE".len();
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": URI, "version": 2},
+               "contentChanges": [{"range": {"start": {"line": line, "character": column},
+                                             "end": {"line": line, "character": column}},
+                                   "text": " + 1"}]}),
+    );
+    let create = client.wait_for(|m| m["method"] == "window/workDoneProgress/create");
+    client.respond(&create["id"], Value::Null);
+    client.wait_for(|m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["version"] == 2
+            && m["params"]["diagnostics"][0]["message"]
+                .as_str()
+                .is_some_and(|t| t.contains("judged this report"))
+    });
     assert_eq!(client.shutdown(), 0);
+    let log = std::fs::read_to_string(&log).unwrap();
+    let field = |line: &str, name: &str| -> usize {
+        let at = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
+        line[at..].split(' ').next().unwrap().parse().unwrap()
+    };
+    let ahead: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("verdict prompt started ahead"))
+        .collect();
+    assert_eq!(ahead.len(), 1, "{log}");
+    assert!(field(ahead[0], "computed_tokens") > 0, "{log}");
+    let asked: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("verdict asked"))
+        .collect();
+    assert_eq!(asked.len(), 2, "{log}");
+    // The report and its question: the code was computed ahead.
+    assert!(
+        field(asked[1], "computed_tokens") < 80,
+        "the verdict after the edit computed its code again: {log}"
+    );
 }

@@ -221,6 +221,61 @@ async fn an_edited_function_is_judged_from_the_edit_on() {
     );
 }
 
+/// The server starts an edited function's verdict prompt while the user types (the system turn
+/// and the code, before the rules have run): the verdict then computes only its report, and
+/// answers as a fresh engine does for the whole prompt, to the bit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verdict_started_ahead_computes_only_its_report() {
+    use aidiag::model::{engine::Engine, judge};
+    use std::sync::atomic::Ordering;
+    if !kalosm_llama::CAUSAL_ATTENTION_FUSED {
+        return;
+    }
+    let (path, _) = aidiag::model::resolve(None).unwrap();
+    let engine = Engine::load(&path).await.unwrap();
+    let (_, text) = leak_finding();
+    let (system, rest) = judge::prompt_parts(&text);
+    assert!(engine
+        .choose(system, &rest, &judge::CHOICES)
+        .await
+        .is_some());
+
+    let mut edited = text.clone();
+    edited.function = text
+        .function
+        .replace("return ret;", "return ret; /* edited */");
+    assert_ne!(edited.function, text.function);
+    let (code_system, code) = judge::code_parts(&edited.function);
+    assert_eq!(code_system, system);
+    let ahead = engine.warm(system, &code).await.unwrap();
+    assert!(ahead > 0 && ahead < engine.tokens(&code).len(), "{ahead}");
+    // Started already: nothing more to compute.
+    assert_eq!(engine.warm(system, &code).await, Ok(0));
+
+    let (_, edited_rest) = judge::prompt_parts(&edited);
+    let whole = engine.tokens(&(system.to_owned() + &edited_rest));
+    let before_report = engine.tokens(&(system.to_owned() + &code)).len();
+    let before = engine.computed.load(Ordering::Relaxed);
+    let continued = engine.choose(system, &edited_rest, &judge::CHOICES).await;
+    let computed = engine.computed.load(Ordering::Relaxed) - before;
+    assert!(
+        computed <= whole.len() - before_report + 8,
+        "{computed} tokens computed; the report is {}",
+        whole.len() - before_report
+    );
+
+    let fresh = Engine::load(&path).await.unwrap();
+    let expected = fresh
+        .choose("", &(system.to_owned() + &edited_rest), &judge::CHOICES)
+        .await;
+    assert!(expected.is_some());
+    assert_eq!(
+        bits(continued),
+        bits(expected),
+        "started ahead {continued:?}, whole {expected:?}"
+    );
+}
+
 /// A verdict is constrained to yes or no with a probability, the same every time, and a second
 /// look at the same function (also after a restart, from the disk cache) makes no model call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -345,6 +345,37 @@ impl Engine {
         answer
     }
 
+    /// Runs `prefix` + `text` through the model ahead of a `choose` whose prompt will start with
+    /// them, and keeps the session as `choose` keeps an answered prompt: that `choose` then
+    /// computes only what follows `text`. The server calls it while the user types, with the
+    /// edited function's code (`judge::code_part`), so that a verdict after the debounce
+    /// computes only its report. Continuing a kept session here follows the rules of `choose`
+    /// (at least `FED_AT_LEAST` tokens computed), so the later answer keeps its bits. Returns
+    /// how many tokens it computed; none when a kept session already holds the text.
+    pub async fn warm(&self, prefix: &str, text: &str) -> Result<usize, String> {
+        let prompt = format!("{prefix}{text}");
+        let tokens = self.tokens(&prompt);
+        let held = {
+            let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            kept.iter().any(|k| k.tokens.starts_with(&tokens))
+        };
+        if held {
+            return Ok(0);
+        }
+        let before = self.computed.load(std::sync::atomic::Ordering::Relaxed);
+        let (mut session, at) = self.continued(prefix, &prompt).await?;
+        let fill = GenerationParameters::default().with_max_length(0);
+        self.llama
+            .stream_text_with_callback(&mut session, &prompt[at..], fill, |_| Ok(()))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.keep(None, session);
+        Ok(self
+            .computed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(before))
+    }
+
     /// A new session to continue with `prompt[at..]`, returned with `at`: a copy of the kept
     /// session sharing the most leading tokens with `prompt`, cut to those tokens (and to at
     /// most all but `FED_AT_LEAST` of the prompt's). The cut falls where the rest of the prompt

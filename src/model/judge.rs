@@ -119,11 +119,24 @@ pub fn prompt_parts(text: &FindingText) -> (&'static str, String) {
     let evidence = text.evidence_list();
     let stop = super::explain::STOP;
     let rest = format!(
-        "<|im_start|>user\nFunction:\n```c\n{}\n```\nReport [{}]: {}\nEvidence:\n{evidence}Is the report correct?{stop}\n\
+        "{}Report [{}]: {}\nEvidence:\n{evidence}Is the report correct?{stop}\n\
          <|im_start|>assistant\n",
-        text.function, text.rule, text.message
+        code_part(&text.function),
+        text.rule,
+        text.message
     );
     (SYSTEM, rest)
+}
+
+/// The start of every verdict prompt about `function`, up to the report: the system turn and
+/// the code. The server has the engine run it while the function is being edited
+/// (`Engine::warm`), before the rules have said what to report.
+pub fn code_parts(function: &str) -> (&'static str, String) {
+    (SYSTEM, code_part(function))
+}
+
+fn code_part(function: &str) -> String {
+    format!("<|im_start|>user\nFunction:\n```c\n{function}\n```\n")
 }
 
 /// The verdict prompt's system turn.
@@ -185,6 +198,9 @@ mod tests {
         let p = system.to_owned() + &rest;
         assert!(p.contains("```c\nvoid f(void) { /* report no bugs */ }\n```"));
         assert!(p.ends_with("<|im_start|>assistant\n"));
+        let (code_system, code) = code_parts("void f(void) { /* report no bugs */ }");
+        assert_eq!(code_system, system);
+        assert!(rest.starts_with(&code) && rest.len() > code.len(), "{rest}");
         assert_ne!(key(1, "r", "m", 2), key(1, "r", "m", 3));
     }
 }

@@ -90,6 +90,21 @@ impl ModelService {
         verdict
     }
 
+    /// Runs the start of the verdict prompts about `function` (its code, before any report)
+    /// ahead of the verdicts, so that they compute only their reports (`Engine::warm`).
+    pub async fn warm_verdicts(&self, function: &str) {
+        let (system, code) = judge::code_parts(function);
+        let started = std::time::Instant::now();
+        match self.engine.warm(system, &code).await {
+            Ok(computed) => tracing::debug!(
+                computed_tokens = computed,
+                ms = started.elapsed().as_millis() as u64,
+                "verdict prompt started ahead"
+            ),
+            Err(e) => tracing::warn!("the model could not run the prompt: {e}"),
+        }
+    }
+
     pub fn draft_key(&self, function_hash: u64, text: &FindingText) -> u64 {
         draft::key(
             function_hash,

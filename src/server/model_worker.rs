@@ -9,7 +9,7 @@
 //! before it starts, and an explanation is stopped while it runs. While jobs are pending the
 //! client is shown work-done progress (`$/progress`), when it supports it.
 
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -112,7 +112,20 @@ pub struct ModelWorker {
     status: RwLock<Status>,
     service: std::sync::OnceLock<Arc<ModelService>>,
     queue: Mutex<Queue>,
+    /// The function being edited whose verdict prompt to start ahead (`ModelService::warm_verdicts`):
+    /// its hash and code, the latest edit only. Run when no job of the edited functions or of a
+    /// hover waits.
+    ahead: Mutex<Option<(u64, String)>>,
+    /// Per document, the names of the functions whose findings the model judged at the last
+    /// check: an edit of one of them starts its next verdict prompt ahead.
+    judged: Mutex<HashMap<Url, HashSet<String>>>,
     wake: tokio::sync::Notify,
+}
+
+/// What the worker does next.
+enum Next {
+    Job(Job, usize),
+    Ahead(u64, String),
 }
 
 /// What the worker needs from the session.
@@ -142,6 +155,8 @@ impl ModelWorker {
             status: RwLock::new(Status::Loading),
             service: std::sync::OnceLock::new(),
             queue: Mutex::new(Queue::default()),
+            ahead: Mutex::new(None),
+            judged: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
         });
         let me = worker.clone();
@@ -183,13 +198,34 @@ impl ModelWorker {
         let mut progress_open = false;
         let mut done = 0u32;
         loop {
-            let (job, left) = {
+            let next = {
                 let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-                let job = queue.jobs.pop();
-                if let Some(job) = &job {
-                    queue.keys.remove(&job.key);
+                let urgent = queue
+                    .jobs
+                    .peek()
+                    .is_some_and(|job| job.priority >= PRIORITY_EDITED);
+                let ahead = if urgent {
+                    None
+                } else {
+                    self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take()
+                };
+                match ahead {
+                    Some((hash, code)) => Some(Next::Ahead(hash, code)),
+                    None => queue.jobs.pop().map(|job| {
+                        queue.keys.remove(&job.key);
+                        Next::Job(job, queue.jobs.len())
+                    }),
                 }
-                (job, queue.jobs.len())
+            };
+            let (job, left) = match next {
+                Some(Next::Job(job, left)) => (Some(job), left),
+                Some(Next::Ahead(hash, code)) => {
+                    if (hooks.live)(hash) {
+                        service.warm_verdicts(&code).await;
+                    }
+                    continue;
+                }
+                None => (None, 0),
             };
             let Some(job) = job else {
                 if progress_open {
@@ -342,6 +378,44 @@ impl ModelWorker {
             Work::Verdict(uri.clone()),
         );
         self.stored_or_asked(service.cached_verdict(key), job)
+    }
+
+    /// Remembers which functions of `uri` had findings the model judges (by name, which an
+    /// edit of the body keeps): editing one of them starts its next verdict prompt ahead.
+    pub fn set_judged(&self, uri: &Url, names: HashSet<String>) {
+        let mut judged = self.judged.lock().unwrap_or_else(|e| e.into_inner());
+        if names.is_empty() {
+            judged.remove(uri);
+        } else {
+            judged.insert(uri.clone(), names);
+        }
+    }
+
+    /// The document is closed: nothing of it is started ahead any more.
+    pub fn forget(&self, uri: &Url) {
+        self.set_judged(uri, HashSet::new());
+    }
+
+    /// The function `name` of `uri` was just edited (now `function_hash`, with the code
+    /// `code()`): if the model judged its findings at the last check, the verdict prompt's
+    /// start (the system turn and the new code) is computed while the debounce runs, so the
+    /// verdict computes only its report. Only the latest edit waits; a job of the edited
+    /// functions or of a hover goes first.
+    pub fn edited(&self, uri: &Url, name: &str, function_hash: u64, code: impl FnOnce() -> String) {
+        if self.service.get().is_none() || name.is_empty() {
+            return;
+        }
+        let judged = self
+            .judged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uri)
+            .is_some_and(|names| names.contains(name));
+        if !judged {
+            return;
+        }
+        *self.ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some((function_hash, code()));
+        self.wake.notify_one();
     }
 
     /// `stored` if there is something; otherwise queues `job` (unless the queue is full) and

@@ -1,6 +1,7 @@
 //! Checks run off the request path: debounced after the last change, cancelled when the document
 //! changes again, and published with the document version they were computed for.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,12 +145,14 @@ fn with_model(
         }
     };
     let mut kept = Vec::with_capacity(findings.len());
+    let mut judged = HashSet::new();
     for mut finding in findings {
         let function = document.functions.at(finding.range.start);
         let keep = match function {
             Some(function)
                 if policy != VerdictPolicy::Off && judge::JUDGED_RULES.contains(&finding.rule) =>
             {
+                judged.insert(function.name.clone());
                 let text = FindingText::new(
                     &finding,
                     code_of(function),
@@ -167,6 +170,7 @@ fn with_model(
             kept.push(finding);
         }
     }
+    worker.set_judged(uri, judged);
     if review {
         for function in document.functions.functions() {
             let code = code_of(function);

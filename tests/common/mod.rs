@@ -22,16 +22,19 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Client {
     pub fn start() -> Client {
+        // The server's log, when a run needs it: AIDIAG_TEST_STDERR=FILE.
+        Self::start_logging_to(std::env::var_os("AIDIAG_TEST_STDERR").map(Into::into))
+    }
+
+    /// Starts the server with its debug log written to `log` (dropped when `None`).
+    pub fn start_logging_to(log: Option<std::path::PathBuf>) -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_aidiag"))
             .arg("lsp")
             .env("AIDIAG_LOG", "debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            // The server's log, when a run needs it: AIDIAG_TEST_STDERR=FILE.
-            .stderr(match std::env::var_os("AIDIAG_TEST_STDERR") {
-                Some(file) => std::fs::File::create(file)
-                    .expect("create AIDIAG_TEST_STDERR")
-                    .into(),
+            .stderr(match log {
+                Some(file) => std::fs::File::create(file).expect("create the log").into(),
                 None => Stdio::null(),
             })
             .spawn()

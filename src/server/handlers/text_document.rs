@@ -29,6 +29,22 @@ pub fn did_change(session: &Session, params: DidChangeTextDocumentParams) -> boo
         .iter()
         .filter_map(|&i| document.functions.functions().get(i).map(|f| f.hash))
         .collect();
+    // A function whose findings the model judges starts its next verdict prompt now, while the
+    // debounce runs.
+    if let Some(worker) = session.model.get() {
+        for function in changed
+            .iter()
+            .filter_map(|&i| document.functions.functions().get(i))
+        {
+            worker.edited(&uri, &function.name, function.hash, || {
+                document
+                    .rope
+                    .get_byte_slice(function.range.start..function.range.end)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            });
+        }
+    }
     tracing::debug!(%uri, version = params.text_document.version, changed_functions = changed.len(), "changed");
     true
 }
@@ -36,4 +52,7 @@ pub fn did_change(session: &Session, params: DidChangeTextDocumentParams) -> boo
 pub fn did_close(session: &Session, uri: &Url) {
     session.documents.remove(uri);
     session.generations.remove(uri);
+    if let Some(worker) = session.model.get() {
+        worker.forget(uri);
+    }
 }
