@@ -110,7 +110,10 @@ unsafe fn dot_i8_lanes(ax: __m256i, sy: __m256i) -> __m256i {
 /// same order as upstream (the i32 lanes, their conversion, the fmadd with the f32 product of
 /// the two scales) and summed by the same `hsum_float_8`. What changes is that a weight block
 /// is loaded, made absolute and its scale converted once for `R` rows, and an activation block
-/// once for `C` weight rows, so the loads and conversions per multiply-add drop by R and C.
+/// once for `C` weight rows, so the loads and conversions per multiply-add drop by R and C. The
+/// R x C products of the scales are computed together once per block and stored, so each
+/// fmadd takes its product with a broadcast load (with AVX-512VL, folded into the fmadd)
+/// instead of a scalar multiply and a register broadcast of its own.
 ///
 /// Safety: every row of `xs` and `ys` must hold at least `xs[0].len()` blocks; the activation
 /// rows must come from `BlockQ8_0::from_float` (values in [-127, 127], see `dot_i8_lanes`).
@@ -121,6 +124,7 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_tile<const R: usize, const C: usize>(
 ) -> [[f32; C]; R] {
     let blocks = xs[0].len();
     let mut acc = [[_mm256_setzero_ps(); C]; R];
+    let mut d = [[0f32; C]; R];
     for b in 0..blocks {
         let mut bx = [_mm256_setzero_si256(); C];
         let mut ax = [_mm256_setzero_si256(); C];
@@ -132,14 +136,21 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_tile<const R: usize, const C: usize>(
             dx[c] = f16::to_f32(x.d);
         }
         for r in 0..R {
+            let dy = f16::to_f32(ys[r].get_unchecked(b).d);
+            for c in 0..C {
+                d[r][c] = dx[c] * dy;
+            }
+        }
+        // Kept in memory: otherwise the compiler takes each product out of a register again
+        // with a shuffle, which is what this saves.
+        let d = std::hint::black_box(&d);
+        for r in 0..R {
             let y = ys[r].get_unchecked(b);
             let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-            let dy = f16::to_f32(y.d);
             for c in 0..C {
                 let sy = _mm256_sign_epi8(by, bx[c]);
                 let q = _mm256_cvtepi32_ps(dot_i8_lanes(ax[c], sy));
-                let d = _mm256_set1_ps(dx[c] * dy);
-                acc[r][c] = _mm256_fmadd_ps(d, q, acc[r][c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[r][c]), q, acc[r][c]);
             }
         }
     }
