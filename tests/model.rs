@@ -276,6 +276,34 @@ async fn a_verdict_started_ahead_computes_only_its_report() {
     );
 }
 
+/// A prompt longer than the model's context (a generated function of thousands of lines) is
+/// refused with an error that says so, before any of it is computed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_longer_than_the_context_is_refused() {
+    use aidiag::model::{engine::Engine, judge};
+    use std::sync::atomic::Ordering;
+    let (path, _) = aidiag::model::resolve(None).unwrap();
+    let engine = Engine::load(&path).await.unwrap();
+    let (_, text) = leak_finding();
+    let mut huge = text.clone();
+    huge.function = text
+        .function
+        .replace("return ret;", &"ret = foo_step(dev, ret);\n\t".repeat(2000));
+    let (system, code) = judge::code_parts(&huge.function);
+    let refused = engine.warm(system, &code).await.unwrap_err();
+    assert!(
+        refused.contains("longer than the model's context of 8192"),
+        "{refused}"
+    );
+    let (_, rest) = judge::prompt_parts(&huge);
+    assert_eq!(engine.choose(system, &rest, &judge::CHOICES).await, None);
+    // Only the system turn, which the engine keeps, was computed.
+    assert_eq!(
+        engine.computed.load(Ordering::Relaxed),
+        engine.tokens(system).len()
+    );
+}
+
 /// A verdict is constrained to yes or no with a probability, the same every time, and a second
 /// look at the same function (also after a restart, from the disk cache) makes no model call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,8 @@ pub struct Engine {
     pub name: String,
     /// The end-of-text token (`tokenizer.ggml.eos_token_id`), if the file names one.
     stop_token: Option<u32>,
+    /// The longest prompt the model was trained for (`<arch>.context_length`), if the file says.
+    context: Option<usize>,
     /// Prompts already run, with their sessions (see `choose`), least recently used first.
     kept: std::sync::Mutex<Vec<Kept>>,
     /// Prompt tokens `choose` has run through the model, kept prefixes included: what keeping
@@ -204,6 +206,11 @@ impl Engine {
                 path.file_name()
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
             });
+        let context = header
+            .architecture()
+            .and_then(|arch| header.get(&format!("{arch}.context_length")))
+            .and_then(super::gguf::Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok());
         let stop_token = header
             .get("tokenizer.ggml.eos_token_id")
             .and_then(super::gguf::Value::as_u64)
@@ -246,6 +253,7 @@ impl Engine {
             weights,
             name,
             stop_token,
+            context,
             kept: std::sync::Mutex::new(Vec::new()),
             computed: Default::default(),
         })
@@ -348,7 +356,7 @@ impl Engine {
     /// Runs `prefix` + `text` through the model ahead of a `choose` whose prompt will start with
     /// them, and keeps the session as `choose` keeps an answered prompt: that `choose` then
     /// computes only what follows `text`. The server calls it while the user types, with the
-    /// edited function's code (`judge::code_part`), so that a verdict after the debounce
+    /// edited function's code (`judge::code_parts`), so that a verdict after the debounce
     /// computes only its report. Continuing a kept session here follows the rules of `choose`
     /// (at least `FED_AT_LEAST` tokens computed), so the later answer keeps its bits. Returns
     /// how many tokens it computed; none when a kept session already holds the text.
@@ -399,6 +407,14 @@ impl Engine {
             .encode(prompt, false)
             .map_err(|e| e.to_string())?;
         let (tokens, offsets) = (encoding.get_ids(), encoding.get_offsets());
+        // A prompt the model cannot hold (a function of thousands of lines) is not run: it would
+        // cost minutes and give nothing.
+        if let Some(context) = self.context.filter(|&c| tokens.len() > c) {
+            return Err(format!(
+                "the prompt is {} tokens, longer than the model's context of {context}",
+                tokens.len()
+            ));
+        }
         let longest = tokens.len().saturating_sub(FED_AT_LEAST);
         // The kept sessions sharing leading tokens with the prompt, the most shared first.
         let mut candidates: Vec<(usize, LlamaSession, usize)> = {
