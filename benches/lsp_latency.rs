@@ -6,7 +6,9 @@
 //! - hover round trips while the model is busy with that verdict;
 //! - the server's peak resident memory (VmHWM).
 //!
-//! `cargo bench --bench lsp_latency -- [--edits N]`. Needs the default model
+//! `cargo bench --bench lsp_latency -- [--edits N] [--first-line]`: each edit changes the
+//! allocation size on the function's 10th line, or with `--first-line` the parameter's name on
+//! its first line (the worst case: all the code after the system turn is new). Needs the default model
 //! (`scripts/fetch-model.sh`). The debounce is the default 150 ms, and it is part of the latency.
 
 #[path = "../tests/common/mod.rs"]
@@ -77,6 +79,7 @@ fn main() {
         .position(|a| a == "--edits")
         .and_then(|i| args.get(i + 1))
         .map_or(10, |n| n.parse().expect("--edits N"));
+    let first_line = args.iter().any(|a| a == "--first-line");
 
     // The rest of the file: fixture functions without findings of the judged rules, so that the
     // model's queue holds only the function being edited.
@@ -143,13 +146,30 @@ fn main() {
     let warm = opened.elapsed();
 
     let (mut to_rules, mut to_verdict, mut hovers) = (Vec::new(), Vec::new(), Vec::new());
-    // The `kmalloc(64 + round, ...)` line of the target.
-    let size_line = first_target_line + 9;
+    // The `kmalloc(64 + round, ...)` line of the target, or its first line.
+    let (size_line, column) = if first_line {
+        let header = target(0);
+        let header = header.lines().next().unwrap();
+        (
+            first_target_line,
+            header.find("*pdev").unwrap() as u64 + "*pdev".len() as u64,
+        )
+    } else {
+        (first_target_line + 9, "\tbuf = kmalloc(".len() as u64)
+    };
     for round in 1..=edits {
         let version = round as i64 + 1;
-        let old = format!("{}", 64 + round - 1);
-        let new = format!("{}", 64 + round);
-        let column = "\tbuf = kmalloc(".len() as u64;
+        // `*pdev` -> `*pdev1` -> `*pdev2` ...: the parameter renamed, the body unchanged.
+        let (old, new) = if first_line {
+            let old = if round == 1 {
+                String::new()
+            } else {
+                format!("{}", round - 1)
+            };
+            (old, format!("{round}"))
+        } else {
+            (format!("{}", 64 + round - 1), format!("{}", 64 + round))
+        };
         let started = Instant::now();
         client.notify(
             "textDocument/didChange",
