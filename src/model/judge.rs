@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 /// not reused. 2: the system turn is computed once and continued (`Engine::choose`), which moves
 /// the probabilities by a few hundredths (docs/perf.md). 3: attention in one pass
 /// (vendor/kalosm-llama), with which whole and continued prompts agree to the bit; the code
-/// before the report.
-pub const PROMPT_VERSION: u32 = 3;
+/// before the report. 4: the attention's softmax in vectors (its own `exp`, sums in lanes),
+/// which moves probabilities in their last digits.
+pub const PROMPT_VERSION: u32 = 4;
 
 /// The rules whose findings depend on facts a pattern cannot see (FINDINGS.md, "needs the
 /// model to judge").

@@ -10,8 +10,8 @@ use crate::analysis::{ByteRange, Finding, Message, Origin, Severity};
 
 /// Bump when a prompt, or the way it is run, changes. 2: the system turn of step 1 is computed
 /// once and continued (`Engine::choose`). 3: attention in one pass (vendor/kalosm-llama), which
-/// moves probabilities in their last digits.
-pub const PROMPT_VERSION: u32 = 3;
+/// moves probabilities in their last digits. 4: the attention's softmax in vectors, the same.
+pub const PROMPT_VERSION: u32 = 4;
 
 /// The answers to "which bug class?": the classes of FINDINGS.md, with the rule ids model
 /// findings are reported under.

@@ -102,6 +102,32 @@ mod fused {
             pub fn mul(self, b: V) -> V {
                 unsafe { V(_mm512_mul_ps(self.0, b.0)) }
             }
+            #[inline(always)]
+            pub fn add(self, b: V) -> V {
+                unsafe { V(_mm512_add_ps(self.0, b.0)) }
+            }
+            #[inline(always)]
+            pub fn div(self, b: V) -> V {
+                unsafe { V(_mm512_div_ps(self.0, b.0)) }
+            }
+            #[inline(always)]
+            pub fn max(self, b: V) -> V {
+                unsafe { V(_mm512_max_ps(self.0, b.0)) }
+            }
+            /// Each lane rounded to the nearest integer, ties to even.
+            #[inline(always)]
+            pub fn round(self) -> V {
+                unsafe {
+                    V(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                        self.0,
+                    ))
+                }
+            }
+            /// `self * 2^n`, `n` integral lanes in [-127, 127].
+            #[inline(always)]
+            pub fn scale2(self, n: V) -> V {
+                unsafe { V(_mm512_scalef_ps(self.0, n.0)) }
+            }
         }
     }
 
@@ -145,6 +171,38 @@ mod fused {
             #[inline(always)]
             pub fn mul(self, b: V) -> V {
                 unsafe { V(_mm256_mul_ps(self.0, b.0), _mm256_mul_ps(self.1, b.1)) }
+            }
+            #[inline(always)]
+            pub fn add(self, b: V) -> V {
+                unsafe { V(_mm256_add_ps(self.0, b.0), _mm256_add_ps(self.1, b.1)) }
+            }
+            #[inline(always)]
+            pub fn div(self, b: V) -> V {
+                unsafe { V(_mm256_div_ps(self.0, b.0), _mm256_div_ps(self.1, b.1)) }
+            }
+            #[inline(always)]
+            pub fn max(self, b: V) -> V {
+                unsafe { V(_mm256_max_ps(self.0, b.0), _mm256_max_ps(self.1, b.1)) }
+            }
+            /// Each lane rounded to the nearest integer, ties to even.
+            #[inline(always)]
+            pub fn round(self) -> V {
+                const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+                unsafe { V(_mm256_round_ps::<NEAREST>(self.0), _mm256_round_ps::<NEAREST>(self.1)) }
+            }
+            /// `self * 2^n`, `n` integral lanes in [-127, 127]: the exponent built from the bits.
+            #[inline(always)]
+            pub fn scale2(self, n: V) -> V {
+                unsafe {
+                    let pow = |n: __m256| {
+                        let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+                            _mm256_cvtps_epi32(n),
+                            _mm256_set1_epi32(127),
+                        ));
+                        _mm256_castsi256_ps(bits)
+                    };
+                    V(_mm256_mul_ps(self.0, pow(n.0)), _mm256_mul_ps(self.1, pow(n.1)))
+                }
             }
         }
     }
@@ -296,18 +354,70 @@ mod fused {
         lanes[0]
     }
 
-    /// In place, as candle's `softmax_last_dim`: the maximum, `exp` of the differences, divided by
-    /// their sum.
+    /// In place: the maximum, `exp` of the differences (`exp_lanes`), divided by their sum, in
+    /// vectors of LANES. The last, partial vector is padded; its padding lanes are left out of
+    /// the sum. The sum is LANES running sums added pairwise, a fixed order for a given length.
     #[inline(always)]
     fn softmax(w: &mut [f32]) {
-        let max = w.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        for x in w.iter_mut() {
-            *x = (*x - max).exp();
+        let n = w.len();
+        let full = n - n % LANES;
+        let mut tail = [f32::NEG_INFINITY; LANES];
+        tail[..n - full].copy_from_slice(&w[full..]);
+        let mut max = V::load(&tail);
+        for chunk in w[..full].chunks_exact(LANES) {
+            max = max.max(V::load(chunk));
         }
-        let sum: f32 = w.iter().sum();
-        for x in w.iter_mut() {
-            *x /= sum;
+        let max = V::splat(reduce(max, f32::max));
+        let mut sum = V::zero();
+        for chunk in w[..full].chunks_exact_mut(LANES) {
+            let e = exp_lanes(V::load(chunk).add(max.mul(V::splat(-1.0))));
+            e.store(chunk);
+            sum = sum.add(e);
         }
+        let mut e = [0f32; LANES];
+        exp_lanes(V::load(&tail).add(max.mul(V::splat(-1.0)))).store(&mut e);
+        e[n - full..].fill(0.0);
+        let sum = V::splat(reduce(sum.add(V::load(&e)), |a, b| a + b));
+        for chunk in w[..full].chunks_exact_mut(LANES) {
+            V::load(chunk).div(sum).store(chunk);
+        }
+        V::load(&e).div(sum).store(&mut tail);
+        w[full..].copy_from_slice(&tail[..n - full]);
+    }
+
+    /// The lanes of `v` combined pairwise: lane l with lane l + 8, then l + 4, l + 2, l + 1.
+    #[inline(always)]
+    fn reduce(v: V, f: impl Fn(f32, f32) -> f32) -> f32 {
+        let mut lanes = [0f32; LANES];
+        v.store(&mut lanes);
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for l in 0..width {
+                lanes[l] = f(lanes[l], lanes[l + width]);
+            }
+        }
+        lanes[0]
+    }
+
+    /// `e^x` for lanes x <= 0 (differences from a maximum), within 2 ulp of the exact value;
+    /// below -87 (where e^x is under f32's normal range) it gives e^-87, which a softmax sum,
+    /// at least 1, cannot tell from 0. `x = n ln 2 + r` with |r| <= ln 2 / 2, e^r by its Taylor
+    /// polynomial of degree 6 (Horner, fused multiply-adds), times 2^n.
+    #[inline(always)]
+    fn exp_lanes(x: V) -> V {
+        let x = x.max(V::splat(-87.0));
+        let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round();
+        // ln 2 split in two so that n * LN2_HI is exact.
+        const LN2_HI: f32 = 0.693_145_75;
+        const LN2_LO: f32 = 1.428_606_8e-6;
+        let r = n.fma(V::splat(-LN2_HI), x);
+        let r = n.fma(V::splat(-LN2_LO), r);
+        let mut p = V::splat(1.0 / 720.0);
+        for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+            p = p.fma(r, V::splat(c));
+        }
+        p.scale2(n)
     }
 
     /// `out = sum over j of w[j] * value(j)`, in the order of j, 64 outputs at a time in registers
