@@ -226,3 +226,43 @@ fn fused_attention_matches_its_definition_and_ignores_the_batch() {
         }
     }
 }
+
+/// The attention's vector softmax against its definition in f64: every length from 1 to 100 (whole
+/// vectors of 16 and a partial one), scores spread from -100 to 100 so that some differences
+/// from the maximum fall below -87 (where its `exp` stops), and a row of equal scores. Each
+/// probability within 4 units in the last place of f32 (plus 1e-37 absolute, for those that
+/// round to nothing).
+#[test]
+fn attention_softmax_matches_its_definition() {
+    let mut worst = 0f64;
+    for n in 1..=100usize {
+        for (spread, seed) in [(1.0f32, 1u64), (8.0, 2), (100.0, 3), (0.0, 4)] {
+            let scores: Vec<f32> = values(n, seed * 1000 + n as u64)
+                .iter()
+                .map(|x| x * spread)
+                .collect();
+            let mut got = scores.clone();
+            if !kalosm_llama::causal_attention_softmax(&mut got) {
+                // Built without the fused attention: nothing of it to check.
+                assert!(!kalosm_llama::CAUSAL_ATTENTION_FUSED);
+                return;
+            }
+            // The differences from the maximum in f32, as any f32 softmax takes them (their
+            // rounding alone moves e^x by up to 2e-6 relative at x = -47); the rest in f64.
+            let max = scores.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let exps: Vec<f64> = scores.iter().map(|&x| ((x - max) as f64).exp()).collect();
+            let sum: f64 = exps.iter().sum();
+            for (at, (g, e)) in got.iter().zip(exps.iter().map(|x| x / sum)).enumerate() {
+                let error = (*g as f64 - e).abs();
+                if e > 1e-30 {
+                    worst = worst.max(error / (e * f32::EPSILON as f64));
+                }
+                assert!(
+                    error <= 4.0 * f32::EPSILON as f64 * e + 1e-37,
+                    "length {n}, spread {spread}, score {at}: {g} against {e}"
+                );
+            }
+        }
+    }
+    eprintln!("worst relative error above 1e-30: {worst:.2} units of f32::EPSILON");
+}

@@ -50,7 +50,8 @@ pub use crate::raw::cache::*;
 // plain definition.
 #[doc(hidden)]
 pub use crate::raw::causal_attention::{
-    causal_attention, FUSED as CAUSAL_ATTENTION_FUSED, ROWS as CAUSAL_ATTENTION_ROWS,
+    causal_attention, softmax as causal_attention_softmax, FUSED as CAUSAL_ATTENTION_FUSED,
+    ROWS as CAUSAL_ATTENTION_ROWS,
 };
 pub use crate::session::LlamaSession;
 use candle_core::Device;
