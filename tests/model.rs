@@ -243,14 +243,27 @@ async fn a_verdict_started_ahead_computes_only_its_report() {
     let mut edited = text.clone();
     edited.function = text
         .function
-        .replace("return ret;", "return ret; /* edited */");
+        // Near the top, so that the code after the edit takes more than one step.
+        .replace("char *buf;", "char *buf; /* edited */");
     assert_ne!(edited.function, text.function);
     let (code_system, code) = judge::code_parts(&edited.function);
     assert_eq!(code_system, system);
-    let ahead = engine.warm(system, &code).await.unwrap();
-    assert!(ahead > 0 && ahead < engine.tokens(&code).len(), "{ahead}");
+    let after_edit = {
+        let old = engine.tokens(&(system.to_owned() + &rest));
+        let new = engine.tokens(&(system.to_owned() + &code));
+        new.len() - new.iter().zip(&old).take_while(|(a, b)| a == b).count()
+    };
+    // Stopped after its first step (a newer edit would do this), then started again: the
+    // second start continues the first, and together they compute the code after the edit.
+    let first = engine.warm(system, &code, &|| true).await.unwrap();
+    assert!(first > 0 && first < after_edit, "{first} of {after_edit}");
+    let second = engine.warm(system, &code, &|| false).await.unwrap();
+    assert!(
+        first + second >= after_edit && first + second <= after_edit + 16,
+        "{first} + {second} tokens computed for {after_edit} after the edit"
+    );
     // Started already: nothing more to compute.
-    assert_eq!(engine.warm(system, &code).await, Ok(0));
+    assert_eq!(engine.warm(system, &code, &|| false).await, Ok(0));
 
     let (_, edited_rest) = judge::prompt_parts(&edited);
     let whole = engine.tokens(&(system.to_owned() + &edited_rest));
@@ -290,7 +303,7 @@ async fn a_prompt_longer_than_the_context_is_refused() {
         .function
         .replace("return ret;", &"ret = foo_step(dev, ret);\n\t".repeat(2000));
     let (system, code) = judge::code_parts(&huge.function);
-    let refused = engine.warm(system, &code).await.unwrap_err();
+    let refused = engine.warm(system, &code, &|| false).await.unwrap_err();
     assert!(
         refused.contains("longer than the model's context of 8192"),
         "{refused}"

@@ -63,6 +63,11 @@ const ANSWERED_BYTES: usize = 32 << 20;
 /// prompt gives the same bits as the whole prompt run at once.
 const FED_AT_LEAST: usize = kalosm_llama::CAUSAL_ATTENTION_ROWS;
 
+/// Tokens fed per step when a prompt is started ahead (`warm`), between which it may stop: a
+/// step costs about 0.1 s with the default model here, and 64 rows still fill the matmul's
+/// four-row tiles.
+const WARM_STEP: usize = 64;
+
 fn hash_file(path: &Path) -> std::io::Result<u64> {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
@@ -329,7 +334,10 @@ impl Engine {
         };
         let prompt = format!("{prefix}{rest}");
         let (mut session, at) = match self.continued(prefix, &prompt).await {
-            Ok(continued) => continued,
+            Ok((session, at, rest)) => {
+                self.count(rest);
+                (session, at)
+            }
             Err(e) => {
                 tracing::warn!("the model could not run the prompt: {e}");
                 return None;
@@ -357,39 +365,80 @@ impl Engine {
     /// them, and keeps the session as `choose` keeps an answered prompt: that `choose` then
     /// computes only what follows `text`. The server calls it while the user types, with the
     /// edited function's code (`judge::code_parts`), so that a verdict after the debounce
-    /// computes only its report. Continuing a kept session here follows the rules of `choose`
-    /// (at least `FED_AT_LEAST` tokens computed), so the later answer keeps its bits. Returns
-    /// how many tokens it computed; none when a kept session already holds the text.
-    pub async fn warm(&self, prefix: &str, text: &str) -> Result<usize, String> {
+    /// computes only its report. The text is fed in steps of about `WARM_STEP` tokens, and
+    /// `stop` is asked after each: when it says so (a newer edit, a hover waiting), the tokens
+    /// fed so far are kept and the rest is left. Every step, like every `choose`, computes at
+    /// least `FED_AT_LEAST` tokens, so the later answer keeps its bits. Returns how many tokens
+    /// it computed; none when a kept session already holds the text.
+    pub async fn warm(
+        &self,
+        prefix: &str,
+        text: &str,
+        stop: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<usize, String> {
         let prompt = format!("{prefix}{text}");
-        let tokens = self.tokens(&prompt);
+        let encoding = self
+            .llama
+            .tokenizer()
+            .encode(prompt.as_str(), false)
+            .map_err(|e| e.to_string())?;
+        let (tokens, offsets) = (encoding.get_ids(), encoding.get_offsets());
         let held = {
             let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-            kept.iter().any(|k| k.tokens.starts_with(&tokens))
+            kept.iter().any(|k| k.tokens.starts_with(tokens))
         };
         if held {
             return Ok(0);
         }
-        let before = self.computed.load(std::sync::atomic::Ordering::Relaxed);
-        let (mut session, at) = self.continued(prefix, &prompt).await?;
-        let fill = GenerationParameters::default().with_max_length(0);
-        self.llama
-            .stream_text_with_callback(&mut session, &prompt[at..], fill, |_| Ok(()))
-            .await
-            .map_err(|e| e.to_string())?;
+        let (mut session, mut at, rest) = self.continued(prefix, &prompt).await?;
+        let mut fed = 0;
+        let mut next = tokens.len() - rest;
+        while at < prompt.len() {
+            // The step ends where its text and the text after it tokenize to their tokens, at
+            // least FED_AT_LEAST tokens before the end (or at the end). Were it not so, the
+            // session would hold other tokens than the prompt's, and a `choose` would continue
+            // it only up to where they part.
+            let mut end = next + WARM_STEP;
+            while end < tokens.len()
+                && (tokens.len() - end < FED_AT_LEAST
+                    || !prompt.is_char_boundary(offsets[end].0)
+                    || self.tokens(&prompt[at..offsets[end].0]) != tokens[next..end]
+                    || self.tokens(&prompt[offsets[end].0..]) != tokens[end..])
+            {
+                end += 1;
+            }
+            let (until, end) = if end >= tokens.len() {
+                (prompt.len(), tokens.len())
+            } else {
+                (offsets[end].0, end)
+            };
+            let fill = GenerationParameters::default().with_max_length(0);
+            self.llama
+                .stream_text_with_callback(&mut session, &prompt[at..until], fill, |_| Ok(()))
+                .await
+                .map_err(|e| e.to_string())?;
+            self.count(end - next);
+            fed += end - next;
+            (at, next) = (until, end);
+            if at < prompt.len() && stop() {
+                break;
+            }
+        }
         self.keep(None, session);
-        Ok(self
-            .computed
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .saturating_sub(before))
+        Ok(fed)
     }
 
-    /// A new session to continue with `prompt[at..]`, returned with `at`: a copy of the kept
+    /// A new session to continue with `prompt[at..]`, returned with `at` and the number of
+    /// tokens left to compute (the caller counts them as it computes them): a copy of the kept
     /// session sharing the most leading tokens with `prompt`, cut to those tokens (and to at
     /// most all but `FED_AT_LEAST` of the prompt's). The cut falls where the rest of the prompt
     /// tokenizes to the rest of the prompt's tokens, so the model sees the tokens of the whole
     /// prompt. `prefix` is run and kept first when no kept prefix has its text.
-    async fn continued(&self, prefix: &str, prompt: &str) -> Result<(LlamaSession, usize), String> {
+    async fn continued(
+        &self,
+        prefix: &str,
+        prompt: &str,
+    ) -> Result<(LlamaSession, usize, usize), String> {
         if !prefix.is_empty() && !self.has_prefix(prefix) {
             let mut session = self.llama.new_session().map_err(|e| e.to_string())?;
             // No token is generated: this only fills the session's cache.
@@ -437,14 +486,16 @@ impl Engine {
                 let at = offsets[cut].0;
                 if prompt.is_char_boundary(at) && self.tokens(&prompt[at..]) == tokens[cut..] {
                     let copy = session.deep_clone_prefix(cut).map_err(|e| e.to_string())?;
-                    self.count(tokens.len() - cut);
                     self.touch(&tokens[..shared]);
-                    return Ok((copy, at));
+                    return Ok((copy, at, tokens.len() - cut));
                 }
             }
         }
-        self.count(tokens.len());
-        Ok((self.llama.new_session().map_err(|e| e.to_string())?, 0))
+        Ok((
+            self.llama.new_session().map_err(|e| e.to_string())?,
+            0,
+            tokens.len(),
+        ))
     }
 
     fn count(&self, tokens: usize) {

@@ -91,11 +91,12 @@ impl ModelService {
     }
 
     /// Runs the start of the verdict prompts about `function` (its code, before any report)
-    /// ahead of the verdicts, so that they compute only their reports (`Engine::warm`).
-    pub async fn warm_verdicts(&self, function: &str) {
+    /// ahead of the verdicts, so that they compute only their reports (`Engine::warm`); stops
+    /// between steps when `stop` says so.
+    pub async fn warm_verdicts(&self, function: &str, stop: &(dyn Fn() -> bool + Send + Sync)) {
         let (system, code) = judge::code_parts(function);
         let started = std::time::Instant::now();
-        match self.engine.warm(system, &code).await {
+        match self.engine.warm(system, &code, stop).await {
             Ok(computed) => tracing::debug!(
                 computed_tokens = computed,
                 ms = started.elapsed().as_millis() as u64,

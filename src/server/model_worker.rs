@@ -114,7 +114,7 @@ pub struct ModelWorker {
     queue: Mutex<Queue>,
     /// The function being edited whose verdict prompt to start ahead (`ModelService::warm_verdicts`):
     /// its hash and code, the latest edit only. Run when no job of the edited functions or of a
-    /// hover waits.
+    /// hover waits; a newer edit, or a hover's job, stops a running one between its steps.
     ahead: Mutex<Option<(u64, String)>>,
     /// Per document, the names of the functions whose findings the model judged at the last
     /// check: an edit of one of them starts its next verdict prompt ahead.
@@ -221,7 +221,22 @@ impl ModelWorker {
                 Some(Next::Job(job, left)) => (Some(job), left),
                 Some(Next::Ahead(hash, code)) => {
                     if (hooks.live)(hash) {
-                        service.warm_verdicts(&code).await;
+                        // A newer edit or a hover's job ends it between steps; what it has
+                        // computed is kept.
+                        let stop = || {
+                            self.ahead
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .is_some()
+                                || self
+                                    .queue
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .jobs
+                                    .peek()
+                                    .is_some_and(|job| job.priority >= PRIORITY_HOVER)
+                        };
+                        service.warm_verdicts(&code, &stop).await;
                     }
                     continue;
                 }
