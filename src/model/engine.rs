@@ -63,6 +63,9 @@ const ANSWERED_BYTES: usize = 32 << 20;
 /// prompt gives the same bits as the whole prompt run at once.
 const FED_AT_LEAST: usize = kalosm_llama::CAUSAL_ATTENTION_ROWS;
 
+/// A prompt's token ids and each token's byte range in it.
+type Encoded = (Vec<u32>, Vec<(usize, usize)>);
+
 /// Tokens fed per step when a prompt is started ahead (`warm`), between which it may stop: a
 /// step costs about 0.1 s with the default model here, and 64 rows still fill the matmul's
 /// four-row tiles.
@@ -333,11 +336,15 @@ impl Engine {
             stop: self.stop_token,
         };
         let prompt = format!("{prefix}{rest}");
-        let (mut session, at) = match self.continued(prefix, &prompt).await {
-            Ok((session, at, rest)) => {
-                self.count(rest);
-                (session, at)
-            }
+        let continued = async {
+            let (tokens, offsets) = self.encode(&prompt)?;
+            let (session, at, cut) = self.continued(prefix, &prompt, &tokens, &offsets).await?;
+            self.count(tokens.len() - cut);
+            Ok::<_, String>((session, at))
+        }
+        .await;
+        let (mut session, at) = match continued {
+            Ok(continued) => continued,
             Err(e) => {
                 tracing::warn!("the model could not run the prompt: {e}");
                 return None;
@@ -377,22 +384,17 @@ impl Engine {
         stop: &(dyn Fn() -> bool + Send + Sync),
     ) -> Result<usize, String> {
         let prompt = format!("{prefix}{text}");
-        let encoding = self
-            .llama
-            .tokenizer()
-            .encode(prompt.as_str(), false)
-            .map_err(|e| e.to_string())?;
-        let (tokens, offsets) = (encoding.get_ids(), encoding.get_offsets());
+        let (tokens, offsets) = self.encode(&prompt)?;
         let held = {
             let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-            kept.iter().any(|k| k.tokens.starts_with(tokens))
+            kept.iter().any(|k| k.tokens.starts_with(&tokens))
         };
         if held {
             return Ok(0);
         }
-        let (mut session, mut at, rest) = self.continued(prefix, &prompt).await?;
+        let (mut session, mut at, mut next) =
+            self.continued(prefix, &prompt, &tokens, &offsets).await?;
         let mut fed = 0;
-        let mut next = tokens.len() - rest;
         while at < prompt.len() {
             // The step ends where its text and the text after it tokenize to their tokens, at
             // least FED_AT_LEAST tokens before the end (or at the end). Were it not so, the
@@ -428,8 +430,9 @@ impl Engine {
         Ok(fed)
     }
 
-    /// A new session to continue with `prompt[at..]`, returned with `at` and the number of
-    /// tokens left to compute (the caller counts them as it computes them): a copy of the kept
+    /// A new session to continue with `prompt[at..]`, returned with `at` and the index of the
+    /// first of `tokens` (the prompt's, with their `offsets`) left to compute (the caller counts
+    /// them as it computes them): a copy of the kept
     /// session sharing the most leading tokens with `prompt`, cut to those tokens (and to at
     /// most all but `FED_AT_LEAST` of the prompt's). The cut falls where the rest of the prompt
     /// tokenizes to the rest of the prompt's tokens, so the model sees the tokens of the whole
@@ -438,6 +441,8 @@ impl Engine {
         &self,
         prefix: &str,
         prompt: &str,
+        tokens: &[u32],
+        offsets: &[(usize, usize)],
     ) -> Result<(LlamaSession, usize, usize), String> {
         if !prefix.is_empty() && !self.has_prefix(prefix) {
             let mut session = self.llama.new_session().map_err(|e| e.to_string())?;
@@ -450,12 +455,6 @@ impl Engine {
             self.count(session.tokens().len());
             self.keep(Some(prefix), session);
         }
-        let encoding = self
-            .llama
-            .tokenizer()
-            .encode(prompt, false)
-            .map_err(|e| e.to_string())?;
-        let (tokens, offsets) = (encoding.get_ids(), encoding.get_offsets());
         // A prompt the model cannot hold (a function of thousands of lines) is not run: it would
         // cost minutes and give nothing.
         if let Some(context) = self.context.filter(|&c| tokens.len() > c) {
@@ -487,15 +486,11 @@ impl Engine {
                 if prompt.is_char_boundary(at) && self.tokens(&prompt[at..]) == tokens[cut..] {
                     let copy = session.deep_clone_prefix(cut).map_err(|e| e.to_string())?;
                     self.touch(&tokens[..shared]);
-                    return Ok((copy, at, tokens.len() - cut));
+                    return Ok((copy, at, cut));
                 }
             }
         }
-        Ok((
-            self.llama.new_session().map_err(|e| e.to_string())?,
-            0,
-            tokens.len(),
-        ))
+        Ok((self.llama.new_session().map_err(|e| e.to_string())?, 0, 0))
     }
 
     fn count(&self, tokens: usize) {
@@ -549,6 +544,16 @@ impl Engine {
             let oldest = kept.iter().position(|k| k.prefix.is_none());
             kept.remove(oldest.expect("an answered prompt is kept"));
         }
+    }
+
+    /// The token ids of `prompt` with their byte offsets.
+    fn encode(&self, prompt: &str) -> Result<Encoded, String> {
+        let encoding = self
+            .llama
+            .tokenizer()
+            .encode(prompt, false)
+            .map_err(|e| e.to_string())?;
+        Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
     }
 
     /// The token ids of `text`, as the model is fed them (no special tokens added).
