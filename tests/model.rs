@@ -141,6 +141,52 @@ fn bits(answer: Option<(usize, f32)>) -> Option<(usize, u32)> {
     answer.map(|(choice, p)| (choice, p.to_bits()))
 }
 
+/// An engine that has judged the leak finding (its answered prompt kept), the finding, and the
+/// finding with `from` replaced by `to` in its function, as an edit would leave it.
+async fn judged_then_edited(
+    from: &str,
+    to: &str,
+) -> (
+    aidiag::model::engine::Engine,
+    aidiag::model::FindingText,
+    aidiag::model::FindingText,
+) {
+    use aidiag::model::judge;
+    let (path, _) = aidiag::model::resolve(None).unwrap();
+    let engine = aidiag::model::engine::Engine::load(&path).await.unwrap();
+    let (_, text) = leak_finding();
+    let (system, rest) = judge::prompt_parts(&text);
+    assert!(engine
+        .choose(system, &rest, &judge::CHOICES)
+        .await
+        .is_some());
+    let mut edited = text.clone();
+    edited.function = text.function.replace(from, to);
+    assert_ne!(edited.function, text.function);
+    (engine, text, edited)
+}
+
+/// A fresh engine's answer to `prompt` run whole (it computes every token of it).
+async fn whole_prompt_answer(prompt: &str) -> Option<(usize, f32)> {
+    use std::sync::atomic::Ordering;
+    let (path, _) = aidiag::model::resolve(None).unwrap();
+    let fresh = aidiag::model::engine::Engine::load(&path).await.unwrap();
+    let answer = fresh
+        .choose("", prompt, &aidiag::model::judge::CHOICES)
+        .await;
+    assert_eq!(
+        fresh.computed.load(Ordering::Relaxed),
+        fresh.tokens(prompt).len()
+    );
+    assert!(answer.is_some());
+    answer
+}
+
+/// How many leading tokens `a` and `b` share.
+fn shared(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
 /// Continuing the kept system turn computes what running the whole prompt computes: the same
 /// answer with the same probability, to the bit (attention gives each query row the same bits
 /// whatever else is in the batch; before it did, the two differed by 0.035).
@@ -171,36 +217,21 @@ async fn a_verdict_is_the_same_whole_or_continued() {
 /// engine gives for the whole prompt, to the bit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_function_is_judged_from_the_edit_on() {
-    use aidiag::model::{engine::Engine, judge};
+    use aidiag::model::judge;
     use std::sync::atomic::Ordering;
     if !kalosm_llama::CAUSAL_ATTENTION_FUSED {
         return;
     }
-    let (path, _) = aidiag::model::resolve(None).unwrap();
-    let engine = Engine::load(&path).await.unwrap();
-    let (_, text) = leak_finding();
+    let (engine, text, edited) =
+        judged_then_edited("return ret;", "return ret; /* edited */").await;
     let (system, rest) = judge::prompt_parts(&text);
-    assert!(engine
-        .choose(system, &rest, &judge::CHOICES)
-        .await
-        .is_some());
-
-    let mut edited = text.clone();
-    edited.function = text
-        .function
-        .replace("return ret;", "return ret; /* edited */");
-    assert_ne!(edited.function, text.function);
     let (_, edited_rest) = judge::prompt_parts(&edited);
     let before = engine.computed.load(Ordering::Relaxed);
     let continued = engine.choose(system, &edited_rest, &judge::CHOICES).await;
     let computed = engine.computed.load(Ordering::Relaxed) - before;
     // From the edit on: the tokens of the edited prompt after its first difference.
     let whole = engine.tokens(&(system.to_owned() + &edited_rest));
-    let shared = whole
-        .iter()
-        .zip(engine.tokens(&(system.to_owned() + &rest)))
-        .take_while(|(a, b)| **a == *b)
-        .count();
+    let shared = shared(&whole, &engine.tokens(&(system.to_owned() + &rest)));
     assert!(
         computed <= whole.len() - shared + 8,
         "{computed} tokens computed; {} after the edit",
@@ -208,12 +239,7 @@ async fn an_edited_function_is_judged_from_the_edit_on() {
     );
     assert!(computed < engine.tokens(&edited_rest).len());
 
-    let fresh = Engine::load(&path).await.unwrap();
-    let expected = fresh
-        .choose("", &(system.to_owned() + &edited_rest), &judge::CHOICES)
-        .await;
-    assert_eq!(fresh.computed.load(Ordering::Relaxed), whole.len());
-    assert!(expected.is_some());
+    let expected = whole_prompt_answer(&(system.to_owned() + &edited_rest)).await;
     assert_eq!(
         bits(continued),
         bits(expected),
@@ -226,32 +252,19 @@ async fn an_edited_function_is_judged_from_the_edit_on() {
 /// answers as a fresh engine does for the whole prompt, to the bit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verdict_started_ahead_computes_only_its_report() {
-    use aidiag::model::{engine::Engine, judge};
+    use aidiag::model::judge;
     use std::sync::atomic::Ordering;
     if !kalosm_llama::CAUSAL_ATTENTION_FUSED {
         return;
     }
-    let (path, _) = aidiag::model::resolve(None).unwrap();
-    let engine = Engine::load(&path).await.unwrap();
-    let (_, text) = leak_finding();
+    // The edit near the top, so that the code after it takes more than one step.
+    let (engine, text, edited) = judged_then_edited("char *buf;", "char *buf; /* edited */").await;
     let (system, rest) = judge::prompt_parts(&text);
-    assert!(engine
-        .choose(system, &rest, &judge::CHOICES)
-        .await
-        .is_some());
-
-    let mut edited = text.clone();
-    edited.function = text
-        .function
-        // Near the top, so that the code after the edit takes more than one step.
-        .replace("char *buf;", "char *buf; /* edited */");
-    assert_ne!(edited.function, text.function);
     let (code_system, code) = judge::code_parts(&edited.function);
     assert_eq!(code_system, system);
     let after_edit = {
-        let old = engine.tokens(&(system.to_owned() + &rest));
         let new = engine.tokens(&(system.to_owned() + &code));
-        new.len() - new.iter().zip(&old).take_while(|(a, b)| a == b).count()
+        new.len() - shared(&new, &engine.tokens(&(system.to_owned() + &rest)))
     };
     // Stopped after its first step (a newer edit would do this), then started again: the
     // second start continues the first, and together they compute the code after the edit.
@@ -277,11 +290,7 @@ async fn a_verdict_started_ahead_computes_only_its_report() {
         whole.len() - before_report
     );
 
-    let fresh = Engine::load(&path).await.unwrap();
-    let expected = fresh
-        .choose("", &(system.to_owned() + &edited_rest), &judge::CHOICES)
-        .await;
-    assert!(expected.is_some());
+    let expected = whole_prompt_answer(&(system.to_owned() + &edited_rest)).await;
     assert_eq!(
         bits(continued),
         bits(expected),
