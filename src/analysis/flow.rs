@@ -6,7 +6,8 @@
 //! one, not on the other) it forgets the resource instead of guessing, and it gives up on a
 //! function whose paths it cannot follow (backward `goto`, a label inside a loop).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use tree_sitter::Node;
 
@@ -64,7 +65,20 @@ pub enum Fact {
         lock: String,
         acquire: ByteRange,
         exit: Exit,
+        returns: Returns,
     },
+    /// A lock taken in this function and released again on a path before it returns: the
+    /// sibling path that tells what the function means to do with the lock.
+    LockReleased {
+        lock: String,
+        acquire: ByteRange,
+        exit: Exit,
+        returns: Returns,
+    },
+    /// A lock released on a path where this function did not take it: the function is entered
+    /// holding it (or a callee's annotation says it keeps it), so what it does with it is the
+    /// caller's business.
+    EnteredHeld { lock: String },
     /// A pointer used after it was freed on the same path.
     UseAfterFree {
         var: String,
@@ -85,6 +99,17 @@ pub enum Fact {
     },
 }
 
+/// What a path returns, as far as the walk can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Returns {
+    /// A negative number, NULL, an `ERR_PTR`, or an integer known to hold an error.
+    Error,
+    /// `return 0;`, or the end of the function reached (a `void` function's normal end).
+    Success,
+    /// Anything else: a bare `return;` before the end, a value the walk cannot classify.
+    Unknown,
+}
+
 /// Walks `function` (a `function_definition` node) and returns the facts it found.
 pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) -> Vec<Fact> {
     let Some(body) = function.child_by_field_name("body") else {
@@ -102,8 +127,13 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         loops: Vec::new(),
         gotos: Vec::new(),
         steps: 0,
+        aliases: HashMap::new(),
+        auto_freed: HashSet::new(),
+        releasing_callees: OnceCell::new(),
+        function,
     };
     engine.index(body);
+    engine.find_aliases(body);
     let mut state = State::start();
     engine.visit(body, &mut state);
     if state.live {
@@ -138,6 +168,9 @@ struct State {
     live: bool,
     resources: BTreeMap<String, Resource>,
     locks: BTreeMap<String, ByteRange>,
+    /// Every lock this path took in the function, held or not any more (a join keeps those of
+    /// both paths): a release of a lock not among them means the function was entered holding it.
+    taken: BTreeSet<(String, ByteRange)>,
     ints: BTreeMap<String, IntValue>,
 }
 
@@ -147,6 +180,7 @@ impl State {
             live: true,
             resources: BTreeMap::new(),
             locks: BTreeMap::new(),
+            taken: BTreeSet::new(),
             ints: BTreeMap::new(),
         }
     }
@@ -189,10 +223,13 @@ impl State {
             .into_iter()
             .filter(|(k, v)| b.ints.get(k) == Some(v))
             .collect();
+        let mut taken = a.taken;
+        taken.extend(b.taken);
         State {
             live: true,
             resources,
             locks,
+            taken,
             ints,
         }
     }
@@ -243,6 +280,16 @@ struct Engine<'a, 't> {
     loops: Vec<Loop>,
     gotos: Vec<(ByteRange, String)>,
     steps: usize,
+    /// Locals that name one other object for the whole function (`macsec = priv->macsec`
+    /// assigned once): a lock reached through the local is the lock reached through the object.
+    aliases: HashMap<String, String>,
+    /// Locals declared with `__free(...)` (cleanup.h): freed automatically when they go out of
+    /// scope, so they never leak.
+    auto_freed: HashSet<String>,
+    /// Functions of the same file annotated `__releases(...)`: the name, its parameters and
+    /// the locks it releases, read on first need.
+    releasing_callees: OnceCell<HashMap<String, (Vec<String>, Vec<String>)>>,
+    function: Node<'t>,
 }
 
 impl<'a, 't> Engine<'a, 't> {
@@ -277,6 +324,9 @@ impl<'a, 't> Engine<'a, 't> {
                         if is_int && plain {
                             self.int_locals.insert(name.clone());
                         }
+                        if self.declares_auto_free(declarator) {
+                            self.auto_freed.insert(name.clone());
+                        }
                         self.locals.insert(name);
                     }
                 }
@@ -287,6 +337,164 @@ impl<'a, 't> Engine<'a, 't> {
         for child in node.named_children(&mut cursor) {
             self.index(child);
         }
+    }
+
+    /// True when `declarator` carries cleanup.h's `__free(...)` (`char *buf __free(kfree) = NULL`).
+    /// The dialect masks the annotation for the grammar, so it is read from the source between
+    /// the declared name and the `=`, `,` or `;` that follows it.
+    fn declares_auto_free(&self, declarator: Node) -> bool {
+        let Some(name) = declared_name(declarator) else {
+            return false;
+        };
+        let rest = self.source.get(name.end_byte()..).unwrap_or("");
+        let end = rest.find([',', ';', '=']).unwrap_or(rest.len());
+        rest[..end].contains("__free(")
+    }
+
+    /// Finds the locals assigned exactly once, to another object's name (`x = a->b`,
+    /// `struct foo *x = a->b`): the same object under two names.
+    fn find_aliases(&mut self, body: Node<'t>) {
+        let mut writes: HashMap<String, Vec<Node<'t>>> = HashMap::new();
+        let mut stack = vec![body];
+        while let Some(node) = stack.pop() {
+            let (target, value) = match node.kind() {
+                "assignment_expression" => (
+                    node.child_by_field_name("left").map(strip_parens),
+                    node.child_by_field_name("right"),
+                ),
+                "init_declarator" => (
+                    node.child_by_field_name("declarator").and_then(declared_name),
+                    node.child_by_field_name("value"),
+                ),
+                "update_expression" => (node.child_by_field_name("argument"), None),
+                "pointer_expression"
+                    if node
+                        .child_by_field_name("operator")
+                        .is_some_and(|o| self.text(o) == "&") =>
+                {
+                    // An address taken lets anything write the variable.
+                    (node.child_by_field_name("argument").map(strip_parens), None)
+                }
+                _ => (None, None),
+            };
+            if let Some(target) = target.filter(|t| t.kind() == "identifier") {
+                let entry = writes.entry(self.text(target).to_owned()).or_default();
+                match value {
+                    Some(value) => entry.push(value),
+                    // Written in a way that is not a plain assignment: never an alias.
+                    None => entry.extend([body, body]),
+                }
+            }
+            let mut cursor = node.walk();
+            stack.extend(node.named_children(&mut cursor));
+        }
+        for (name, values) in writes {
+            let [value] = values.as_slice() else { continue };
+            let value = strip_parens(*value);
+            if !self.locals.contains(&name) || value.kind() != "field_expression" {
+                continue;
+            }
+            if let Some(key) = self.key(value) {
+                self.aliases.insert(name, key);
+            }
+        }
+    }
+
+    /// The name of a lock or object, the same whatever way the code spells it: parentheses,
+    /// casts and whitespace do not count, `&*x` is `x`, and a local that aliases another object
+    /// (`macsec = priv->macsec`) is replaced by it.
+    fn canonical(&self, node: Node, depth: usize) -> String {
+        let node = strip_parens(node);
+        let fallback = || syntax::squash(self.text(node));
+        if depth > 8 {
+            return fallback();
+        }
+        match node.kind() {
+            "identifier" => {
+                let name = self.text(node);
+                self.aliases
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| name.to_owned())
+            }
+            "field_expression" => {
+                let (Some(argument), Some(field)) = (
+                    node.child_by_field_name("argument"),
+                    node.child_by_field_name("field"),
+                ) else {
+                    return fallback();
+                };
+                let op = node
+                    .child_by_field_name("operator")
+                    .map_or("->", |o| self.text(o));
+                format!(
+                    "{}{op}{}",
+                    self.canonical(argument, depth + 1),
+                    self.text(field)
+                )
+            }
+            "pointer_expression" => {
+                let (Some(op), Some(argument)) = (
+                    node.child_by_field_name("operator"),
+                    node.child_by_field_name("argument"),
+                ) else {
+                    return fallback();
+                };
+                let op = self.text(op);
+                let inner = strip_parens(argument);
+                let star = inner.kind() == "pointer_expression"
+                    && inner
+                        .child_by_field_name("operator")
+                        .is_some_and(|o| self.text(o) == "*");
+                match (op, inner.child_by_field_name("argument")) {
+                    ("&", Some(pointee)) if star => self.canonical(pointee, depth + 1),
+                    _ => format!("{op}{}", self.canonical(argument, depth + 1)),
+                }
+            }
+            _ => fallback(),
+        }
+    }
+
+    /// The locks a call releases because the callee, defined or declared in the same file, is
+    /// annotated `__releases(lock)`: the annotation's parameters replaced by the call's arguments.
+    fn released_by_callee(&self, call: Node) -> Vec<String> {
+        let Some(name) = callee_name(call, self.source) else {
+            return Vec::new();
+        };
+        let callees = self
+            .releasing_callees
+            .get_or_init(|| releasing_functions(self.function, self.source));
+        let Some((params, locks)) = callees.get(name) else {
+            return Vec::new();
+        };
+        let args: Vec<String> = call_arguments(call)
+            .into_iter()
+            .map(|a| self.canonical(a, 0))
+            .collect();
+        locks
+            .iter()
+            .map(|lock| {
+                let mut out = String::new();
+                let mut word = String::new();
+                let flush = |word: &mut String, out: &mut String| {
+                    match params.iter().position(|p| p == word) {
+                        Some(i) if i < args.len() => out.push_str(&args[i]),
+                        _ => out.push_str(word),
+                    }
+                    word.clear();
+                };
+                for c in lock.chars() {
+                    if c.is_alphanumeric() || c == '_' {
+                        word.push(c);
+                    } else {
+                        flush(&mut word, &mut out);
+                        out.push(c);
+                    }
+                }
+                flush(&mut word, &mut out);
+                out
+            })
+            .collect()
     }
 
     fn report(&mut self, fact: Fact) {
@@ -316,6 +524,11 @@ impl<'a, 't> Engine<'a, 't> {
     fn handed_on(&self, node: Node, state: &State) -> Vec<String> {
         let node = strip_parens(node);
         match node.kind() {
+            // `a = b = kmalloc(...)`: the value of the inner assignment is `b`.
+            "assignment_expression" => node
+                .child_by_field_name("left")
+                .map(|left| self.handed_on(left, state))
+                .unwrap_or_default(),
             "conditional_expression" => ["consequence", "alternative"]
                 .iter()
                 .filter_map(|f| node.child_by_field_name(f))
@@ -418,6 +631,22 @@ impl<'a, 't> Engine<'a, 't> {
                     self.dereference(argument, node, state);
                 }
             }
+            // `&p->field` and `&p[i]` compute an address and read nothing through `p`.
+            "pointer_expression"
+                if node
+                    .child_by_field_name("operator")
+                    .is_some_and(|o| self.text(o) == "&") =>
+            {
+                let inner = node.child_by_field_name("argument").map(strip_parens);
+                match inner {
+                    Some(inner)
+                        if matches!(inner.kind(), "field_expression" | "subscript_expression") =>
+                    {
+                        self.address_of(inner, state)
+                    }
+                    _ => self.children(node, state),
+                }
+            }
             "pointer_expression" => {
                 self.children(node, state);
                 let star = node
@@ -454,6 +683,29 @@ impl<'a, 't> Engine<'a, 't> {
             | "string_literal"
             | "char_literal" => {}
             _ => self.children(node, state),
+        }
+    }
+
+    /// Visits `p->a.b` or `p[i]` under `&`: the base pointer is not dereferenced, but what the
+    /// expression reads on the way (`p->q->r` reads `p->q`, an index) is.
+    fn address_of(&mut self, node: Node<'t>, state: &mut State) {
+        let Some(argument) = node.child_by_field_name("argument") else {
+            return self.children(node, state);
+        };
+        if node.kind() == "subscript_expression" {
+            if let Some(index) = node.child_by_field_name("index") {
+                self.visit(index, state);
+            }
+        }
+        let argument_stripped = strip_parens(argument);
+        let through_dot = node.kind() == "field_expression"
+            && node
+                .child_by_field_name("operator")
+                .is_some_and(|o| self.text(o) == ".");
+        if through_dot && argument_stripped.kind() == "field_expression" {
+            self.address_of(argument_stripped, state);
+        } else {
+            self.visit(argument, state);
         }
     }
 
@@ -552,7 +804,7 @@ impl<'a, 't> Engine<'a, 't> {
                     alloc: Some(ByteRange::of(value)),
                     freed: None,
                     checked: false,
-                    escaped: !self.locals.contains(key),
+                    escaped: !self.locals.contains(key) || self.auto_freed.contains(key),
                 },
             );
             return;
@@ -616,12 +868,31 @@ impl<'a, 't> Engine<'a, 't> {
             return;
         }
         if let Some(&arg) = self.inputs.acquires.get(&id) {
-            state.locks.insert(self.lock_key(node, arg), here);
+            let key = self.lock_key(node, arg);
+            state.taken.insert((key.clone(), here));
+            state.locks.insert(key, here);
             return;
         }
         if let Some(&arg) = self.inputs.releases.get(&id) {
-            state.locks.remove(&self.lock_key(node, arg));
+            let key = self.lock_key(node, arg);
+            if state.locks.remove(&key).is_none() && !state.taken.iter().any(|(k, _)| *k == key)
+            {
+                self.report(Fact::EnteredHeld { lock: key });
+            }
             return;
+        }
+        if !state.locks.is_empty() {
+            for lock in self.released_by_callee(node) {
+                let held = state.locks.keys().find(|k| {
+                    **k == lock
+                        || lock
+                            .find(['-', '.'])
+                            .is_some_and(|at| at > 0 && k.ends_with(&lock[at..]))
+                });
+                if let Some(held) = held.cloned() {
+                    state.locks.remove(&held);
+                }
+            }
         }
         if self.inputs.conditional_acquires.contains_key(&id) {
             // Taken or not depending on the result: `if_statement` decides per branch.
@@ -629,6 +900,29 @@ impl<'a, 't> Engine<'a, 't> {
         }
         let borrows = self.inputs.borrows.contains(&id);
         let derefs = self.inputs.derefs.contains(&id);
+        if !borrows {
+            // `f(&p->field)`: the callee gets a pointer into `*p` and reads or writes through
+            // it, which a test inside the callee cannot catch (NULL plus an offset is not NULL).
+            for arg in call_arguments(node) {
+                let arg = strip_parens(arg);
+                let field = Some(arg)
+                    .filter(|a| {
+                        a.kind() == "pointer_expression"
+                            && a.child_by_field_name("operator")
+                                .is_some_and(|o| self.text(o) == "&")
+                    })
+                    .and_then(|a| a.child_by_field_name("argument"))
+                    .map(strip_parens)
+                    .filter(|f| {
+                        f.kind() == "field_expression"
+                            && f.child_by_field_name("operator")
+                                .is_some_and(|o| self.text(o) == "->")
+                    });
+                if let Some(base) = field.and_then(|f| f.child_by_field_name("argument")) {
+                    self.dereference(base, arg, state);
+                }
+            }
+        }
         if !borrows && !derefs {
             // A callee given `dev` (or `&dev->sub`) may change `dev->buf`: forget what we knew.
             for arg in call_arguments(node) {
@@ -676,7 +970,7 @@ impl<'a, 't> Engine<'a, 't> {
     /// call (`rcu_read_lock()`, also for `rcu_read_unlock()`).
     fn lock_key(&self, call: Node, arg: Option<Node>) -> String {
         match arg {
-            Some(arg) => syntax::squash(self.text(arg)),
+            Some(arg) => self.canonical(arg, 0),
             None => format!(
                 "{}()",
                 callee_name(call, self.source)
@@ -796,6 +1090,7 @@ impl<'a, 't> Engine<'a, 't> {
         self.learn(&mut no, &when_false);
         if let Some((lock, at, held_when_true)) = condition.and_then(|c| self.conditional_lock(c)) {
             let held = if held_when_true { &mut yes } else { &mut no };
+            held.taken.insert((lock.clone(), at));
             held.locks.insert(lock, at);
         }
         if let Some(consequence) = node.child_by_field_name("consequence") {
@@ -808,6 +1103,20 @@ impl<'a, 't> Engine<'a, 't> {
     }
 
     fn loop_statement(&mut self, node: Node<'t>, state: &mut State) {
+        // An iterator macro (`list_for_each_entry_safe(pos, n, head, member) {`), masked as a
+        // `while` for the grammar, assigns its cursor arguments: a name freed before the loop
+        // names a list entry inside it.
+        let iterator = node.kind() == "while_statement"
+            && !self.source[node.start_byte()..].starts_with("while");
+        if iterator {
+            let written: Vec<String> = node
+                .child_by_field_name("condition")
+                .map(|c| self.iterator_cursors(c))
+                .unwrap_or_default();
+            for name in written {
+                state.reset(&name);
+            }
+        }
         for field in ["initializer", "condition"] {
             if let Some(part) = node.child_by_field_name(field) {
                 self.visit(part, state);
@@ -817,6 +1126,23 @@ impl<'a, 't> Engine<'a, 't> {
         if let Some(body) = node.child_by_field_name("body") {
             self.loop_body(body, node.child_by_field_name("update"), state);
         }
+    }
+
+    /// The plain identifiers among an iterator macro's arguments (its cursors).
+    fn iterator_cursors(&self, condition: Node) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![strip_parens(condition)];
+        while let Some(node) = stack.pop() {
+            match node.kind() {
+                "comma_expression" => {
+                    let mut cursor = node.walk();
+                    stack.extend(node.named_children(&mut cursor));
+                }
+                "identifier" => out.push(self.text(node).to_owned()),
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Walks a loop body once; the state after the loop joins "never entered", "ran once" and
@@ -1026,6 +1352,15 @@ impl<'a, 't> Engine<'a, 't> {
                     _ => Default::default(),
                 }
             }
+            // `if (!(buf = kmalloc(...)))` tests what was just assigned.
+            "assignment_expression" => node
+                .child_by_field_name("left")
+                .filter(|_| {
+                    node.child_by_field_name("operator")
+                        .is_some_and(|o| self.text(o) == "=")
+                })
+                .map(|left| self.knowledge(left))
+                .unwrap_or_default(),
             "identifier" | "field_expression" => {
                 let Some(key) = self.key(node) else {
                     return Default::default();
@@ -1094,17 +1429,42 @@ impl<'a, 't> Engine<'a, 't> {
         }
     }
 
+    /// Classifies what a path returns: an error, success, or something the walk cannot tell.
+    fn returns(&self, value: Option<Node>, at: ByteRange, state: &State) -> Returns {
+        let end_of_function = self.source.get(at.start..at.end) == Some("}");
+        match value.map(strip_parens) {
+            None if end_of_function => Returns::Success,
+            None => Returns::Unknown,
+            Some(_) if self.is_error(value, state) => Returns::Error,
+            Some(v) if self.text(v) == "0" => Returns::Success,
+            Some(v) if state.ints.get(self.text(v)) == Some(&IntValue::Zero) => Returns::Success,
+            Some(_) => Returns::Unknown,
+        }
+    }
+
     fn exit(&mut self, value: Option<Node>, at: ByteRange, state: &State) {
         let exit = Exit {
             ret: at,
             goto: self.gotos.first().cloned(),
         };
+        let returns = self.returns(value, at, state);
         for (lock, acquire) in &state.locks {
             self.report(Fact::LockHeld {
                 lock: lock.clone(),
                 acquire: *acquire,
                 exit: exit.clone(),
+                returns,
             });
+        }
+        for (lock, acquire) in &state.taken {
+            if state.locks.get(lock) != Some(acquire) {
+                self.report(Fact::LockReleased {
+                    lock: lock.clone(),
+                    acquire: *acquire,
+                    exit: exit.clone(),
+                    returns,
+                });
+            }
         }
         if !self.is_error(value, state) {
             return;
@@ -1116,7 +1476,10 @@ impl<'a, 't> Engine<'a, 't> {
             let (Some(alloc), None, false) = (r.alloc, r.freed, r.escaped) else {
                 continue;
             };
-            if !self.locals.contains(key) || mentions(&returned, key) {
+            if !self.locals.contains(key)
+                || self.auto_freed.contains(key)
+                || mentions(&returned, key)
+            {
                 continue;
             }
             self.report(Fact::Leak {
@@ -1136,4 +1499,101 @@ fn mentions(text: &str, key: &str) -> bool {
         let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
         !word(before) && !word(after)
     })
+}
+
+/// The functions of the file that `function` belongs to whose header says `__releases(lock)`:
+/// by name, their parameter names and the lock expressions, squashed.
+fn releasing_functions(function: Node, source: &str) -> HashMap<String, (Vec<String>, Vec<String>)> {
+    let mut root = function;
+    while let Some(parent) = root.parent() {
+        root = parent;
+    }
+    let mut out = HashMap::new();
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        match node.kind() {
+            "function_definition" | "declaration" => {
+                let header_end = node
+                    .child_by_field_name("body")
+                    .map_or(node.end_byte(), |b| b.start_byte());
+                let header = source.get(node.start_byte()..header_end).unwrap_or("");
+                if !header.contains("__releases(") {
+                    continue;
+                }
+                let Some(declarator) = function_declarator(node) else {
+                    continue;
+                };
+                let Some(name) = declarator
+                    .child_by_field_name("declarator")
+                    .filter(|n| n.kind() == "identifier")
+                else {
+                    continue;
+                };
+                let params = declarator
+                    .child_by_field_name("parameters")
+                    .map(|list| {
+                        let mut cursor = list.walk();
+                        list.named_children(&mut cursor)
+                            .map(|p| {
+                                p.child_by_field_name("declarator")
+                                    .and_then(declared_name)
+                                    .map_or(String::new(), |n| text(n, source).to_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let locks = annotation_arguments(header, "__releases(");
+                out.insert(text(name, source).to_owned(), (params, locks));
+            }
+            "translation_unit" | "preproc_if" | "preproc_ifdef" | "preproc_else"
+            | "preproc_elif" | "preproc_elifdef" | "linkage_specification"
+            | "declaration_list" => {
+                let mut cursor = node.walk();
+                stack.extend(node.named_children(&mut cursor));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The `function_declarator` of a definition or declaration (under any pointer declarators).
+fn function_declarator(node: Node) -> Option<Node> {
+    let mut declarator = node.child_by_field_name("declarator")?;
+    loop {
+        match declarator.kind() {
+            "function_declarator" => return Some(declarator),
+            "pointer_declarator" | "parenthesized_declarator" | "attributed_declarator" => {
+                declarator = declarator.child_by_field_name("declarator")?
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The squashed arguments of every `name(...)` annotation in `header` (`name` ends with `(`).
+pub fn annotation_arguments(header: &str, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = header;
+    while let Some(at) = rest.find(name) {
+        let after = &rest[at + name.len()..];
+        let mut depth = 1usize;
+        let mut end = after.len();
+        for (i, c) in after.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(syntax::squash(&after[..end]));
+        rest = &after[end.min(after.len())..];
+    }
+    out
 }

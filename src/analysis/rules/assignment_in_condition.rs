@@ -39,6 +39,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         }
         let (l, r) = (ctx.text(left), ctx.text(right));
         out.push(Candidate {
+ severity: None,
             range: ByteRange::of(assign),
             message: Message::new().text(format!(
                 "`{l} = {r}` assigns inside the condition, so the test is decided by `{r}`; to compare, write `{l} == {r}`"

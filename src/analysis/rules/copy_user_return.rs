@@ -28,6 +28,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         let name = ctx.text(name);
         if let (Some(_), true) = (m.get("return"), signed) {
             out.push(Candidate {
+ severity: None,
                 range: ByteRange::of(call),
                 message: Message::new().text(format!(
                     "{name}() returns the number of bytes not copied, not an error code; returning it gives the caller a positive count instead of -EFAULT"
@@ -41,6 +42,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             });
         } else if let Some(compare) = m.get("compare") {
             out.push(Candidate {
+ severity: None,
                 range: ByteRange::of(compare),
                 message: Message::new().text(format!(
                     "{name}() never returns a negative value, so `< 0` is always false and a failed copy goes unnoticed"
@@ -95,6 +97,7 @@ fn later_misuse(
             .line_of(assign.start_byte());
         if parent.kind() == "return_statement" && signed {
             out.push(Candidate {
+ severity: None,
                 range: ByteRange::of(node),
                 message: prefix.text(", the number of bytes not copied; returning it gives the caller a positive count instead of -EFAULT"),
                 related: evidence,
@@ -109,6 +112,7 @@ fn later_misuse(
                 .is_some_and(|r| ctx.text(r) == "0")
         {
             out.push(Candidate {
+ severity: None,
                 range: ByteRange::of(parent),
                 message: prefix.text(", which is never negative, so `< 0` is always false"),
                 related: evidence,

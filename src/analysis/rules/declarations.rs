@@ -69,22 +69,23 @@ fn collect<'t>(
     }
 }
 
-/// The outermost shape of a declarator: pointer, array, or neither.
+/// The shape of the declared variable: pointer, array, or neither. The declarator nearest the
+/// name binds first, so `*p[4]` is an array (of pointers) and `(*p)[4]` a pointer (to an array).
 fn shape(mut declarator: Node) -> (bool, bool) {
+    let mut innermost = (false, false);
     loop {
         match declarator.kind() {
-            "pointer_declarator" => return (true, false),
-            "array_declarator" => return (false, true),
-            "init_declarator" | "parenthesized_declarator" | "attributed_declarator" => {
-                match declarator
-                    .child_by_field_name("declarator")
-                    .or_else(|| declarator.named_child(0))
-                {
-                    Some(inner) => declarator = inner,
-                    None => return (false, false),
-                }
-            }
-            _ => return (false, false),
+            "pointer_declarator" => innermost = (true, false),
+            "array_declarator" => innermost = (false, true),
+            "init_declarator" | "parenthesized_declarator" | "attributed_declarator" => {}
+            _ => return innermost,
+        }
+        match declarator
+            .child_by_field_name("declarator")
+            .or_else(|| declarator.named_child(0))
+        {
+            Some(inner) => declarator = inner,
+            None => return innermost,
         }
     }
 }

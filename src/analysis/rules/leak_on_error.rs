@@ -56,6 +56,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             f
         }));
         out.push(Candidate {
+ severity: None,
             range: exit.decision(),
             message: exit_message(
                 ctx.source,

@@ -1,10 +1,12 @@
 //! lock-imbalance: a lock taken in the function is still held when the function returns.
 
-use super::{exit_message, exit_related, insert_before, Candidate, Context, Rule};
-use crate::analysis::finding::{Message, Related, Severity};
-use crate::analysis::flow::Fact;
+use super::{declarations, exit_message, exit_related, insert_before, Candidate, Context, Rule};
+use std::collections::{BTreeMap, HashSet};
+
+use crate::analysis::finding::{ByteRange, Message, Related, Severity};
+use crate::analysis::flow::{annotation_arguments, Exit, Fact, Returns};
 use crate::analysis::functions::function_name;
-use crate::analysis::syntax::{call_arguments, callee_name};
+use crate::analysis::syntax::{call_arguments, callee_name, squash};
 
 pub const RULE: Rule = Rule {
     id: "lock-imbalance",
@@ -34,20 +36,116 @@ fn keeps_lock_by_design(ctx: &Context) -> bool {
     named || header.contains("__acquires") || ctx.text(ctx.function).contains("__acquire(")
 }
 
+/// The locks the function's header names in `__must_hold(x)`, `__releases(x)` or
+/// `__cond_acquires(x)`: the function is entered holding them, or says what it does with them.
+fn annotated_locks(ctx: &Context) -> Vec<String> {
+    let header_end = ctx
+        .function
+        .child_by_field_name("body")
+        .map_or(ctx.function.end_byte(), |b| b.start_byte());
+    let header = &ctx.source[ctx.function.start_byte()..header_end];
+    ["__must_hold(", "__releases(", "__cond_acquires("]
+        .iter()
+        .flat_map(|a| annotation_arguments(header, a))
+        .collect()
+}
+
+/// True when `lock` is the lock an annotation names: the same expression, or the same fields
+/// reached from another name of the same object (`&ffs->ev.waitq.lock` and
+/// `&epfile->ffs->ev.waitq.lock`).
+fn same_lock(lock: &str, annotated: &str) -> bool {
+    if lock == annotated {
+        return true;
+    }
+    let path = |s: &str| s.find("->").map(|at| s[at..].to_owned());
+    match (path(lock), path(annotated)) {
+        (Some(a), Some(b)) => a.ends_with(&b) || b.ends_with(&a),
+        _ => false,
+    }
+}
+
+/// Decides which exits that hold a lock deviate from what the function's own code says it does
+/// with that lock, and drops the rest:
+/// - a lock the function was entered holding (released on a path that did not take it), or
+///   that its annotations name, is the caller's;
+/// - a lock that no path releases after taking it is kept on purpose (an acquire helper, or a
+///   lock retaken before returning to a caller that holds it);
+/// - a lock released only on error returns and held on the others is an acquire helper's
+///   (`foo_get_ownership()` returns 0 holding it) when another function of the file releases
+///   it without taking it (`foo_put_ownership()`).
+///
+/// What is left is a path that holds the lock where a sibling path of the same function
+/// releases it.
+fn deviant(
+    facts: Vec<Fact>,
+    annotated: &[String],
+    returns_pointer: bool,
+    has_release_helper: impl Fn(&str) -> bool,
+) -> Vec<(String, ByteRange, Exit)> {
+    let entered_held: HashSet<String> = facts
+        .iter()
+        .filter_map(|f| match f {
+            Fact::EnteredHeld { lock } => Some(lock.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut held: BTreeMap<ByteRange, Vec<(String, Exit, Returns)>> = BTreeMap::new();
+    let mut released: BTreeMap<ByteRange, Vec<Returns>> = BTreeMap::new();
+    for fact in facts {
+        match fact {
+            Fact::LockHeld {
+                lock,
+                acquire,
+                exit,
+                returns,
+            } => held.entry(acquire).or_default().push((lock, exit, returns)),
+            Fact::LockReleased {
+                acquire, returns, ..
+            } => released.entry(acquire).or_default().push(returns),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (acquire, exits) in held {
+        let Some(released) = released.get(&acquire) else {
+            continue;
+        };
+        let lock = &exits[0].0;
+        if entered_held.contains(lock) || annotated.iter().any(|a| same_lock(lock, a)) {
+            continue;
+        }
+        // A pointer returned by a function that returns pointers is its success value.
+        let success = |r: Returns| {
+            r == Returns::Success || (r == Returns::Unknown && returns_pointer)
+        };
+        let helper = released.iter().all(|r| *r == Returns::Error)
+            && exits.iter().all(|(_, _, r)| success(*r))
+            && has_release_helper(lock);
+        if helper {
+            continue;
+        }
+        out.extend(
+            exits
+                .into_iter()
+                .map(|(lock, exit, _)| (lock, acquire, exit)),
+        );
+    }
+    out
+}
+
 fn check(ctx: &Context) -> Vec<Candidate> {
     if keeps_lock_by_design(ctx) {
         return Vec::new();
     }
     let mut out = Vec::new();
-    for fact in ctx.facts() {
-        let Fact::LockHeld {
-            lock,
-            acquire,
-            exit,
-        } = fact
-        else {
-            continue;
-        };
+    let returns_pointer = declarations::return_type(ctx.function, ctx.source).1;
+    let release_helper = |lock: &str| release_helper_in_file(ctx, lock);
+    for (lock, acquire, exit) in deviant(
+        ctx.facts(),
+        &annotated_locks(ctx),
+        returns_pointer,
+        release_helper,
+    ) {
         let Some(call) = ctx.node_at(acquire) else {
             continue;
         };
@@ -76,6 +174,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             )
         });
         out.push(Candidate {
+ severity: None,
             range: exit.decision(),
             message: exit_message(
                 ctx.source,
@@ -145,4 +244,48 @@ fn release_call(ctx: &Context, call: tree_sitter::Node, taker: &str) -> Option<S
     let keep = if taker.ends_with("irqsave") { 2 } else { 1 };
     let args: Vec<&str> = args.iter().take(keep).map(|a| ctx.text(*a)).collect();
     Some(format!("{release}({});", args.join(", ")))
+}
+
+/// True when another function defined in the same file releases `lock` (the same fields of
+/// the same kind of object, or the same global) and never takes it: the release half of an
+/// acquire/release pair.
+fn release_helper_in_file(ctx: &Context, lock: &str) -> bool {
+    let mut root = ctx.function;
+    while let Some(parent) = root.parent() {
+        root = parent;
+    }
+    let fields = |key: &str| {
+        key.find("->")
+            .map_or_else(|| key.to_owned(), |at| key[at..].to_owned())
+    };
+    let wanted = fields(lock);
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        if node.kind() == "function_definition" {
+            if node.id() != ctx.function.id() {
+                let (mut releases, mut takes) = (false, false);
+                let mut inner = vec![node];
+                while let Some(n) = inner.pop() {
+                    if n.kind() == "call_expression" {
+                        let name = callee_name(n, ctx.source).unwrap_or("");
+                        let arg = call_arguments(n).first().map(|a| squash(ctx.text(*a)));
+                        if arg.is_some_and(|a| fields(&a) == wanted) {
+                            releases |= name.contains("unlock") || name.starts_with("up");
+                            takes |= name.contains("lock") && !name.contains("unlock")
+                                || name.starts_with("down");
+                        }
+                    }
+                    let mut cursor = n.walk();
+                    inner.extend(n.named_children(&mut cursor));
+                }
+                if releases && !takes {
+                    return true;
+                }
+            }
+            continue;
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    false
 }

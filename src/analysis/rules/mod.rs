@@ -43,6 +43,9 @@ pub struct Rule {
 /// A finding a rule proposes, with fixes that are not verified yet.
 pub struct Candidate {
     pub range: ByteRange,
+    /// The severity when it is not the rule's (a size product with no sign of a large operand
+    /// is only a hint).
+    pub severity: Option<Severity>,
     pub message: Message,
     pub related: Vec<super::finding::Related>,
     pub fixes: Vec<Fix>,
@@ -267,7 +270,7 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
             seen.push(key);
             let mut finding = Finding {
                 rule: rule.id,
-                severity: rule.severity,
+                severity: candidate.severity.unwrap_or(rule.severity),
                 origin: Origin::Rule,
                 confidence: rule.confidence,
                 range: candidate.range,

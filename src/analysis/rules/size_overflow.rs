@@ -1,8 +1,10 @@
 //! size-overflow: `kmalloc(n * size)`: the product can overflow and allocate less than asked.
 
-use super::{replace, Candidate, Context, Rule};
+use tree_sitter::Node;
+
+use super::{declarations, replace, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Severity};
-use crate::analysis::syntax::{call_arguments, strip_parens};
+use crate::analysis::syntax::{call_arguments, callee_name, declared_name, strip_parens};
 
 pub const RULE: Rule = Rule {
     id: "size-overflow",
@@ -86,13 +88,24 @@ fn check(ctx: &Context) -> Vec<Candidate> {
                 }
             })
             .collect();
-        out.push(Candidate {
-            range: ByteRange::of(size),
-            message: Message::new().text(format!(
-                "`{}` in {name}() is not checked for overflow; if it wraps, the buffer is smaller than {} elements. Use {array}()",
+        let large = [count, each]
+            .into_iter()
+            .find_map(|operand| large_operand(ctx, operand, call));
+        let message = match &large {
+            Some(why) => format!(
+                "`{}` in {name}() is not checked for overflow and {why}; if it wraps, the buffer is smaller than {} elements. Use {array}()",
                 ctx.text(size),
                 ctx.text(count)
-            )),
+            ),
+            None => format!(
+                "`{}` in {name}() is not checked for overflow; nothing here shows an operand that can be large, but {array}() would check it",
+                ctx.text(size)
+            ),
+        };
+        out.push(Candidate {
+            severity: large.is_none().then_some(Severity::Hint),
+            range: ByteRange::of(size),
+            message: Message::new().text(message),
             related: Vec::new(),
             fixes: vec![replace(
                 ByteRange::of(call),
@@ -236,4 +249,345 @@ fn collect_writes<'t>(
     children
         .into_iter()
         .all(|c| collect_writes(ctx, c, name, out))
+}
+
+/// Calls whose result is data from a device or a wire, in whatever byte order.
+const EXTERNAL_DATA: &[&str] = &[
+    "le16_to_cpu",
+    "le32_to_cpu",
+    "le64_to_cpu",
+    "be16_to_cpu",
+    "be32_to_cpu",
+    "be64_to_cpu",
+    "__le16_to_cpu",
+    "__le32_to_cpu",
+    "__be16_to_cpu",
+    "__be32_to_cpu",
+    "le16_to_cpup",
+    "le32_to_cpup",
+    "be16_to_cpup",
+    "be32_to_cpup",
+    "get_unaligned_le16",
+    "get_unaligned_le32",
+    "get_unaligned_be16",
+    "get_unaligned_be32",
+    "get_unaligned",
+    "ntohs",
+    "ntohl",
+    "readl",
+    "readw",
+    "ioread32",
+    "ioread16",
+];
+
+/// Why `operand` can be large at `call`, when the function's code shows it: data from a device
+/// or from user space, or a parameter that nothing bounds on the way (and that the file's own
+/// callers do not all pass as constants). `None` when nothing says so.
+fn large_operand(ctx: &Context, operand: Node, call: Node) -> Option<String> {
+    let operand = strip_parens(operand);
+    if is_constant(ctx, operand) || narrow(ctx, operand) {
+        return None;
+    }
+    let text = ctx.text(operand);
+    // The variable (or the struct a field is read from) that the value comes from.
+    let root = root_name(ctx, operand)?;
+    if bounded_before(ctx, &root, text, call) {
+        return None;
+    }
+    if let Some(source) = external_source(ctx, operand) {
+        return Some(format!("`{text}` is read from {source}"));
+    }
+    // A local assigned from device or user data.
+    if operand.kind() == "identifier" {
+        if let Some(source) = assigned_from_external(ctx, &root, call) {
+            return Some(format!("`{text}` is read from {source}"));
+        }
+    }
+    if let Some(source) = user_struct(ctx, &root, call) {
+        return Some(format!("`{text}` comes from user space ({source})"));
+    }
+    if operand.kind() != "identifier" {
+        return None;
+    }
+    // A parameter, directly or through locals that copy it (`unsigned long nr = arg;`).
+    let mut name = root;
+    for _ in 0..4 {
+        if is_parameter(ctx, &name) {
+            if callers_pass_constants(ctx, &name) || bounded_before(ctx, &name, &name, call) {
+                return None;
+            }
+            let via = if name == text {
+                String::new()
+            } else {
+                format!(" (through `{name}`)")
+            };
+            return Some(format!(
+                "`{text}` is a parameter{via} that nothing bounds before this call"
+            ));
+        }
+        name = copied_from(ctx, &name, call)?;
+    }
+    None
+}
+
+/// The variable that local `name` copies: its only assignment before `call` is `name = other`
+/// (or its initializer is `other`).
+fn copied_from(ctx: &Context, name: &str, call: Node) -> Option<String> {
+    let mut values = Vec::new();
+    walk(ctx.function, &mut |node| {
+        if node.start_byte() >= call.start_byte() {
+            return;
+        }
+        let (target, value) = match node.kind() {
+            "assignment_expression" => (
+                node.child_by_field_name("left"),
+                node.child_by_field_name("right"),
+            ),
+            "init_declarator" => (
+                node.child_by_field_name("declarator"),
+                node.child_by_field_name("value"),
+            ),
+            "update_expression" => (node.child_by_field_name("argument"), None),
+            _ => return,
+        };
+        if target.is_some_and(|t| ctx.text(strip_parens(t)) == name) {
+            values.push(value.map(strip_parens));
+        }
+    });
+    match values.as_slice() {
+        [Some(value)] if value.kind() == "identifier" => Some(ctx.text(*value).to_owned()),
+        _ => None,
+    }
+}
+
+/// True for values that are small by type: a cast to or a declaration as an 8- or 16-bit type.
+fn narrow(ctx: &Context, operand: Node) -> bool {
+    const NARROW: &[&str] = &[
+        "u8", "u16", "s8", "s16", "__u8", "__u16", "uint8_t", "uint16_t", "char", "bool",
+        "unsigned char", "unsigned short", "short",
+    ];
+    if let Some(cast) = Some(operand).filter(|n| n.kind() == "cast_expression") {
+        let ty = cast
+            .child_by_field_name("type")
+            .map_or("", |t| ctx.text(t).trim());
+        return NARROW.contains(&ty);
+    }
+    if operand.kind() != "identifier" {
+        return false;
+    }
+    declarations::declared(ctx.function, ctx.text(operand), ctx.source).is_some_and(|d| {
+        !d.pointer && !d.array && NARROW.contains(&ctx.text(d.type_node).trim())
+    })
+}
+
+/// The variable at the root of `p`, `p->a.b`, `p[i]`, or a call's first argument.
+fn root_name(ctx: &Context, node: Node) -> Option<String> {
+    let node = strip_parens(node);
+    match node.kind() {
+        "identifier" => Some(ctx.text(node).to_owned()),
+        "field_expression" | "subscript_expression" => {
+            root_name(ctx, node.child_by_field_name("argument")?)
+        }
+        "call_expression" => root_name(ctx, *call_arguments(node).first()?),
+        "pointer_expression" => root_name(ctx, node.child_by_field_name("argument")?),
+        _ => None,
+    }
+}
+
+/// The byte-order call that `node` reads through (`le32_to_cpu(hdr->len)`), if any.
+fn external_source(ctx: &Context, node: Node) -> Option<String> {
+    let node = strip_parens(node);
+    if node.kind() == "call_expression" {
+        let name = callee_name(node, ctx.source)?;
+        if EXTERNAL_DATA.contains(&name) {
+            return Some(format!("device or wire data by {name}()"));
+        }
+    }
+    None
+}
+
+/// A call whose result was assigned to local `name` before `call`: device or wire data.
+fn assigned_from_external(ctx: &Context, name: &str, call: Node) -> Option<String> {
+    let mut found = None;
+    walk(ctx.function, &mut |node| {
+        if node.start_byte() >= call.start_byte() || found.is_some() {
+            return;
+        }
+        let (target, value) = match node.kind() {
+            "assignment_expression" => (
+                node.child_by_field_name("left"),
+                node.child_by_field_name("right"),
+            ),
+            "init_declarator" => (
+                node.child_by_field_name("declarator"),
+                node.child_by_field_name("value"),
+            ),
+            _ => return,
+        };
+        if let (Some(target), Some(value)) = (target, value) {
+            if ctx.text(strip_parens(target)) == name {
+                found = external_source(ctx, value);
+            }
+        }
+    });
+    found
+}
+
+/// `copy_from_user(&name, ...)`, `copy_from_user(name, ...)` or `name = memdup_user(...)` before
+/// `call`: the struct's fields are user data.
+fn user_struct(ctx: &Context, name: &str, call: Node) -> Option<String> {
+    let mut found = None;
+    walk(ctx.function, &mut |node| {
+        if node.start_byte() >= call.start_byte() || found.is_some() {
+            return;
+        }
+        if node.kind() == "call_expression" {
+            let callee = callee_name(node, ctx.source).unwrap_or("");
+            if matches!(callee, "copy_from_user" | "__copy_from_user" | "get_user") {
+                let target = call_arguments(node).into_iter().next();
+                if target.and_then(|t| root_name(ctx, t)).as_deref() == Some(name) {
+                    found = Some(format!("{callee}() at line {}", line_of(ctx, node)));
+                }
+            }
+            if matches!(callee, "memdup_user" | "vmemdup_user") {
+                let mut parent = node.parent();
+                while let Some(p) = parent.filter(|p| {
+                    matches!(p.kind(), "parenthesized_expression" | "cast_expression")
+                }) {
+                    parent = p.parent();
+                }
+                let target = parent.and_then(|p| match p.kind() {
+                    "assignment_expression" => p.child_by_field_name("left"),
+                    "init_declarator" => p.child_by_field_name("declarator"),
+                    _ => None,
+                });
+                if target.and_then(|t| root_name(ctx, t)).as_deref() == Some(name) {
+                    found = Some(format!("{callee}() at line {}", line_of(ctx, node)));
+                }
+            }
+        }
+    });
+    found
+}
+
+fn line_of(ctx: &Context, node: Node) -> usize {
+    ctx.source[..node.start_byte()].matches('\n').count() + 1
+}
+
+/// True when the code before `call` compares `root` (or the operand's own text) with `<`, `>`,
+/// `<=`, `>=`, or passes it through `min()`/`clamp()`: a bound on the way.
+fn bounded_before(ctx: &Context, root: &str, text: &str, call: Node) -> bool {
+    let mut bounded = false;
+    walk(ctx.function, &mut |node| {
+        if bounded || node.start_byte() >= call.start_byte() {
+            return;
+        }
+        let mentions = |n: Node| {
+            let t = ctx.text(strip_parens(n));
+            t == text || t == root || t.ends_with(&format!("->{text}"))
+        };
+        match node.kind() {
+            "binary_expression" => {
+                let op = node
+                    .child_by_field_name("operator")
+                    .map_or("", |o| ctx.text(o));
+                if matches!(op, "<" | ">" | "<=" | ">=") {
+                    bounded = ["left", "right"]
+                        .iter()
+                        .filter_map(|f| node.child_by_field_name(f))
+                        .any(mentions);
+                }
+            }
+            "call_expression" => {
+                let callee = callee_name(node, ctx.source).unwrap_or("");
+                if callee.starts_with("min") || callee.starts_with("clamp") {
+                    bounded = call_arguments(node).into_iter().any(mentions);
+                }
+            }
+            _ => {}
+        }
+    });
+    bounded
+}
+
+fn is_parameter(ctx: &Context, name: &str) -> bool {
+    let Some(declarator) = ctx.function.child_by_field_name("declarator") else {
+        return false;
+    };
+    let mut found = false;
+    walk(declarator, &mut |node| {
+        if node.kind() == "parameter_declaration"
+            && node
+                .child_by_field_name("declarator")
+                .and_then(declared_name)
+                .is_some_and(|n| ctx.text(n) == name)
+        {
+            found = true;
+        }
+    });
+    found
+}
+
+/// True when the function is `static` and every call of it in the file passes a constant for
+/// parameter `name` (and there is at least one call).
+fn callers_pass_constants(ctx: &Context, name: &str) -> bool {
+    let header_end = ctx
+        .function
+        .child_by_field_name("body")
+        .map_or(ctx.function.end_byte(), |b| b.start_byte());
+    let header = &ctx.source[ctx.function.start_byte()..header_end];
+    if !header.split_whitespace().any(|w| w == "static") {
+        return false;
+    }
+    let Some(function_name) = crate::analysis::functions::function_name(ctx.function) else {
+        return false;
+    };
+    let function_name = ctx.text(function_name);
+    let Some(position) = parameter_position(ctx, name) else {
+        return false;
+    };
+    let mut root = ctx.function;
+    while let Some(parent) = root.parent() {
+        root = parent;
+    }
+    let mut calls = 0;
+    let mut constant = true;
+    walk(root, &mut |node| {
+        if node.kind() == "call_expression" && callee_name(node, ctx.source) == Some(function_name)
+        {
+            calls += 1;
+            let arg = call_arguments(node).get(position).copied();
+            constant &= arg.is_some_and(|a| is_constant(ctx, a));
+        }
+    });
+    calls > 0 && constant
+}
+
+fn parameter_position(ctx: &Context, name: &str) -> Option<usize> {
+    let mut declarator = ctx.function.child_by_field_name("declarator")?;
+    while declarator.kind() != "function_declarator" {
+        declarator = declarator.child_by_field_name("declarator")?;
+    }
+    let list = declarator.child_by_field_name("parameters")?;
+    let mut cursor = list.walk();
+    let position = list
+        .named_children(&mut cursor)
+        .filter(|p| p.kind() == "parameter_declaration")
+        .position(|p| {
+            p.child_by_field_name("declarator")
+                .and_then(declared_name)
+                .is_some_and(|n| ctx.text(n) == name)
+        });
+    position
+}
+
+/// Calls `visit` on every node under `node`, in source order.
+fn walk<'t>(node: Node<'t>, visit: &mut impl FnMut(Node<'t>)) {
+    let mut cursor = node.walk();
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        visit(n);
+        let children: Vec<_> = n.named_children(&mut cursor).collect();
+        stack.extend(children.into_iter().rev());
+    }
 }

@@ -78,6 +78,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             Vec::new()
         };
         out.push(Candidate {
+ severity: None,
             range: ByteRange::of(size),
             message: Message::new().text(format!(
                 "`{}` in {name}() is the size of the pointer `{var}`, not of the memory it points to",

@@ -24,6 +24,10 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         let (Some(compare), Some(value)) = (m.get("compare"), m.get("value")) else {
             continue;
         };
+        if explicitly_cast(value) {
+            // `(s64)val < 0` converts first: a real test of the top bit, not an always-false one.
+            continue;
+        }
         let value = strip_parens(value);
         if value.kind() != "identifier" {
             continue;
@@ -45,6 +49,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             "true"
         };
         out.push(Candidate {
+ severity: None,
             range: ByteRange::of(compare),
             message: Message::new().text(format!(
                 "`{name}` is unsigned (`{type_text}`), so `{}` is always {always}",
@@ -58,4 +63,18 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         });
     }
     out
+}
+
+/// True when `value`, under any parentheses, is a cast.
+fn explicitly_cast(mut value: tree_sitter::Node) -> bool {
+    loop {
+        match value.kind() {
+            "cast_expression" => return true,
+            "parenthesized_expression" => match value.named_child(0) {
+                Some(inner) => value = inner,
+                None => return false,
+            },
+            _ => return false,
+        }
+    }
 }
