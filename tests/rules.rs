@@ -2,12 +2,15 @@
 //! reported exactly (rule, line and the text of its range), nothing else may be reported there,
 //! and nothing at all may be reported on `good.c`.
 //!
-//! An annotation is a comment line under the code: `// ^ rule-id: exact text of the range`.
+//! An annotation is a comment line under the code: `// ^ rule-id: exact text of the range`
+//! for a warning or error, `// ^ rule-id hint: exact text` for a hint or information. `good.c`
+//! may hold hint annotations (a size product with nothing large in sight is a hint), never a
+//! warning.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use aidiag::analysis::{self, syntax::LineIndex, CheckOptions};
+use aidiag::analysis::{self, syntax::LineIndex, CheckOptions, Severity};
 
 type Key = (usize, String, String);
 
@@ -42,11 +45,12 @@ fn actual(text: &str) -> Vec<Key> {
         .into_iter()
         .map(|f| {
             let line = index.line(f.range.start) + 1;
-            (
-                line,
-                f.rule.to_owned(),
-                text[f.range.start..f.range.end].to_owned(),
-            )
+            let rule = if f.severity >= Severity::Warning {
+                f.rule.to_owned()
+            } else {
+                format!("{} hint", f.rule)
+            };
+            (line, rule, text[f.range.start..f.range.end].to_owned())
         })
         .collect()
 }
@@ -94,11 +98,29 @@ fn rule_fixtures_have_no_noisy_or_missing_findings() {
                 ));
             }
         }
-        for key in actual(&good) {
+        let hints = count(expectations(&good));
+        if let Some(key) = hints.keys().find(|k| !k.1.ends_with(" hint")) {
             problems.push(format!(
-                "noisy: {}/good.c:{} {} `{}`",
+                "{}/good.c:{} expects a warning: {} `{}`",
                 rule.id, key.0, key.1, key.2
             ));
+        }
+        let found = count(actual(&good));
+        for (key, n) in &found {
+            if hints.get(key).copied().unwrap_or(0) < *n {
+                problems.push(format!(
+                    "noisy: {}/good.c:{} {} `{}`",
+                    rule.id, key.0, key.1, key.2
+                ));
+            }
+        }
+        for (key, n) in &hints {
+            if found.get(key).copied().unwrap_or(0) < *n {
+                problems.push(format!(
+                    "missing: {}/good.c:{} {} `{}`",
+                    rule.id, key.0, key.1, key.2
+                ));
+            }
         }
         rules_seen.push(rule.id);
     }

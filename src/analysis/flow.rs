@@ -8,10 +8,12 @@
 
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 
 use tree_sitter::Node;
 
 use super::finding::ByteRange;
+use super::summary::{self, LockSummaries};
 use super::syntax::{self, call_arguments, callee_name, declared_name, strip_parens, text};
 
 /// What a rule's query says about the calls of one function, by call node id.
@@ -129,7 +131,7 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         steps: 0,
         aliases: HashMap::new(),
         auto_freed: HashSet::new(),
-        releasing_callees: OnceCell::new(),
+        summaries: OnceCell::new(),
         function,
     };
     engine.index(body);
@@ -155,6 +157,9 @@ struct Resource {
     freed: Option<ByteRange>,
     checked: bool,
     escaped: bool,
+    /// Other names the pointer was copied to (`prop->value = buf = kzalloc(...)`): a NULL test
+    /// of any of them tests it.
+    also: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,9 +209,12 @@ impl State {
         for (key, x) in a.resources {
             if let Some(y) = b.resources.get(&key) {
                 if x.alloc == y.alloc && x.freed == y.freed {
+                    let mut also = x.also.clone();
+                    also.extend(y.also.iter().filter(|n| !x.also.contains(n)).cloned());
                     let merged = Resource {
                         checked: x.checked || y.checked,
                         escaped: x.escaped || y.escaped,
+                        also,
                         ..x
                     };
                     resources.insert(key, merged);
@@ -241,6 +249,9 @@ impl State {
     /// Forgets `key` and everything reached through it (`key->field`).
     fn reset(&mut self, key: &str) {
         self.resources.retain(|k, _| !is_within(k, key));
+        for r in self.resources.values_mut() {
+            r.also.retain(|a| !is_within(a, key));
+        }
         self.ints.remove(key);
     }
 }
@@ -286,9 +297,8 @@ struct Engine<'a, 't> {
     /// Locals declared with `__free(...)` (cleanup.h): freed automatically when they go out of
     /// scope, so they never leak.
     auto_freed: HashSet<String>,
-    /// Functions of the same file annotated `__releases(...)`: the name, its parameters and
-    /// the locks it releases, read on first need.
-    releasing_callees: OnceCell<HashMap<String, (Vec<String>, Vec<String>)>>,
+    /// What the functions of the same file do with locks, read on first need.
+    summaries: OnceCell<Rc<LockSummaries>>,
     function: Node<'t>,
 }
 
@@ -363,7 +373,8 @@ impl<'a, 't> Engine<'a, 't> {
                     node.child_by_field_name("right"),
                 ),
                 "init_declarator" => (
-                    node.child_by_field_name("declarator").and_then(declared_name),
+                    node.child_by_field_name("declarator")
+                        .and_then(declared_name),
                     node.child_by_field_name("value"),
                 ),
                 "update_expression" => (node.child_by_field_name("argument"), None),
@@ -391,11 +402,19 @@ impl<'a, 't> Engine<'a, 't> {
         for (name, values) in writes {
             let [value] = values.as_slice() else { continue };
             let value = strip_parens(*value);
-            if !self.locals.contains(&name) || value.kind() != "field_expression" {
+            if !self.locals.contains(&name) {
                 continue;
             }
-            if let Some(key) = self.key(value) {
-                self.aliases.insert(name, key);
+            // `sbi = EXT4_SB(sb)` names what the call returns; calls in lock names are mostly
+            // accessor macros, and treating two spellings as one lock only hides findings.
+            let alias = match value.kind() {
+                "field_expression" => self.key(value),
+                "call_expression" => Some(syntax::squash(self.text(value))),
+                "identifier" if self.text(value) != name => Some(self.text(value).to_owned()),
+                _ => None,
+            };
+            if let Some(alias) = alias {
+                self.aliases.insert(name, alias);
             }
         }
     }
@@ -455,45 +474,27 @@ impl<'a, 't> Engine<'a, 't> {
         }
     }
 
-    /// The locks a call releases because the callee, defined or declared in the same file, is
-    /// annotated `__releases(lock)`: the annotation's parameters replaced by the call's arguments.
+    /// The locks a call releases because the callee, defined or declared in the same file,
+    /// releases a lock its caller holds (see `summary`): the callee's parameters replaced by the
+    /// call's arguments.
     fn released_by_callee(&self, call: Node) -> Vec<String> {
         let Some(name) = callee_name(call, self.source) else {
             return Vec::new();
         };
-        let callees = self
-            .releasing_callees
-            .get_or_init(|| releasing_functions(self.function, self.source));
-        let Some((params, locks)) = callees.get(name) else {
+        let summaries = self
+            .summaries
+            .get_or_init(|| summary::for_file(self.function, self.source));
+        let Some(releaser) = summaries.releasers.get(name) else {
             return Vec::new();
         };
         let args: Vec<String> = call_arguments(call)
             .into_iter()
             .map(|a| self.canonical(a, 0))
             .collect();
-        locks
+        releaser
+            .locks
             .iter()
-            .map(|lock| {
-                let mut out = String::new();
-                let mut word = String::new();
-                let flush = |word: &mut String, out: &mut String| {
-                    match params.iter().position(|p| p == word) {
-                        Some(i) if i < args.len() => out.push_str(&args[i]),
-                        _ => out.push_str(word),
-                    }
-                    word.clear();
-                };
-                for c in lock.chars() {
-                    if c.is_alphanumeric() || c == '_' {
-                        word.push(c);
-                    } else {
-                        flush(&mut word, &mut out);
-                        out.push(c);
-                    }
-                }
-                flush(&mut word, &mut out);
-                out
-            })
+            .map(|lock| summary::substitute(lock, &releaser.params, &args))
             .collect()
     }
 
@@ -803,8 +804,10 @@ impl<'a, 't> Engine<'a, 't> {
                 Resource {
                     alloc: Some(ByteRange::of(value)),
                     freed: None,
-                    checked: false,
+                    // `__GFP_NOFAIL` allocations never return NULL.
+                    checked: self.text(value).contains("__GFP_NOFAIL"),
                     escaped: !self.locals.contains(key) || self.auto_freed.contains(key),
+                    also: Vec::new(),
                 },
             );
             return;
@@ -812,6 +815,7 @@ impl<'a, 't> Engine<'a, 't> {
         for handed in handed {
             if let Some(r) = state.resources.get_mut(&handed) {
                 r.escaped = true;
+                r.also.push(key.to_owned());
             }
         }
         if let Some(v) = self.int_value(value) {
@@ -831,6 +835,9 @@ impl<'a, 't> Engine<'a, 't> {
         let value = strip_parens(value);
         match value.kind() {
             "number_literal" if self.text(value) == "0" => Some(IntValue::Zero),
+            // A pointer set to NULL and returned is a failure.
+            "null" => Some(IntValue::Error),
+            "identifier" if self.text(value) == "NULL" => Some(IntValue::Error),
             "unary_expression" if value.child(0).is_some_and(|o| self.text(o) == "-") => {
                 Some(IntValue::Error)
             }
@@ -861,6 +868,7 @@ impl<'a, 't> Engine<'a, 't> {
                         freed: None,
                         checked: true,
                         escaped: true,
+                        also: Vec::new(),
                     });
                     entry.freed = Some(here);
                 }
@@ -875,20 +883,18 @@ impl<'a, 't> Engine<'a, 't> {
         }
         if let Some(&arg) = self.inputs.releases.get(&id) {
             let key = self.lock_key(node, arg);
-            if state.locks.remove(&key).is_none() && !state.taken.iter().any(|(k, _)| *k == key)
-            {
+            if state.locks.remove(&key).is_none() && !state.taken.iter().any(|(k, _)| *k == key) {
                 self.report(Fact::EnteredHeld { lock: key });
             }
             return;
         }
         if !state.locks.is_empty() {
             for lock in self.released_by_callee(node) {
-                let held = state.locks.keys().find(|k| {
-                    **k == lock
-                        || lock
-                            .find(['-', '.'])
-                            .is_some_and(|at| at > 0 && k.ends_with(&lock[at..]))
-                });
+                let held = state
+                    .locks
+                    .keys()
+                    .find(|k| **k == lock)
+                    .or_else(|| state.locks.keys().find(|k| same_fields(k, &lock)));
                 if let Some(held) = held.cloned() {
                     state.locks.remove(&held);
                 }
@@ -1393,10 +1399,14 @@ impl<'a, 't> Engine<'a, 't> {
     fn learn(&self, state: &mut State, known: &[Known]) {
         for k in known {
             match k {
-                Known::Null(key) => state.resources.retain(|k, _| !is_within(k, key)),
+                Known::Null(key) => state
+                    .resources
+                    .retain(|k, r| !is_within(k, key) && !r.also.contains(key)),
                 Known::NonNull(key) => {
-                    if let Some(r) = state.resources.get_mut(key) {
-                        r.checked = true;
+                    for (k, r) in state.resources.iter_mut() {
+                        if k == key || r.also.contains(key) {
+                            r.checked = true;
+                        }
                     }
                 }
                 Known::IntError(key) => {
@@ -1436,7 +1446,7 @@ impl<'a, 't> Engine<'a, 't> {
             None if end_of_function => Returns::Success,
             None => Returns::Unknown,
             Some(_) if self.is_error(value, state) => Returns::Error,
-            Some(v) if self.text(v) == "0" => Returns::Success,
+            Some(v) if matches!(self.text(v), "0" | "true") => Returns::Success,
             Some(v) if state.ints.get(self.text(v)) == Some(&IntValue::Zero) => Returns::Success,
             Some(_) => Returns::Unknown,
         }
@@ -1501,99 +1511,12 @@ fn mentions(text: &str, key: &str) -> bool {
     })
 }
 
-/// The functions of the file that `function` belongs to whose header says `__releases(lock)`:
-/// by name, their parameter names and the lock expressions, squashed.
-fn releasing_functions(function: Node, source: &str) -> HashMap<String, (Vec<String>, Vec<String>)> {
-    let mut root = function;
-    while let Some(parent) = root.parent() {
-        root = parent;
+/// True when two lock names reach the same fields from possibly different names of the object:
+/// `&pool->lock` and `&limiter->pool->lock` (a callee's view of its caller's lock).
+pub fn same_fields(a: &str, b: &str) -> bool {
+    let path = |s: &str| s.find("->").map(|at| s[at..].to_owned());
+    match (path(a), path(b)) {
+        (Some(a), Some(b)) => a.ends_with(&b) || b.ends_with(&a),
+        _ => false,
     }
-    let mut out = HashMap::new();
-    let mut stack = vec![root];
-    while let Some(node) = stack.pop() {
-        match node.kind() {
-            "function_definition" | "declaration" => {
-                let header_end = node
-                    .child_by_field_name("body")
-                    .map_or(node.end_byte(), |b| b.start_byte());
-                let header = source.get(node.start_byte()..header_end).unwrap_or("");
-                if !header.contains("__releases(") {
-                    continue;
-                }
-                let Some(declarator) = function_declarator(node) else {
-                    continue;
-                };
-                let Some(name) = declarator
-                    .child_by_field_name("declarator")
-                    .filter(|n| n.kind() == "identifier")
-                else {
-                    continue;
-                };
-                let params = declarator
-                    .child_by_field_name("parameters")
-                    .map(|list| {
-                        let mut cursor = list.walk();
-                        list.named_children(&mut cursor)
-                            .map(|p| {
-                                p.child_by_field_name("declarator")
-                                    .and_then(declared_name)
-                                    .map_or(String::new(), |n| text(n, source).to_owned())
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let locks = annotation_arguments(header, "__releases(");
-                out.insert(text(name, source).to_owned(), (params, locks));
-            }
-            "translation_unit" | "preproc_if" | "preproc_ifdef" | "preproc_else"
-            | "preproc_elif" | "preproc_elifdef" | "linkage_specification"
-            | "declaration_list" => {
-                let mut cursor = node.walk();
-                stack.extend(node.named_children(&mut cursor));
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// The `function_declarator` of a definition or declaration (under any pointer declarators).
-fn function_declarator(node: Node) -> Option<Node> {
-    let mut declarator = node.child_by_field_name("declarator")?;
-    loop {
-        match declarator.kind() {
-            "function_declarator" => return Some(declarator),
-            "pointer_declarator" | "parenthesized_declarator" | "attributed_declarator" => {
-                declarator = declarator.child_by_field_name("declarator")?
-            }
-            _ => return None,
-        }
-    }
-}
-
-/// The squashed arguments of every `name(...)` annotation in `header` (`name` ends with `(`).
-pub fn annotation_arguments(header: &str, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = header;
-    while let Some(at) = rest.find(name) {
-        let after = &rest[at + name.len()..];
-        let mut depth = 1usize;
-        let mut end = after.len();
-        for (i, c) in after.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        out.push(syntax::squash(&after[..end]));
-        rest = &after[end.min(after.len())..];
-    }
-    out
 }

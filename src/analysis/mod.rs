@@ -10,6 +10,7 @@ pub mod fix;
 pub mod flow;
 pub mod functions;
 pub mod rules;
+pub mod summary;
 pub mod syntax;
 
 pub use finding::{ByteRange, Edit, Finding, Fix, Message, Origin, Related, Severity};

@@ -112,7 +112,7 @@ fn later_misuse(
                 .is_some_and(|r| ctx.text(r) == "0")
         {
             out.push(Candidate {
- severity: None,
+                severity: None,
                 range: ByteRange::of(parent),
                 message: prefix.text(", which is never negative, so `< 0` is always false"),
                 related: evidence,

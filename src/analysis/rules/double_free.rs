@@ -25,7 +25,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             continue;
         };
         out.push(Candidate {
- severity: None,
+            severity: None,
             range: second,
             message: Message::new()
                 .text(format!(

@@ -56,7 +56,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             f
         }));
         out.push(Candidate {
- severity: None,
+            severity: None,
             range: exit.decision(),
             message: exit_message(
                 ctx.source,

@@ -4,8 +4,9 @@ use super::{declarations, exit_message, exit_related, insert_before, Candidate, 
 use std::collections::{BTreeMap, HashSet};
 
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
-use crate::analysis::flow::{annotation_arguments, Exit, Fact, Returns};
+use crate::analysis::flow::{same_fields, Exit, Fact, Returns};
 use crate::analysis::functions::function_name;
+use crate::analysis::summary::annotation_arguments;
 use crate::analysis::syntax::{call_arguments, callee_name, squash};
 
 pub const RULE: Rule = Rule {
@@ -13,9 +14,13 @@ pub const RULE: Rule = Rule {
     severity: Severity::Warning,
     confidence: 0.85,
     summary: "A lock taken in the function is still held on a return path.",
-    why: "Every other path releases the lock, or the function does not say it keeps it: it has no \
-          `__acquires()` annotation and its name does not end in `_lock`. Returning with the lock \
-          held deadlocks the next caller that takes it.",
+    why: "The function's own code says the lock should be released: another path releases the \
+          lock taken at the same place. The function was not entered holding it (it never \
+          releases it before taking it, and no `__must_hold()`/`__releases()` annotation names \
+          it), it is not an acquire helper (`__acquires()`, a `_lock` name, or success paths that \
+          keep it while a release helper in the same file gives it back), and no callee of the \
+          same file releases it. Returning with the lock held deadlocks the next caller that \
+          takes it.",
     how_to_fix: "Release the lock before returning, or jump to the label that releases it \
                  (`goto out_unlock;`).",
     query: include_str!("../../../queries/c/lock-imbalance.scm"),
@@ -54,14 +59,7 @@ fn annotated_locks(ctx: &Context) -> Vec<String> {
 /// reached from another name of the same object (`&ffs->ev.waitq.lock` and
 /// `&epfile->ffs->ev.waitq.lock`).
 fn same_lock(lock: &str, annotated: &str) -> bool {
-    if lock == annotated {
-        return true;
-    }
-    let path = |s: &str| s.find("->").map(|at| s[at..].to_owned());
-    match (path(lock), path(annotated)) {
-        (Some(a), Some(b)) => a.ends_with(&b) || b.ends_with(&a),
-        _ => false,
-    }
+    lock == annotated || same_fields(lock, annotated)
 }
 
 /// Decides which exits that hold a lock deviate from what the function's own code says it does
@@ -81,6 +79,7 @@ fn deviant(
     annotated: &[String],
     returns_pointer: bool,
     has_release_helper: impl Fn(&str) -> bool,
+    is_semaphore: impl Fn(ByteRange) -> bool,
 ) -> Vec<(String, ByteRange, Exit)> {
     let entered_held: HashSet<String> = facts
         .iter()
@@ -90,7 +89,7 @@ fn deviant(
         })
         .collect();
     let mut held: BTreeMap<ByteRange, Vec<(String, Exit, Returns)>> = BTreeMap::new();
-    let mut released: BTreeMap<ByteRange, Vec<Returns>> = BTreeMap::new();
+    let mut released: BTreeMap<ByteRange, Vec<(Exit, Returns)>> = BTreeMap::new();
     for fact in facts {
         match fact {
             Fact::LockHeld {
@@ -100,8 +99,11 @@ fn deviant(
                 returns,
             } => held.entry(acquire).or_default().push((lock, exit, returns)),
             Fact::LockReleased {
-                acquire, returns, ..
-            } => released.entry(acquire).or_default().push(returns),
+                acquire,
+                exit,
+                returns,
+                ..
+            } => released.entry(acquire).or_default().push((exit, returns)),
             _ => {}
         }
     }
@@ -115,12 +117,13 @@ fn deviant(
             continue;
         }
         // A pointer returned by a function that returns pointers is its success value.
-        let success = |r: Returns| {
-            r == Returns::Success || (r == Returns::Unknown && returns_pointer)
-        };
-        let helper = released.iter().all(|r| *r == Returns::Error)
+        let success =
+            |r: Returns| r == Returns::Success || (r == Returns::Unknown && returns_pointer);
+        // A semaphore taken on success is often a token that another context gives back
+        // (`up()` in a thread or a completion callback), so it needs no release helper here.
+        let helper = released.iter().all(|(_, r)| *r == Returns::Error)
             && exits.iter().all(|(_, _, r)| success(*r))
-            && has_release_helper(lock);
+            && (is_semaphore(acquire) || has_release_helper(lock));
         if helper {
             continue;
         }
@@ -133,8 +136,45 @@ fn deviant(
     out
 }
 
+/// True when the comment block right above the function says it runs with a lock held or
+/// returns holding one ("Called with desc->iuspin locked", "Context: ncm->lock held", "we
+/// return false, having already taken the dentry lock"): the lock is the caller's business.
+fn documented_as_holding(ctx: &Context) -> bool {
+    let mut comments = String::new();
+    let mut below = ctx.function.start_position().row;
+    let mut node = ctx.function.prev_sibling();
+    // Only a block that ends on the line above the function (or above the previous comment).
+    while let Some(n) = node.filter(|n| n.kind() == "comment" && n.end_position().row + 1 >= below)
+    {
+        comments.insert_str(0, ctx.text(n));
+        below = n.start_position().row;
+        node = n.prev_sibling();
+    }
+    let comments = comments.to_lowercase();
+    let words: Vec<&str> = comments
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let about_a_lock = words.iter().any(|w| {
+        w.contains("lock") || w.contains("mutex") || w.contains("sem") || w.contains("spin")
+    });
+    // "held", "locked", "called with", "already taken", "must hold", "caller holds", unless
+    // negated ("without holding", "not held").
+    let held = words.windows(2).enumerate().any(|(i, pair)| {
+        let negated = i > 0 && matches!(words[i - 1], "not" | "without" | "never");
+        let hit = matches!(pair[1], "held" | "locked")
+            && !matches!(pair[0], "not" | "without" | "never")
+            || matches!(
+                pair,
+                ["called", "with"] | ["already", "taken"] | ["must", "hold"] | ["caller", "holds"]
+            );
+        hit && !negated
+    });
+    about_a_lock && held
+}
+
 fn check(ctx: &Context) -> Vec<Candidate> {
-    if keeps_lock_by_design(ctx) {
+    if keeps_lock_by_design(ctx) || documented_as_holding(ctx) {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -145,6 +185,20 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         &annotated_locks(ctx),
         returns_pointer,
         release_helper,
+        |acquire: ByteRange| {
+            ctx.node_at(acquire)
+                .and_then(|call| callee_name(call, ctx.source))
+                .is_some_and(|name| {
+                    matches!(
+                        name,
+                        "down"
+                            | "down_interruptible"
+                            | "down_killable"
+                            | "down_trylock"
+                            | "down_timeout"
+                    )
+                })
+        },
     ) {
         let Some(call) = ctx.node_at(acquire) else {
             continue;
@@ -174,7 +228,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             )
         });
         out.push(Candidate {
- severity: None,
+            severity: None,
             range: exit.decision(),
             message: exit_message(
                 ctx.source,
@@ -254,8 +308,9 @@ fn release_helper_in_file(ctx: &Context, lock: &str) -> bool {
     while let Some(parent) = root.parent() {
         root = parent;
     }
+    // The last field names the lock (`->lock`, `.mutex`); a global is named whole.
     let fields = |key: &str| {
-        key.find("->")
+        key.rfind(['>', '.'])
             .map_or_else(|| key.to_owned(), |at| key[at..].to_owned())
     };
     let wanted = fields(lock);

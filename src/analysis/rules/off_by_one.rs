@@ -34,7 +34,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
                 continue;
             };
             out.push(Candidate {
- severity: None,
+                severity: None,
                 range: ByteRange::of(compare),
                 message: Message::new()
                     .text(format!(
@@ -73,7 +73,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
                 continue;
             }
             out.push(Candidate {
- severity: None,
+                severity: None,
                 range: ByteRange::of(subscript),
                 message: Message::new().text(format!(
                     "`{}` is one past the end of `{name}`; its last element is `{name}[{} - 1]`",

@@ -13,7 +13,10 @@ pub const RULE: Rule = Rule {
     summary: "An allocation size is a product that can overflow (`kmalloc(n * size)`).",
     why: "If `n` comes from a user, a device or a file, `n * size` can wrap around and allocate a \
           small buffer that the code then fills with `n` elements. The *_array and *calloc \
-          allocators check the multiplication and fail instead.",
+          allocators check the multiplication and fail instead. It is a warning only when the \
+          function shows an operand that can be large: read from a device (`le32_to_cpu()`), \
+          copied from user space, or a parameter that nothing bounds on the way (and that the \
+          file's callers do not all pass as constants); otherwise it is a hint.",
     how_to_fix: "Use kmalloc_array(n, size, gfp), kcalloc(), kvmalloc_array() or array_size().",
     query: include_str!("../../../queries/c/size-overflow.scm"),
     check,
@@ -363,8 +366,19 @@ fn copied_from(ctx: &Context, name: &str, call: Node) -> Option<String> {
 /// True for values that are small by type: a cast to or a declaration as an 8- or 16-bit type.
 fn narrow(ctx: &Context, operand: Node) -> bool {
     const NARROW: &[&str] = &[
-        "u8", "u16", "s8", "s16", "__u8", "__u16", "uint8_t", "uint16_t", "char", "bool",
-        "unsigned char", "unsigned short", "short",
+        "u8",
+        "u16",
+        "s8",
+        "s16",
+        "__u8",
+        "__u16",
+        "uint8_t",
+        "uint16_t",
+        "char",
+        "bool",
+        "unsigned char",
+        "unsigned short",
+        "short",
     ];
     if let Some(cast) = Some(operand).filter(|n| n.kind() == "cast_expression") {
         let ty = cast
@@ -375,9 +389,8 @@ fn narrow(ctx: &Context, operand: Node) -> bool {
     if operand.kind() != "identifier" {
         return false;
     }
-    declarations::declared(ctx.function, ctx.text(operand), ctx.source).is_some_and(|d| {
-        !d.pointer && !d.array && NARROW.contains(&ctx.text(d.type_node).trim())
-    })
+    declarations::declared(ctx.function, ctx.text(operand), ctx.source)
+        .is_some_and(|d| !d.pointer && !d.array && NARROW.contains(&ctx.text(d.type_node).trim()))
 }
 
 /// The variable at the root of `p`, `p->a.b`, `p[i]`, or a call's first argument.
@@ -451,9 +464,9 @@ fn user_struct(ctx: &Context, name: &str, call: Node) -> Option<String> {
             }
             if matches!(callee, "memdup_user" | "vmemdup_user") {
                 let mut parent = node.parent();
-                while let Some(p) = parent.filter(|p| {
-                    matches!(p.kind(), "parenthesized_expression" | "cast_expression")
-                }) {
+                while let Some(p) = parent
+                    .filter(|p| matches!(p.kind(), "parenthesized_expression" | "cast_expression"))
+                {
                     parent = p.parent();
                 }
                 let target = parent.and_then(|p| match p.kind() {

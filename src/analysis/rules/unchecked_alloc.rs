@@ -30,7 +30,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         };
         let name = callee_name(call, ctx.source).unwrap_or("the allocator");
         out.push(Candidate {
- severity: None,
+            severity: None,
             range: at,
             message: Message::new()
                 .text(format!("`{var}` from {name}() at "))

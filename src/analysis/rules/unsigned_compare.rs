@@ -49,7 +49,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             "true"
         };
         out.push(Candidate {
- severity: None,
+            severity: None,
             range: ByteRange::of(compare),
             message: Message::new().text(format!(
                 "`{name}` is unsigned (`{type_text}`), so `{}` is always {always}",

@@ -29,7 +29,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             continue;
         }
         out.push(Candidate {
- severity: None,
+            severity: None,
             range: at,
             message: Message::new()
                 .text(format!("`{var}` is used here after it was freed at "))

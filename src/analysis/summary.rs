@@ -1,0 +1,311 @@
+//! What the functions of one file do with locks, for their callers: a function that releases a
+//! lock it was given (annotated `__releases(lock)`, or whose body releases a lock reached from a
+//! parameter or a global without taking it) releases that lock at every call.
+//!
+//! The summaries are read from the whole file, so a function's findings depend on its callees in
+//! the same file; `fingerprint` lets the function index treat every function as changed when a
+//! summary changes.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use tree_sitter::Node;
+
+use super::syntax::{self, call_arguments, callee_name, declared_name, text};
+
+/// Calls that release the lock given as their first argument (the releases of the
+/// lock-imbalance query).
+const RELEASES: &[&str] = &[
+    "mutex_unlock",
+    "spin_unlock",
+    "spin_unlock_irq",
+    "spin_unlock_irqrestore",
+    "spin_unlock_bh",
+    "raw_spin_unlock",
+    "raw_spin_unlock_irq",
+    "raw_spin_unlock_irqrestore",
+    "raw_spin_unlock_bh",
+    "read_unlock",
+    "read_unlock_irq",
+    "read_unlock_irqrestore",
+    "read_unlock_bh",
+    "write_unlock",
+    "write_unlock_irq",
+    "write_unlock_irqrestore",
+    "write_unlock_bh",
+    "up_read",
+    "up_write",
+    "up",
+    "pthread_mutex_unlock",
+    "release_sock",
+];
+
+/// A function that releases locks its caller holds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Releaser {
+    /// Its parameter names, in order (empty strings for unnamed ones).
+    pub params: Vec<String>,
+    /// The locks it releases, squashed, in terms of its parameters or globals.
+    pub locks: Vec<String>,
+    /// True when the function's header says so (`__releases(...)`), false when read from its body.
+    pub annotated: bool,
+}
+
+/// The releasers of one file, by function name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LockSummaries {
+    pub releasers: BTreeMap<String, Releaser>,
+}
+
+impl LockSummaries {
+    /// A hash of every summary: equal for two versions of a file whose functions release the
+    /// same locks.
+    pub fn fingerprint(&self) -> u64 {
+        let mut all = String::new();
+        for (name, r) in &self.releasers {
+            all.push_str(name);
+            all.push('(');
+            all.push_str(&r.params.join(","));
+            all.push(')');
+            all.push_str(&r.locks.join(","));
+            all.push(if r.annotated { '!' } else { ';' });
+        }
+        xxhash_rust::xxh3::xxh3_64(all.as_bytes())
+    }
+}
+
+/// The summaries of the file that `node` belongs to, computed once per file and thread: a check
+/// walks every function of a file with the same tree and text.
+pub fn for_file(node: Node, source: &str) -> Rc<LockSummaries> {
+    let mut root = node;
+    while let Some(parent) = root.parent() {
+        root = parent;
+    }
+    thread_local! {
+        static LAST: RefCell<Option<((usize, usize, usize), Rc<LockSummaries>)>> =
+            const { RefCell::new(None) };
+    }
+    let key = (source.as_ptr() as usize, source.len(), root.id());
+    LAST.with(|last| {
+        if let Some((k, summaries)) = last.borrow().as_ref() {
+            if *k == key {
+                return summaries.clone();
+            }
+        }
+        let summaries = Rc::new(summarize(root, source));
+        *last.borrow_mut() = Some((key, summaries.clone()));
+        summaries
+    })
+}
+
+/// Reads the summaries of every function defined or declared under `root`.
+pub fn summarize(root: Node, source: &str) -> LockSummaries {
+    let mut out = LockSummaries::default();
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        match node.kind() {
+            "function_definition" | "declaration" => {
+                if let Some((name, releaser)) = releaser(node, source) {
+                    // A definition's body says more than a prototype's annotation.
+                    match out.releasers.get(&name) {
+                        Some(known) if known.locks.len() >= releaser.locks.len() => {}
+                        _ => {
+                            out.releasers.insert(name, releaser);
+                        }
+                    }
+                }
+            }
+            "translation_unit"
+            | "preproc_if"
+            | "preproc_ifdef"
+            | "preproc_else"
+            | "preproc_elif"
+            | "preproc_elifdef"
+            | "linkage_specification"
+            | "declaration_list"
+            | "ERROR" => {
+                let mut cursor = node.walk();
+                stack.extend(node.named_children(&mut cursor));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
+    let body = node.child_by_field_name("body");
+    let header_end = body.map_or(node.end_byte(), |b| b.start_byte());
+    let header = source.get(node.start_byte()..header_end).unwrap_or("");
+    let annotated = annotation_arguments(header, "__releases(");
+    if body.is_none() && annotated.is_empty() {
+        return None;
+    }
+    let declarator = function_declarator(node)?;
+    let name = declarator
+        .child_by_field_name("declarator")
+        .filter(|n| n.kind() == "identifier")?;
+    let params: Vec<String> = declarator
+        .child_by_field_name("parameters")
+        .map(|list| {
+            let mut cursor = list.walk();
+            list.named_children(&mut cursor)
+                .filter(|p| p.kind() == "parameter_declaration")
+                .map(|p| {
+                    p.child_by_field_name("declarator")
+                        .and_then(declared_name)
+                        .map_or(String::new(), |n| text(n, source).to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut locks = annotated.clone();
+    if let Some(body) = body {
+        let (mut released, mut taken) = (BTreeSet::new(), BTreeSet::new());
+        let mut stack = vec![body];
+        while let Some(n) = stack.pop() {
+            match n.kind() {
+                "call_expression" => {
+                    let callee = callee_name(n, source).unwrap_or("");
+                    if let Some(arg) = call_arguments(n).first() {
+                        let lock = syntax::squash(text(*arg, source));
+                        if RELEASES.contains(&callee) {
+                            released.insert(lock);
+                        } else if callee.contains("lock") || callee.starts_with("down") {
+                            taken.insert(lock);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            let mut cursor = n.walk();
+            stack.extend(n.named_children(&mut cursor));
+        }
+        // A lock reached from one of the callee's own locals (`nlk = nlk_sk(sk)`) is kept too:
+        // the caller matches it by its fields (`->nl_cb_mutex`).
+        for lock in released.difference(&taken) {
+            if !locks.contains(lock) {
+                locks.push(lock.clone());
+            }
+        }
+    }
+    if locks.is_empty() {
+        return None;
+    }
+    Some((
+        text(name, source).to_owned(),
+        Releaser {
+            params,
+            locks,
+            annotated: !annotated.is_empty(),
+        },
+    ))
+}
+
+/// The `function_declarator` of a definition or declaration (under any pointer declarators).
+fn function_declarator(node: Node) -> Option<Node> {
+    let mut declarator = node.child_by_field_name("declarator")?;
+    loop {
+        match declarator.kind() {
+            "function_declarator" => return Some(declarator),
+            "pointer_declarator" | "parenthesized_declarator" | "attributed_declarator" => {
+                declarator = declarator.child_by_field_name("declarator")?
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The squashed arguments of every `name(...)` annotation in `header` (`name` ends with `(`).
+pub fn annotation_arguments(header: &str, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = header;
+    while let Some(at) = rest.find(name) {
+        let after = &rest[at + name.len()..];
+        let mut depth = 1usize;
+        let mut end = after.len();
+        for (i, c) in after.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(syntax::squash(&after[..end]));
+        rest = &after[end..];
+    }
+    out
+}
+
+/// Writes `lock`, in the callee's terms, in the caller's: each parameter name replaced by the
+/// argument the call passes for it.
+pub fn substitute(lock: &str, params: &[String], args: &[String]) -> String {
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        match params.iter().position(|p| !p.is_empty() && p == word) {
+            Some(i) if i < args.len() => out.push_str(&args[i]),
+            _ => out.push_str(word),
+        }
+        word.clear();
+    };
+    for c in lock.chars() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summaries(src: &str) -> LockSummaries {
+        let parse = syntax::parse(src, None);
+        summarize(parse.tree.root_node(), src)
+    }
+
+    #[test]
+    fn a_release_of_a_parameter_lock_without_a_take_is_a_releaser() {
+        let s = summaries(
+            "static void foo_put(struct foo *f)\n{\n\tmutex_unlock(&f->lock);\n}\n\
+             static void foo_cycle(struct foo *f)\n{\n\tmutex_lock(&f->lock);\n\tmutex_unlock(&f->lock);\n}\n\
+             static void foo_local(struct bar *b)\n{\n\tstruct foo *g = bar_foo(b);\n\tmutex_unlock(&g->lock);\n}\n",
+        );
+        let names: Vec<_> = s.releasers.keys().cloned().collect();
+        assert_eq!(names, ["foo_local", "foo_put"]);
+        assert_eq!(s.releasers["foo_local"].locks, ["&g->lock"]);
+        assert_eq!(s.releasers["foo_put"].locks, ["&f->lock"]);
+        assert!(!s.releasers["foo_put"].annotated);
+    }
+
+    #[test]
+    fn an_annotated_prototype_is_a_releaser() {
+        let s = summaries("void bar_unlock(struct bar *b) __releases(&b->q.lock);\n");
+        assert_eq!(s.releasers["bar_unlock"].locks, ["&b->q.lock"]);
+        assert_eq!(s.releasers["bar_unlock"].params, ["b"]);
+        assert!(s.releasers["bar_unlock"].annotated);
+    }
+
+    #[test]
+    fn substitution_replaces_whole_parameter_names_only() {
+        let params = ["nn".to_owned(), "n".to_owned()];
+        let args = ["priv->nn".to_owned(), "x".to_owned()];
+        assert_eq!(
+            substitute("&nn->queue.n_lock", &params, &args),
+            "&priv->nn->queue.n_lock"
+        );
+    }
+}
