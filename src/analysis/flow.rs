@@ -851,9 +851,43 @@ impl<'a, 't> Engine<'a, 't> {
     }
 
     fn call(&mut self, node: Node<'t>, state: &mut State) {
+        let name = callee_name(node, self.source).unwrap_or("");
+        // `typeof(*p)` and the size macros (`struct_size(p, member, n)`) read no memory.
+        if matches!(name, "typeof" | "__typeof__" | "__typeof" | "sizeof_field")
+            || name == "struct_size"
+            || name.ends_with("_struct_size")
+            || name == "flex_array_size"
+        {
+            return;
+        }
         self.children(node, state);
         let id = node.id();
         let here = ByteRange::of(node);
+        // An iterator macro (`list_for_each_entry_safe(pos, n, head, member)`) assigns its
+        // cursors, and a callee given `&x` may assign `x`: whatever was known about them is gone.
+        let iterator = name.contains("for_each");
+        for arg in call_arguments(node) {
+            let arg = strip_parens(arg);
+            if iterator && arg.kind() == "identifier" {
+                state.reset(self.text(arg));
+            }
+            let address = arg.kind() == "pointer_expression"
+                && arg
+                    .child_by_field_name("operator")
+                    .is_some_and(|o| self.text(o) == "&");
+            if let Some(inner) = arg
+                .child_by_field_name("argument")
+                .map(strip_parens)
+                .filter(|i| address && i.kind() == "identifier")
+            {
+                let key = self.text(inner);
+                if state.resources.get(key).is_some_and(|r| r.freed.is_some()) {
+                    state.reset(key);
+                } else {
+                    state.ints.remove(key);
+                }
+            }
+        }
         if let Some(&arg) = self.inputs.frees.get(&id) {
             let Some(key) = self.key(arg) else { return };
             match state.resources.get(&key).and_then(|r| r.freed) {
@@ -904,8 +938,17 @@ impl<'a, 't> Engine<'a, 't> {
             // Taken or not depending on the result: `if_statement` decides per branch.
             return;
         }
-        let borrows = self.inputs.borrows.contains(&id);
-        let derefs = self.inputs.derefs.contains(&id);
+        // Printing a pointer's value (`"%p"`), or naming it in an UPPER_CASE macro that pastes
+        // the name (`SCTP_DBG_OBJCNT_DEC(ep)`), reads nothing through it.
+        let prints_pointer = call_arguments(node)
+            .into_iter()
+            .any(|a| a.kind() == "string_literal" && self.text(a).contains("%p"));
+        let macro_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        let borrows = self.inputs.borrows.contains(&id) || prints_pointer || macro_name;
+        let derefs = self.inputs.derefs.contains(&id) && !prints_pointer;
         if !borrows {
             // `f(&p->field)`: the callee gets a pointer into `*p` and reads or writes through
             // it, which a test inside the callee cannot catch (NULL plus an offset is not NULL).
@@ -1221,6 +1264,17 @@ impl<'a, 't> Engine<'a, 't> {
     /// `#if`/`#ifdef` blocks inside a function are alternatives, not a sequence.
     fn preprocessor(&mut self, node: Node<'t>, state: &mut State) {
         let alternative = node.child_by_field_name("alternative");
+        // `#if 0` code is never compiled.
+        let never = node.kind() == "preproc_if"
+            && node
+                .child_by_field_name("condition")
+                .is_some_and(|c| self.text(c).trim() == "0");
+        if never {
+            if let Some(alternative) = alternative {
+                self.visit(alternative, state);
+            }
+            return;
+        }
         let skip: Vec<_> = ["name", "condition", "alternative"]
             .iter()
             .filter_map(|f| node.child_by_field_name(f))
@@ -1409,10 +1463,18 @@ impl<'a, 't> Engine<'a, 't> {
                         }
                     }
                 }
+                // A branch that contradicts what the path knows is never taken
+                // (`ret = -ENOMEM; goto out; ... out: if (!ret) ...`).
                 Known::IntError(key) => {
+                    if state.ints.get(key) == Some(&IntValue::Zero) {
+                        state.live = false;
+                    }
                     state.ints.insert(key.clone(), IntValue::Error);
                 }
                 Known::IntZero(key) => {
+                    if state.ints.get(key) == Some(&IntValue::Error) {
+                        state.live = false;
+                    }
                     state.ints.insert(key.clone(), IntValue::Zero);
                 }
             }

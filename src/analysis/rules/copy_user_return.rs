@@ -20,7 +20,17 @@ pub const RULE: Rule = Rule {
 
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
-    let signed = declarations::returns_signed_int(ctx.function, ctx.source);
+    // A wrapper whose every return is a copy's count (or 0) hands its callers exactly what
+    // copy_to_user() gives, and they test it for non-zero: that is its contract, not a bug.
+    // A function that returns anything else (a length, an errno) mixes the two conventions.
+    // Handlers whose result reaches user space (`long` ioctls, `ssize_t` reads and writes, any
+    // function named for an ioctl) never pass a count through.
+    let (return_type, _) = declarations::return_type(ctx.function, ctx.source);
+    let handler = matches!(return_type, "long" | "ssize_t")
+        || crate::analysis::functions::function_name(ctx.function)
+            .is_some_and(|n| ctx.text(n).contains("ioctl"));
+    let signed = declarations::returns_signed_int(ctx.function, ctx.source)
+        && (handler || !passes_the_count_through(ctx));
     for m in &ctx.matches {
         let (Some(call), Some(name)) = (m.get("call"), m.get("fn")) else {
             continue;
@@ -144,4 +154,61 @@ fn collect_identifiers<'t>(
     for child in node.named_children(&mut cursor) {
         collect_identifiers(ctx, child, name, out);
     }
+}
+
+const COPIES: &[&str] = &[
+    "copy_from_user",
+    "copy_to_user",
+    "__copy_from_user",
+    "__copy_to_user",
+    "copy_in_user",
+    "raw_copy_from_user",
+    "raw_copy_to_user",
+];
+
+/// True when every `return` of the function returns 0, a copy call, or a local that only
+/// ever holds a copy's result or 0.
+fn passes_the_count_through(ctx: &Context) -> bool {
+    let is_copy = |n: tree_sitter::Node| {
+        callee_name(strip_parens(n), ctx.source).is_some_and(|c| COPIES.contains(&c))
+    };
+    let mut writes: Vec<(&str, bool)> = Vec::new();
+    let mut returned = Vec::new();
+    let mut stack = vec![ctx.function];
+    while let Some(node) = stack.pop() {
+        match node.kind() {
+            "return_statement" => match node.named_child(0) {
+                Some(value) => returned.push(strip_parens(value)),
+                None => return false,
+            },
+            "assignment_expression" | "init_declarator" => {
+                let (target, value) = if node.kind() == "assignment_expression" {
+                    (
+                        node.child_by_field_name("left"),
+                        node.child_by_field_name("right"),
+                    )
+                } else {
+                    (
+                        node.child_by_field_name("declarator"),
+                        node.child_by_field_name("value"),
+                    )
+                };
+                if let (Some(target), Some(value)) = (target, value) {
+                    let ok = is_copy(value) || ctx.text(strip_parens(value)) == "0";
+                    writes.push((ctx.text(strip_parens(target)), ok));
+                }
+            }
+            _ => {}
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    returned.iter().all(|&value| {
+        let text = ctx.text(value);
+        text == "0"
+            || is_copy(value)
+            || (value.kind() == "identifier"
+                && writes.iter().any(|(t, _)| *t == text)
+                && writes.iter().filter(|(t, _)| *t == text).all(|(_, ok)| *ok))
+    })
 }
