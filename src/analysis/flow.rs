@@ -947,8 +947,11 @@ impl<'a, 't> Engine<'a, 't> {
             && name
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        let borrows = self.inputs.borrows.contains(&id) || prints_pointer || macro_name;
+        let borrows = self.inputs.borrows.contains(&id) || prints_pointer;
         let derefs = self.inputs.derefs.contains(&id) && !prints_pointer;
+        // A macro may still test or keep a live pointer (`ZERO_OR_NULL_PTR(p)`), so the name
+        // rule only clears a freed one.
+        let names_freed = borrows || macro_name;
         if !borrows {
             // `f(&p->field)`: the callee gets a pointer into `*p` and reads or writes through
             // it, which a test inside the callee cannot catch (NULL plus an offset is not NULL).
@@ -995,7 +998,7 @@ impl<'a, 't> Engine<'a, 't> {
                     continue;
                 };
                 if let Some(free) = r.freed {
-                    if derefs || !borrows {
+                    if derefs || !names_freed {
                         self.report(Fact::UseAfterFree {
                             var: key,
                             free,
@@ -1405,10 +1408,12 @@ impl<'a, 't> Engine<'a, 't> {
                     ("likely" | "unlikely" | "WARN_ON" | "WARN_ON_ONCE", Some(arg)) => {
                         self.knowledge(arg)
                     }
-                    ("IS_ERR" | "IS_ERR_OR_NULL", Some(arg)) => match self.key(arg) {
-                        Some(k) => (vec![Known::Null(k.clone())], vec![Known::NonNull(k)]),
-                        None => Default::default(),
-                    },
+                    ("IS_ERR" | "IS_ERR_OR_NULL" | "ZERO_OR_NULL_PTR", Some(arg)) => {
+                        match self.key(arg) {
+                            Some(k) => (vec![Known::Null(k.clone())], vec![Known::NonNull(k)]),
+                            None => Default::default(),
+                        }
+                    }
                     _ => Default::default(),
                 }
             }
