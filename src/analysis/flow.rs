@@ -130,6 +130,7 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         gotos: Vec::new(),
         steps: 0,
         aliases: HashMap::new(),
+        conditions: HashMap::new(),
         auto_freed: HashSet::new(),
         summaries: OnceCell::new(),
         function,
@@ -294,6 +295,8 @@ struct Engine<'a, 't> {
     /// Locals that name one other object for the whole function (`macsec = priv->macsec`
     /// assigned once): a lock reached through the local is the lock reached through the object.
     aliases: HashMap<String, String>,
+    /// Locals assigned once to a test (`bool ok = (p != NULL)`): testing them tests that.
+    conditions: HashMap<String, Node<'t>>,
     /// Locals declared with `__free(...)` (cleanup.h): freed automatically when they go out of
     /// scope, so they never leak.
     auto_freed: HashSet<String>,
@@ -404,6 +407,16 @@ impl<'a, 't> Engine<'a, 't> {
             let value = strip_parens(*value);
             if !self.locals.contains(&name) {
                 continue;
+            }
+            let comparison = match value.kind() {
+                "binary_expression" => value
+                    .child_by_field_name("operator")
+                    .is_some_and(|o| matches!(self.text(o), "==" | "!=")),
+                "unary_expression" => value.child(0).is_some_and(|o| self.text(o) == "!"),
+                _ => false,
+            };
+            if comparison {
+                self.conditions.insert(name.clone(), value);
             }
             // `sbi = EXT4_SB(sb)` names what the call returns; calls in lock names are mostly
             // accessor macros, and treating two spellings as one lock only hides findings.
@@ -1405,8 +1418,23 @@ impl<'a, 't> Engine<'a, 't> {
                 let name = callee_name(node, self.source).unwrap_or("");
                 let first = call_arguments(node).into_iter().next();
                 match (name, first) {
-                    ("likely" | "unlikely" | "WARN_ON" | "WARN_ON_ONCE", Some(arg)) => {
-                        self.knowledge(arg)
+                    (
+                        "likely" | "unlikely" | "WARN_ON" | "WARN_ON_ONCE" | "WARN" | "WARN_ONCE",
+                        Some(arg),
+                    ) => self.knowledge(arg),
+                    // `drm_WARN_ON(drm, cond)`, `drm_WARN(drm, cond, fmt, ...)`: the condition
+                    // follows the device.
+                    (n, Some(_)) if n.ends_with("_WARN_ON") || n.ends_with("_WARN_ON_ONCE") => {
+                        call_arguments(node)
+                            .last()
+                            .map(|c| self.knowledge(*c))
+                            .unwrap_or_default()
+                    }
+                    (n, Some(_)) if n.ends_with("_WARN") || n.ends_with("_WARN_ONCE") => {
+                        call_arguments(node)
+                            .get(1)
+                            .map(|c| self.knowledge(*c))
+                            .unwrap_or_default()
                     }
                     ("IS_ERR" | "IS_ERR_OR_NULL" | "ZERO_OR_NULL_PTR", Some(arg)) => {
                         match self.key(arg) {
@@ -1425,6 +1453,12 @@ impl<'a, 't> Engine<'a, 't> {
                         .is_some_and(|o| self.text(o) == "=")
                 })
                 .map(|left| self.knowledge(left))
+                .unwrap_or_default(),
+            // `bool success = (p != NULL); if (!success) ...` tests `p`.
+            "identifier" if self.conditions.contains_key(self.text(node)) => self
+                .conditions
+                .get(self.text(node))
+                .map(|c| self.knowledge(*c))
                 .unwrap_or_default(),
             "identifier" | "field_expression" => {
                 let Some(key) = self.key(node) else {
