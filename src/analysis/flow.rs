@@ -130,7 +130,6 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         gotos: Vec::new(),
         steps: 0,
         aliases: HashMap::new(),
-        conditions: HashMap::new(),
         auto_freed: HashSet::new(),
         summaries: OnceCell::new(),
         function,
@@ -178,6 +177,8 @@ struct State {
     /// both paths): a release of a lock not among them means the function was entered holding it.
     taken: BTreeSet<(String, ByteRange)>,
     ints: BTreeMap<String, IntValue>,
+    /// Locals that hold the result of a test (`bool ok = (p != NULL)`): testing them tests that.
+    conds: BTreeMap<String, ByteRange>,
 }
 
 impl State {
@@ -188,6 +189,7 @@ impl State {
             locks: BTreeMap::new(),
             taken: BTreeSet::new(),
             ints: BTreeMap::new(),
+            conds: BTreeMap::new(),
         }
     }
 
@@ -234,12 +236,18 @@ impl State {
             .collect();
         let mut taken = a.taken;
         taken.extend(b.taken);
+        let conds = a
+            .conds
+            .into_iter()
+            .filter(|(k, v)| b.conds.get(k) == Some(v))
+            .collect();
         State {
             live: true,
             resources,
             locks,
             taken,
             ints,
+            conds,
         }
     }
 
@@ -254,6 +262,7 @@ impl State {
             r.also.retain(|a| !is_within(a, key));
         }
         self.ints.remove(key);
+        self.conds.remove(key);
     }
 }
 
@@ -295,8 +304,6 @@ struct Engine<'a, 't> {
     /// Locals that name one other object for the whole function (`macsec = priv->macsec`
     /// assigned once): a lock reached through the local is the lock reached through the object.
     aliases: HashMap<String, String>,
-    /// Locals assigned once to a test (`bool ok = (p != NULL)`): testing them tests that.
-    conditions: HashMap<String, Node<'t>>,
     /// Locals declared with `__free(...)` (cleanup.h): freed automatically when they go out of
     /// scope, so they never leak.
     auto_freed: HashSet<String>,
@@ -407,16 +414,6 @@ impl<'a, 't> Engine<'a, 't> {
             let value = strip_parens(*value);
             if !self.locals.contains(&name) {
                 continue;
-            }
-            let comparison = match value.kind() {
-                "binary_expression" => value
-                    .child_by_field_name("operator")
-                    .is_some_and(|o| matches!(self.text(o), "==" | "!=")),
-                "unary_expression" => value.child(0).is_some_and(|o| self.text(o) == "!"),
-                _ => false,
-            };
-            if comparison {
-                self.conditions.insert(name.clone(), value);
             }
             // `sbi = EXT4_SB(sb)` names what the call returns; calls in lock names are mostly
             // accessor macros, and treating two spellings as one lock only hides findings.
@@ -834,6 +831,16 @@ impl<'a, 't> Engine<'a, 't> {
         if let Some(v) = self.int_value(value) {
             state.ints.insert(key.to_owned(), v);
         }
+        let comparison = match value.kind() {
+            "binary_expression" => value
+                .child_by_field_name("operator")
+                .is_some_and(|o| matches!(self.text(o), "==" | "!=")),
+            "unary_expression" => value.child(0).is_some_and(|o| self.text(o) == "!"),
+            _ => false,
+        };
+        if comparison {
+            state.conds.insert(key.to_owned(), ByteRange::of(value));
+        }
     }
 
     fn escape(&mut self, value: Node, state: &mut State) {
@@ -1148,7 +1155,9 @@ impl<'a, 't> Engine<'a, 't> {
             self.visit(condition, state);
             self.mark_checked(condition, state);
         }
-        let (when_true, when_false) = condition.map(|c| self.knowledge(c)).unwrap_or_default();
+        let (when_true, when_false) = condition
+            .map(|c| self.knowledge(c, state))
+            .unwrap_or_default();
         let mut yes = state.clone();
         let mut no = state.clone();
         self.learn(&mut yes, &when_true);
@@ -1367,13 +1376,13 @@ impl<'a, 't> Engine<'a, 't> {
     }
 
     /// What a condition tells about pointers and error codes on each branch.
-    fn knowledge(&self, condition: Node) -> (Vec<Known>, Vec<Known>) {
+    fn knowledge(&self, condition: Node, state: &State) -> (Vec<Known>, Vec<Known>) {
         let node = strip_parens(condition);
         match node.kind() {
             "unary_expression" if node.child(0).is_some_and(|o| self.text(o) == "!") => {
                 let (t, f) = node
                     .child_by_field_name("argument")
-                    .map(|a| self.knowledge(a))
+                    .map(|a| self.knowledge(a, state))
                     .unwrap_or_default();
                 (f, t)
             }
@@ -1383,13 +1392,13 @@ impl<'a, 't> Engine<'a, 't> {
                 };
                 match op {
                     "&&" => {
-                        let mut t = self.knowledge(left).0;
-                        t.extend(self.knowledge(right).0);
+                        let mut t = self.knowledge(left, state).0;
+                        t.extend(self.knowledge(right, state).0);
                         (t, Vec::new())
                     }
                     "||" => {
-                        let mut f = self.knowledge(left).1;
-                        f.extend(self.knowledge(right).1);
+                        let mut f = self.knowledge(left, state).1;
+                        f.extend(self.knowledge(right, state).1);
                         (Vec::new(), f)
                     }
                     "==" | "!=" => {
@@ -1401,7 +1410,7 @@ impl<'a, 't> Engine<'a, 't> {
                         if !self.is_zero(other) {
                             return Default::default();
                         }
-                        let (t, f) = self.knowledge(value);
+                        let (t, f) = self.knowledge(value, state);
                         if op == "==" {
                             (f, t)
                         } else {
@@ -1421,19 +1430,19 @@ impl<'a, 't> Engine<'a, 't> {
                     (
                         "likely" | "unlikely" | "WARN_ON" | "WARN_ON_ONCE" | "WARN" | "WARN_ONCE",
                         Some(arg),
-                    ) => self.knowledge(arg),
+                    ) => self.knowledge(arg, state),
                     // `drm_WARN_ON(drm, cond)`, `drm_WARN(drm, cond, fmt, ...)`: the condition
                     // follows the device.
                     (n, Some(_)) if n.ends_with("_WARN_ON") || n.ends_with("_WARN_ON_ONCE") => {
                         call_arguments(node)
                             .last()
-                            .map(|c| self.knowledge(*c))
+                            .map(|c| self.knowledge(*c, state))
                             .unwrap_or_default()
                     }
                     (n, Some(_)) if n.ends_with("_WARN") || n.ends_with("_WARN_ONCE") => {
                         call_arguments(node)
                             .get(1)
-                            .map(|c| self.knowledge(*c))
+                            .map(|c| self.knowledge(*c, state))
                             .unwrap_or_default()
                     }
                     ("IS_ERR" | "IS_ERR_OR_NULL" | "ZERO_OR_NULL_PTR", Some(arg)) => {
@@ -1452,14 +1461,19 @@ impl<'a, 't> Engine<'a, 't> {
                     node.child_by_field_name("operator")
                         .is_some_and(|o| self.text(o) == "=")
                 })
-                .map(|left| self.knowledge(left))
+                .map(|left| self.knowledge(left, state))
                 .unwrap_or_default(),
             // `bool success = (p != NULL); if (!success) ...` tests `p`.
-            "identifier" if self.conditions.contains_key(self.text(node)) => self
-                .conditions
-                .get(self.text(node))
-                .map(|c| self.knowledge(*c))
-                .unwrap_or_default(),
+            "identifier" if state.conds.contains_key(self.text(node)) => {
+                // The test is read without this local, so `ok = !ok` cannot loop.
+                let mut without = state.clone();
+                let test = without
+                    .conds
+                    .remove(self.text(node))
+                    .and_then(|r| self.body.descendant_for_byte_range(r.start, r.end));
+                test.map(|c| self.knowledge(c, &without))
+                    .unwrap_or_default()
+            }
             "identifier" | "field_expression" => {
                 let Some(key) = self.key(node) else {
                     return Default::default();
