@@ -129,13 +129,12 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         loops: Vec::new(),
         gotos: Vec::new(),
         steps: 0,
-        aliases: HashMap::new(),
+        aliases: OnceCell::new(),
         auto_freed: HashSet::new(),
         summaries: OnceCell::new(),
         function,
     };
     engine.index(body);
-    engine.find_aliases(body);
     let mut state = State::start();
     engine.visit(body, &mut state);
     if state.live {
@@ -303,7 +302,8 @@ struct Engine<'a, 't> {
     steps: usize,
     /// Locals that name one other object for the whole function (`macsec = priv->macsec`
     /// assigned once): a lock reached through the local is the lock reached through the object.
-    aliases: HashMap<String, String>,
+    /// Read on first need (only lock names use them).
+    aliases: OnceCell<HashMap<String, String>>,
     /// Locals declared with `__free(...)` (cleanup.h): freed automatically when they go out of
     /// scope, so they never leak.
     auto_freed: HashSet<String>,
@@ -373,7 +373,8 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// Finds the locals assigned exactly once, to another object's name (`x = a->b`,
     /// `struct foo *x = a->b`): the same object under two names.
-    fn find_aliases(&mut self, body: Node<'t>) {
+    fn find_aliases(&self, body: Node<'t>) -> HashMap<String, String> {
+        let mut aliases = HashMap::new();
         let mut writes: HashMap<String, Vec<Node<'t>>> = HashMap::new();
         let mut stack = vec![body];
         while let Some(node) = stack.pop() {
@@ -424,9 +425,10 @@ impl<'a, 't> Engine<'a, 't> {
                 _ => None,
             };
             if let Some(alias) = alias {
-                self.aliases.insert(name, alias);
+                aliases.insert(name, alias);
             }
         }
+        aliases
     }
 
     /// The name of a lock or object, the same whatever way the code spells it: parentheses,
@@ -442,6 +444,7 @@ impl<'a, 't> Engine<'a, 't> {
             "identifier" => {
                 let name = self.text(node);
                 self.aliases
+                    .get_or_init(|| self.find_aliases(self.body))
                     .get(name)
                     .cloned()
                     .unwrap_or_else(|| name.to_owned())
