@@ -130,6 +130,7 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         gotos: Vec::new(),
         steps: 0,
         aliases: OnceCell::new(),
+        last_breaks: None,
         auto_freed: HashSet::new(),
         summaries: OnceCell::new(),
         function,
@@ -302,6 +303,9 @@ struct Engine<'a, 't> {
     steps: usize,
     /// Locals that name one other object for the whole function (`macsec = priv->macsec`
     /// assigned once): a lock reached through the local is the lock reached through the object.
+    /// The joined `break` states of the loop body walked last (for loops that never end
+    /// otherwise).
+    last_breaks: Option<State>,
     /// Read on first need (only lock names use them).
     aliases: OnceCell<HashMap<String, String>>,
     /// Locals declared with `__free(...)` (cleanup.h): freed automatically when they go out of
@@ -1200,8 +1204,17 @@ impl<'a, 't> Engine<'a, 't> {
                 self.mark_checked(part, state);
             }
         }
+        // `while (1)` and `for (;;)` leave only through `break` (or a return inside).
+        let forever = match node.child_by_field_name("condition").map(strip_parens) {
+            None => node.kind() == "for_statement",
+            Some(c) => matches!(self.text(c), "1" | "true"),
+        };
         if let Some(body) = node.child_by_field_name("body") {
             self.loop_body(body, node.child_by_field_name("update"), state);
+            if forever {
+                let breaks = self.last_breaks.take().unwrap_or_else(State::dead);
+                *state = breaks;
+            }
         }
     }
 
@@ -1234,6 +1247,7 @@ impl<'a, 't> Engine<'a, 't> {
             self.visit(update, &mut end);
         }
         let before = std::mem::replace(state, State::dead());
+        self.last_breaks = Some(State::merge_all(l.breaks.iter().cloned()));
         *state = State::merge_all([before, end].into_iter().chain(l.breaks));
     }
 

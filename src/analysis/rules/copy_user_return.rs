@@ -75,6 +75,15 @@ fn later_misuse(
     name: &str,
     signed: bool,
 ) -> Vec<Candidate> {
+    // `count -= copy_to_user(...)` keeps the bytes that were copied: a short read, not a count
+    // of failures.
+    let plain = assign.kind() != "assignment_expression"
+        || assign
+            .child_by_field_name("operator")
+            .is_some_and(|o| ctx.text(o) == "=");
+    if !plain {
+        return Vec::new();
+    }
     let mut uses = Vec::new();
     collect_identifiers(ctx, ctx.function, var, &mut uses);
     let mut out = Vec::new();
@@ -105,7 +114,7 @@ fn later_misuse(
         let prefix = Message::new()
             .text(format!("`{var}` holds the result of {name}() at "))
             .line_of(assign.start_byte());
-        if parent.kind() == "return_statement" && signed {
+        if parent.kind() == "return_statement" && signed && !guarded(ctx, var, assign, node) {
             out.push(Candidate {
  severity: None,
                 range: ByteRange::of(node),
@@ -211,4 +220,27 @@ fn passes_the_count_through(ctx: &Context) -> bool {
                 && writes.iter().any(|(t, _)| *t == text)
                 && writes.iter().filter(|(t, _)| *t == text).all(|(_, ok)| *ok))
     })
+}
+
+/// True when an `if` between `assign` and `use` tests `var` and `use` lies outside it: past
+/// `if (ret) return -EFAULT;` the variable holds 0.
+fn guarded(ctx: &Context, var: &str, assign: tree_sitter::Node, used: tree_sitter::Node) -> bool {
+    let mut stack = vec![ctx.function];
+    while let Some(node) = stack.pop() {
+        if node.kind() == "if_statement"
+            && node.start_byte() >= assign.end_byte()
+            && node.end_byte() <= used.start_byte()
+        {
+            if let Some(condition) = node.child_by_field_name("condition") {
+                let mut ids = Vec::new();
+                collect_identifiers(ctx, condition, var, &mut ids);
+                if !ids.is_empty() {
+                    return true;
+                }
+            }
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    false
 }

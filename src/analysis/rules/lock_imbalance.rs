@@ -80,6 +80,7 @@ fn deviant(
     returns_pointer: bool,
     has_release_helper: impl Fn(&str) -> bool,
     is_semaphore: impl Fn(ByteRange) -> bool,
+    returns_call: impl Fn(&Exit) -> bool,
 ) -> Vec<(String, ByteRange, Exit)> {
     let entered_held: HashSet<String> = facts
         .iter()
@@ -130,6 +131,9 @@ fn deviant(
         out.extend(
             exits
                 .into_iter()
+                // `return f(...)` with the lock held hands it to `f`, which may release it
+                // (`return chtls_pt_recvmsg(...)`): the callee decides, not this function.
+                .filter(|(_, exit, _)| !returns_call(exit))
                 .map(|(lock, exit, _)| (lock, acquire, exit)),
         );
     }
@@ -198,6 +202,13 @@ fn check(ctx: &Context) -> Vec<Candidate> {
                             | "down_timeout"
                     )
                 })
+        },
+        |exit: &Exit| {
+            ctx.node_at(exit.ret)
+                .filter(|n| n.kind() == "return_statement")
+                .and_then(|n| n.named_child(0))
+                .map(crate::analysis::syntax::strip_parens)
+                .is_some_and(|v| v.kind() == "call_expression")
         },
     ) {
         let Some(call) = ctx.node_at(acquire) else {

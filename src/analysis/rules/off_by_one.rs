@@ -69,7 +69,13 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             let Some(index) = subscript.child_by_field_name("index") else {
                 continue;
             };
-            if !is_array {
+            // `&buf[sizeof(buf)]` only forms the one-past-the-end address, which C allows.
+            let address_only = subscript.parent().is_some_and(|p| {
+                p.kind() == "pointer_expression"
+                    && p.child_by_field_name("operator")
+                        .is_some_and(|o| ctx.text(o) == "&")
+            });
+            if !is_array || address_only {
                 continue;
             }
             out.push(Candidate {

@@ -48,8 +48,15 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         } else {
             "true"
         };
+        // A warning when the code shows what the test was meant to catch: a loop that counts
+        // down with `>= 0` never ends, and a value assigned from a call may be that call's
+        // negative error code, now lost. Otherwise the test is dead defensive code (the value
+        // comes from a parser, a field, a bit mask already range-checked): a hint.
+        let loops = in_loop_condition(compare) && always == "true";
+        let from_call = assigned_from_call(ctx, name, compare);
+        let severity = (!loops && !from_call).then_some(Severity::Hint);
         out.push(Candidate {
-            severity: None,
+            severity,
             range: ByteRange::of(compare),
             message: Message::new().text(format!(
                 "`{name}` is unsigned (`{type_text}`), so `{}` is always {always}",
@@ -77,4 +84,69 @@ fn explicitly_cast(mut value: tree_sitter::Node) -> bool {
             _ => return false,
         }
     }
+}
+
+/// True when `node` is (part of) the condition of a `for`, `while` or `do` loop.
+fn in_loop_condition(node: tree_sitter::Node) -> bool {
+    let mut child = node;
+    while let Some(parent) = child.parent() {
+        match parent.kind() {
+            "for_statement" | "while_statement" | "do_statement" => {
+                return parent
+                    .child_by_field_name("condition")
+                    .is_some_and(|c| c.id() == child.id());
+            }
+            "binary_expression" | "parenthesized_expression" | "unary_expression" => {
+                child = parent
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// True when `name = f(...)` (or its initializer) comes before `before`: the value of a call,
+/// which may be a negative error code.
+fn assigned_from_call(ctx: &Context, name: &str, before: tree_sitter::Node) -> bool {
+    let mut stack = vec![ctx.function];
+    while let Some(node) = stack.pop() {
+        if node.start_byte() >= before.start_byte() {
+            continue;
+        }
+        let (target, value) = match node.kind() {
+            "assignment_expression"
+                if node
+                    .child_by_field_name("operator")
+                    .is_some_and(|o| ctx.text(o) == "=") =>
+            {
+                (
+                    node.child_by_field_name("left"),
+                    node.child_by_field_name("right"),
+                )
+            }
+            "init_declarator" => (
+                node.child_by_field_name("declarator"),
+                node.child_by_field_name("value"),
+            ),
+            _ => (None, None),
+        };
+        if let (Some(target), Some(value)) = (target, value) {
+            let value = {
+                let mut v = value;
+                while v.kind() == "parenthesized_expression" {
+                    match v.named_child(0) {
+                        Some(inner) => v = inner,
+                        None => break,
+                    }
+                }
+                v
+            };
+            if ctx.text(strip_parens(target)) == name && value.kind() == "call_expression" {
+                return true;
+            }
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    false
 }
