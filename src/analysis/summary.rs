@@ -56,6 +56,10 @@ pub struct Releaser {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LockSummaries {
     pub releasers: BTreeMap<String, Releaser>,
+    /// True unless the file is a user-space program (it defines `main()`) that never tests an
+    /// allocation's result for NULL right after it: kernel code believes allocations fail, a
+    /// host build tool that lets the process die on `malloc()` failure does not.
+    pub tests_allocations: bool,
 }
 
 impl LockSummaries {
@@ -71,6 +75,7 @@ impl LockSummaries {
             all.push_str(&r.locks.join(","));
             all.push(if r.annotated { '!' } else { ';' });
         }
+        all.push(if self.tests_allocations { 'T' } else { 'F' });
         xxhash_rust::xxh3::xxh3_64(all.as_bytes())
     }
 }
@@ -101,7 +106,10 @@ pub fn for_file(node: Node, source: &str) -> Rc<LockSummaries> {
 
 /// Reads the summaries of every function defined or declared under `root`.
 pub fn summarize(root: Node, source: &str) -> LockSummaries {
-    let mut out = LockSummaries::default();
+    let mut out = LockSummaries {
+        tests_allocations: !defines_main(root, source) || tests_allocations(root, source),
+        ..LockSummaries::default()
+    };
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
         match node.kind() {
@@ -132,6 +140,78 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
         }
     }
     out
+}
+
+/// True when the file defines `main()`: a user-space program (a host build tool in a kernel
+/// tree), not kernel code.
+fn defines_main(root: Node, source: &str) -> bool {
+    let mut cursor = root.walk();
+    let found = root.named_children(&mut cursor).any(|n| {
+        n.kind() == "function_definition"
+            && function_declarator(n)
+                .and_then(|d| d.child_by_field_name("declarator"))
+                .is_some_and(|name| text(name, source) == "main")
+    });
+    found
+}
+
+/// True when an allocation's result is tested in the condition that holds it
+/// (`if (!(p = kmalloc(...)))`) or in the `if` right after it (`p = kmalloc(...); if (!p)`).
+fn tests_allocations(root: Node, source: &str) -> bool {
+    let allocator = |call: Node| {
+        callee_name(call, source).is_some_and(|n| {
+            n.contains("alloc")
+                || matches!(n, "kmemdup" | "kstrdup" | "kstrndup" | "strdup" | "strndup")
+        })
+    };
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        let (target, value) = match node.kind() {
+            "assignment_expression" => (
+                node.child_by_field_name("left"),
+                node.child_by_field_name("right"),
+            ),
+            "init_declarator" => (
+                node.child_by_field_name("declarator")
+                    .and_then(declared_name),
+                node.child_by_field_name("value"),
+            ),
+            _ => (None, None),
+        };
+        if let (Some(target), Some(value)) = (target, value.map(syntax::strip_parens)) {
+            if value.kind() == "call_expression" && allocator(value) {
+                let name = text(target, source);
+                // The statement that holds the allocation, and the one after it.
+                let mut statement = node;
+                while let Some(parent) = statement.parent() {
+                    if matches!(parent.kind(), "compound_statement" | "translation_unit") {
+                        break;
+                    }
+                    let in_condition = parent
+                        .child_by_field_name("condition")
+                        .is_some_and(|c| c.id() == statement.id());
+                    if parent.kind() == "if_statement" && in_condition {
+                        return true;
+                    }
+                    statement = parent;
+                }
+                let mut next = statement.next_named_sibling();
+                while let Some(comment) = next.filter(|n| n.kind() == "comment") {
+                    next = comment.next_named_sibling();
+                }
+                if next.is_some_and(|n| {
+                    n.kind() == "if_statement"
+                        && n.child_by_field_name("condition")
+                            .is_some_and(|c| text(c, source).contains(name))
+                }) {
+                    return true;
+                }
+            }
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    false
 }
 
 fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
@@ -297,6 +377,16 @@ mod tests {
         assert_eq!(s.releasers["bar_unlock"].locks, ["&b->q.lock"]);
         assert_eq!(s.releasers["bar_unlock"].params, ["b"]);
         assert!(s.releasers["bar_unlock"].annotated);
+    }
+
+    #[test]
+    fn only_a_program_that_never_tests_an_allocation_is_exempt() {
+        let tool = "static int *mk(int n)\n{\n\tint *p = malloc(n);\n\n\tp[0] = 1;\n\treturn p;\n}\nint main(int argc, char *argv[])\n{\n\treturn 0;\n}\n";
+        assert!(!summaries(tool).tests_allocations);
+        let careful = "static int *mk(int n)\n{\n\tint *p = malloc(n);\n\t/* checked */\n\tif (!p)\n\t\texit(1);\n\treturn p;\n}\nint main(void)\n{\n\treturn 0;\n}\n";
+        assert!(summaries(careful).tests_allocations);
+        let kernel = "static int *mk(int n)\n{\n\tint *p = kmalloc(n, GFP_KERNEL);\n\n\tp[0] = 1;\n\treturn p;\n}\n";
+        assert!(summaries(kernel).tests_allocations);
     }
 
     #[test]

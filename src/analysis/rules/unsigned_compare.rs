@@ -96,9 +96,7 @@ fn in_loop_condition(node: tree_sitter::Node) -> bool {
                     .child_by_field_name("condition")
                     .is_some_and(|c| c.id() == child.id());
             }
-            "binary_expression" | "parenthesized_expression" | "unary_expression" => {
-                child = parent
-            }
+            "binary_expression" | "parenthesized_expression" | "unary_expression" => child = parent,
             _ => return false,
         }
     }
