@@ -372,7 +372,16 @@ impl<'a, 't> Engine<'a, 't> {
         };
         let rest = self.source.get(name.end_byte()..).unwrap_or("");
         let end = rest.find([',', ';', '=']).unwrap_or(rest.len());
-        rest[..end].contains("__free(")
+        // The annotation may also sit before the name (`struct foo __free(kfree) *p = NULL`):
+        // the text from the previous declarator (or the type) to the name.
+        let start = declarator
+            .prev_named_sibling()
+            .map_or(declarator.start_byte(), |p| p.end_byte());
+        let before = self
+            .source
+            .get(start.min(name.start_byte())..name.start_byte())
+            .unwrap_or("");
+        rest[..end].contains("__free(") || before.contains("__free(")
     }
 
     /// Finds the locals assigned exactly once, to another object's name (`x = a->b`,
@@ -1450,7 +1459,12 @@ impl<'a, 't> Engine<'a, 't> {
                     ) => self.knowledge(arg, state),
                     // `drm_WARN_ON(drm, cond)`, `drm_WARN(drm, cond, fmt, ...)`: the condition
                     // follows the device.
-                    (n, Some(_)) if n.ends_with("_WARN_ON") || n.ends_with("_WARN_ON_ONCE") => {
+                    (n, Some(_))
+                        if n.ends_with("_WARN_ON")
+                            || n.ends_with("_WARN_ON_ONCE")
+                            || (n.ends_with("_DBG")
+                                && n.chars().all(|c| !c.is_ascii_lowercase())) =>
+                    {
                         call_arguments(node)
                             .last()
                             .map(|c| self.knowledge(*c, state))

@@ -87,9 +87,11 @@ pub fn for_file(node: Node, source: &str) -> Rc<LockSummaries> {
     while let Some(parent) = root.parent() {
         root = parent;
     }
+    /// The file last summarized on this thread: its text's address and length and its tree's
+    /// root, with the summaries.
+    type Last = Option<((usize, usize, usize), Rc<LockSummaries>)>;
     thread_local! {
-        static LAST: RefCell<Option<((usize, usize, usize), Rc<LockSummaries>)>> =
-            const { RefCell::new(None) };
+        static LAST: RefCell<Last> = const { RefCell::new(None) };
     }
     let key = (source.as_ptr() as usize, source.len(), root.id());
     LAST.with(|last| {
@@ -245,19 +247,16 @@ fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
         let (mut released, mut taken) = (BTreeSet::new(), BTreeSet::new());
         let mut stack = vec![body];
         while let Some(n) = stack.pop() {
-            match n.kind() {
-                "call_expression" => {
-                    let callee = callee_name(n, source).unwrap_or("");
-                    if let Some(arg) = call_arguments(n).first() {
-                        let lock = syntax::squash(text(*arg, source));
-                        if RELEASES.contains(&callee) {
-                            released.insert(lock);
-                        } else if callee.contains("lock") || callee.starts_with("down") {
-                            taken.insert(lock);
-                        }
+            if n.kind() == "call_expression" {
+                let callee = callee_name(n, source).unwrap_or("");
+                if let Some(arg) = call_arguments(n).first() {
+                    let lock = syntax::squash(text(*arg, source));
+                    if RELEASES.contains(&callee) {
+                        released.insert(lock);
+                    } else if callee.contains("lock") || callee.starts_with("down") {
+                        taken.insert(lock);
                     }
                 }
-                _ => {}
             }
             let mut cursor = n.walk();
             stack.extend(n.named_children(&mut cursor));
