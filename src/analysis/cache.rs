@@ -1,5 +1,6 @@
-//! Findings cached by function: the key is the hash of the function's normalized text plus the
-//! rule-set version, so unchanged code is never checked twice, even after it moved.
+//! Findings cached by function: the key is the hash of the function's normalized text, the
+//! rule-set version and the file's context (what its other functions tell the rules, such as a
+//! callee that releases a lock), so unchanged code is never checked twice, even after it moved.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use super::finding::{ByteRange, Finding};
 use super::functions::Function;
 use super::rules::{self, CheckOptions};
 
-type Key = (u64, u64);
+type Key = (u64, u64, u64);
 
 /// An LRU of findings, stored in the coordinates of each function's normalized text.
 pub struct FindingCache {
@@ -35,7 +36,7 @@ impl FindingCache {
     }
 
     fn key(function: &Function) -> Key {
-        (function.hash, rules::ruleset_version())
+        (function.hash, rules::ruleset_version(), function.context)
     }
 
     /// Drops the cached findings of `function`, so that the next look checks it again.

@@ -23,6 +23,10 @@ pub struct Function {
     pub range: ByteRange,
     /// Hash of the normalized text; equal hashes mean the same code, whatever the layout.
     pub hash: u64,
+    /// What the rest of the file tells the rules about this function's callees (the
+    /// fingerprint of `summary::LockSummaries`): equal for two versions of the file whose
+    /// functions release the same locks. Part of the cache key with `hash`.
+    pub context: u64,
     tokens: Arc<[Token]>,
 }
 
@@ -53,6 +57,7 @@ impl Function {
             name,
             range: ByteRange::of(node),
             hash: xxhash_rust::xxh3::xxh3_64(normalized.as_bytes()),
+            context: 0,
             tokens: tokens.into(),
         }
     }
@@ -175,16 +180,28 @@ impl TextSource for str {
 #[derive(Clone, Debug, Default)]
 pub struct FunctionIndex {
     functions: Vec<Function>,
+    context: u64,
+}
+
+/// The fingerprint of what the file's functions tell the rules about each other.
+fn file_context(tree: &Tree, text: &(impl TextSource + ?Sized)) -> u64 {
+    let root = tree.root_node();
+    let whole = text.slice(ByteRange::new(0, root.end_byte()));
+    super::summary::summarize(root, &whole).fingerprint()
 }
 
 impl FunctionIndex {
     /// Reads every function of `tree`.
     pub fn build(tree: &Tree, text: &(impl TextSource + ?Sized)) -> FunctionIndex {
+        let context = file_context(tree, text);
         let functions = function_nodes(tree)
             .into_iter()
-            .map(|node| Function::new(node, &text.slice(ByteRange::of(node))))
+            .map(|node| Function {
+                context,
+                ..Function::new(node, &text.slice(ByteRange::of(node)))
+            })
             .collect();
-        FunctionIndex { functions }
+        FunctionIndex { functions, context }
     }
 
     pub fn functions(&self) -> &[Function] {
@@ -219,13 +236,29 @@ impl FunctionIndex {
                 untouched.insert((range.start, range.end), Function { range, ..old });
             }
         }
+        // When what the functions tell each other changed (a callee now releases a lock), every
+        // function's findings may change: all of them count as changed.
+        let context = file_context(tree, text);
+        let all = context != self.context;
+        self.context = context;
         let mut changed = Vec::new();
         for node in function_nodes(tree) {
             let function = match untouched.remove(&(node.start_byte(), node.end_byte())) {
-                Some(function) => function,
+                Some(function) => {
+                    if all {
+                        changed.push(self.functions.len());
+                    }
+                    Function {
+                        context,
+                        ..function
+                    }
+                }
                 None => {
-                    let function = Function::new(node, &text.slice(ByteRange::of(node)));
-                    if !old_hashes.contains(&function.hash) {
+                    let function = Function {
+                        context,
+                        ..Function::new(node, &text.slice(ByteRange::of(node)))
+                    };
+                    if all || !old_hashes.contains(&function.hash) {
                         changed.push(self.functions.len());
                     }
                     function
@@ -301,5 +334,30 @@ mod tests {
         let changed = idx.update(&new_tree, after.as_str(), &[edit]);
         assert_eq!(changed, vec![0]);
         assert_eq!(idx.functions()[1].range.start, after.find("int g").unwrap());
+    }
+
+    #[test]
+    fn a_callee_that_starts_releasing_a_lock_changes_its_callers() {
+        let before = "static void put(struct s *s)\n{\n\ts->n--;\n}\nstatic int get(struct s *s)\n{\n\tmutex_lock(&s->lock);\n\tput(s);\n\treturn 0;\n}\n";
+        let (mut idx, mut tree) = index(before);
+        let old_text = "s->n--;";
+        let new_text = "mutex_unlock(&s->lock);";
+        let at = before.find(old_text).unwrap();
+        let after = before.replacen(old_text, new_text, 1);
+        let edit = InputEdit {
+            start_byte: at,
+            old_end_byte: at + old_text.len(),
+            new_end_byte: at + new_text.len(),
+            start_position: tree_sitter::Point::new(2, 1),
+            old_end_position: tree_sitter::Point::new(2, 1 + old_text.len()),
+            new_end_position: tree_sitter::Point::new(2, 1 + new_text.len()),
+        };
+        tree.edit(&edit);
+        let new_tree = syntax::parse(&after, Some(&tree)).tree;
+        let caller_context = idx.functions()[1].context;
+        let changed = idx.update(&new_tree, after.as_str(), &[edit]);
+        // `get` did not change, but what `put` now does to its lock changes what `get` holds.
+        assert_eq!(changed, vec![0, 1]);
+        assert_ne!(idx.functions()[1].context, caller_context);
     }
 }
