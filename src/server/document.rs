@@ -115,11 +115,15 @@ impl Document {
     ) -> Vec<usize> {
         self.version = version;
         let mut edits = Vec::with_capacity(changes.len());
+        // A full-text change replaces the document; the changes after it still apply, in order
+        // (LSP 3.17: the changes of one didChange describe successive states).
+        let mut replaced = false;
         for change in changes {
             let Some(range) = change.range else {
                 *self = Document::new(&change.text, version);
                 edits.clear();
-                return (0..self.functions.functions().len()).collect();
+                replaced = true;
+                continue;
             };
             let range = line_index::byte_range(&self.rope, range, encoding);
             let start_position = point(&self.rope, range.start);
@@ -143,9 +147,19 @@ impl Document {
             self.tree.edit(&edit);
             edits.push(edit);
         }
+        let all = |doc: &Document| (0..doc.functions.functions().len()).collect();
+        if replaced && edits.is_empty() {
+            return all(self);
+        }
         self.tree = parse_rope(&self.masked, Some(&self.tree));
-        self.functions
-            .update(&self.tree, &RopeText(&self.rope), &edits)
+        let changed = self
+            .functions
+            .update(&self.tree, &RopeText(&self.rope), &edits);
+        if replaced {
+            all(self)
+        } else {
+            changed
+        }
     }
 }
 
@@ -167,6 +181,28 @@ mod tests {
             range_length: None,
             text: text.to_owned(),
         }
+    }
+
+    #[test]
+    fn changes_after_a_full_text_change_are_applied_in_order() {
+        let mut doc = Document::new(TEXT, 1);
+        let full = TextDocumentContentChangeEvent {
+            range: None,
+            range_length: None,
+            text: "int f(void)\n{\n\treturn 1;\n}\n".to_owned(),
+        };
+        let replaced = Rope::from_str(&full.text);
+        let at = full.text.find('1').unwrap();
+        let edit = change(&replaced, at, at + 1, "42");
+        let changed = doc.apply(&[full, edit], 2, Encoding::Utf16);
+        assert_eq!(doc.rope.to_string(), "int f(void)\n{\n\treturn 42;\n}\n");
+        assert_eq!(doc.version, 2);
+        assert_eq!(changed, vec![0]);
+        let fresh = Document::new(&doc.rope.to_string(), 2);
+        assert_eq!(
+            doc.tree.root_node().to_sexp(),
+            fresh.tree.root_node().to_sexp()
+        );
     }
 
     #[test]
