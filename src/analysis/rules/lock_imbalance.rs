@@ -122,18 +122,27 @@ fn deviant(
             |r: Returns| r == Returns::Success || (r == Returns::Unknown && returns_pointer);
         // A semaphore taken on success is often a token that another context gives back
         // (`up()` in a thread or a completion callback), so it needs no release helper here.
+        // A function that returns an object holding its lock and NULL or an ERR_PTR after
+        // releasing it (lookup-and-lock, a seq_file iterator's start) hands the lock to the
+        // caller with the object: the pointer says which.
+        let hands_over_with_object =
+            returns_pointer && exits.iter().all(|(_, _, r)| *r == Returns::Unknown);
         let helper = released.iter().all(|(_, r)| *r == Returns::Error)
             && exits.iter().all(|(_, _, r)| success(*r))
-            && (is_semaphore(acquire) || has_release_helper(lock));
+            && (is_semaphore(acquire) || hands_over_with_object || has_release_helper(lock));
         if helper {
             continue;
         }
+        // A function returning objects that releases the lock only when it fails hands the
+        // lock over with each object it returns: only a failure that keeps it deviates.
+        let errors_release = returns_pointer && released.iter().all(|(_, r)| *r == Returns::Error);
         out.extend(
             exits
                 .into_iter()
                 // `return f(...)` with the lock held hands it to `f`, which may release it
                 // (`return chtls_pt_recvmsg(...)`): the callee decides, not this function.
                 .filter(|(_, exit, _)| !returns_call(exit))
+                .filter(|(_, _, r)| !errors_release || *r == Returns::Error)
                 .map(|(lock, exit, _)| (lock, acquire, exit)),
         );
     }
