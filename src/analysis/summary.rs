@@ -168,19 +168,14 @@ fn tests_allocations(root: Node, source: &str) -> bool {
     };
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
-        let (target, value) = match node.kind() {
-            "assignment_expression" => (
-                node.child_by_field_name("left"),
-                node.child_by_field_name("right"),
-            ),
-            "init_declarator" => (
-                node.child_by_field_name("declarator")
-                    .and_then(declared_name),
-                node.child_by_field_name("value"),
-            ),
-            _ => (None, None),
-        };
-        if let (Some(target), Some(value)) = (target, value.map(syntax::strip_parens)) {
+        let assigned = syntax::assignment(node).and_then(|(target, value)| {
+            let target = match node.kind() {
+                "init_declarator" => declared_name(target)?,
+                _ => target,
+            };
+            Some((target, syntax::strip_parens(value)))
+        });
+        if let Some((target, value)) = assigned {
             if value.kind() == "call_expression" && allocator(value) {
                 let name = text(target, source);
                 // The statement that holds the allocation, and the one after it.

@@ -105,6 +105,21 @@ pub fn call_arguments(call: Node) -> Vec<Node> {
         .collect()
 }
 
+/// The written place and the value of `place = value` (any assignment operator) or of an
+/// initializer (`int *p = value`, whose place is the whole declarator): where a name gets its
+/// value, for the checks that ask.
+pub fn assignment(node: Node) -> Option<(Node, Node)> {
+    let (place, value) = match node.kind() {
+        "assignment_expression" => ("left", "right"),
+        "init_declarator" => ("declarator", "value"),
+        _ => return None,
+    };
+    Some((
+        node.child_by_field_name(place)?,
+        node.child_by_field_name(value)?,
+    ))
+}
+
 /// The identifier declared by a declarator (`*p`, `p[4]`, `p = init` all declare `p`).
 pub fn declared_name<'a>(mut declarator: Node<'a>) -> Option<Node<'a>> {
     loop {

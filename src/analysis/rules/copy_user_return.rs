@@ -191,18 +191,7 @@ fn passes_the_count_through(ctx: &Context) -> bool {
                 None => return false,
             },
             "assignment_expression" | "init_declarator" => {
-                let (target, value) = if node.kind() == "assignment_expression" {
-                    (
-                        node.child_by_field_name("left"),
-                        node.child_by_field_name("right"),
-                    )
-                } else {
-                    (
-                        node.child_by_field_name("declarator"),
-                        node.child_by_field_name("value"),
-                    )
-                };
-                if let (Some(target), Some(value)) = (target, value) {
+                if let Some((target, value)) = crate::analysis::syntax::assignment(node) {
                     let ok = is_copy(value) || ctx.text(strip_parens(value)) == "0";
                     writes.push((ctx.text(strip_parens(target)), ok));
                 }

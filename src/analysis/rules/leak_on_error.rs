@@ -199,18 +199,8 @@ fn allocated_before(ctx: &Context, inputs: &FlowInputs, name: &str, before: usiz
         if node.start_byte() >= before {
             continue;
         }
-        let (target, value) = match node.kind() {
-            "assignment_expression" => (
-                node.child_by_field_name("left"),
-                node.child_by_field_name("right"),
-            ),
-            "init_declarator" => (
-                node.child_by_field_name("declarator"),
-                node.child_by_field_name("value"),
-            ),
-            _ => (None, None),
-        };
-        if let (Some(target), Some(value)) = (target, value.map(strip_parens)) {
+        if let Some((target, value)) = syntax::assignment(node) {
+            let value = strip_parens(value);
             if ctx.text(target) == name
                 && value.kind() == "call_expression"
                 && inputs.allocs.contains(&value.id())

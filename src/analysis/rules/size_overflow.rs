@@ -4,7 +4,9 @@ use tree_sitter::Node;
 
 use super::{declarations, replace, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Severity};
-use crate::analysis::syntax::{call_arguments, callee_name, declared_name, strip_parens};
+use crate::analysis::syntax::{
+    assignment, call_arguments, callee_name, declared_name, strip_parens,
+};
 
 pub const RULE: Rule = Rule {
     id: "size-overflow",
@@ -346,17 +348,12 @@ fn copied_from(ctx: &Context, name: &str, call: Node) -> Option<String> {
         if node.start_byte() >= call.start_byte() {
             return;
         }
-        let (target, value) = match node.kind() {
-            "assignment_expression" => (
-                node.child_by_field_name("left"),
-                node.child_by_field_name("right"),
-            ),
-            "init_declarator" => (
-                node.child_by_field_name("declarator"),
-                node.child_by_field_name("value"),
-            ),
-            "update_expression" => (node.child_by_field_name("argument"), None),
-            _ => return,
+        let (target, value) = match assignment(node) {
+            Some((target, value)) => (Some(target), Some(value)),
+            None if node.kind() == "update_expression" => {
+                (node.child_by_field_name("argument"), None)
+            }
+            None => return,
         };
         if target.is_some_and(|t| ctx.text(strip_parens(t)) == name) {
             values.push(value.map(strip_parens));
@@ -431,18 +428,7 @@ fn assigned_from_external(ctx: &Context, name: &str, call: Node) -> Option<Strin
         if node.start_byte() >= call.start_byte() || found.is_some() {
             return;
         }
-        let (target, value) = match node.kind() {
-            "assignment_expression" => (
-                node.child_by_field_name("left"),
-                node.child_by_field_name("right"),
-            ),
-            "init_declarator" => (
-                node.child_by_field_name("declarator"),
-                node.child_by_field_name("value"),
-            ),
-            _ => return,
-        };
-        if let (Some(target), Some(value)) = (target, value) {
+        if let Some((target, value)) = assignment(node) {
             if ctx.text(strip_parens(target)) == name {
                 found = external_source(ctx, value);
             }

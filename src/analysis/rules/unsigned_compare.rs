@@ -111,24 +111,11 @@ fn assigned_from_call(ctx: &Context, name: &str, before: tree_sitter::Node) -> b
         if node.start_byte() >= before.start_byte() {
             continue;
         }
-        let (target, value) = match node.kind() {
-            "assignment_expression"
-                if node
-                    .child_by_field_name("operator")
-                    .is_some_and(|o| ctx.text(o) == "=") =>
-            {
-                (
-                    node.child_by_field_name("left"),
-                    node.child_by_field_name("right"),
-                )
-            }
-            "init_declarator" => (
-                node.child_by_field_name("declarator"),
-                node.child_by_field_name("value"),
-            ),
-            _ => (None, None),
-        };
-        if let (Some(target), Some(value)) = (target, value) {
+        let plain = node.kind() != "assignment_expression"
+            || node
+                .child_by_field_name("operator")
+                .is_some_and(|o| ctx.text(o) == "=");
+        if let Some((target, value)) = crate::analysis::syntax::assignment(node).filter(|_| plain) {
             let value = {
                 let mut v = value;
                 while v.kind() == "parenthesized_expression" {
