@@ -84,6 +84,12 @@ impl Client {
         self.stdin.flush().unwrap();
     }
 
+    /// Writes bytes as they are, framing included (or not).
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
     fn send(&mut self, value: &Value) {
         self.send_raw(value.to_string().as_bytes());
     }
