@@ -130,105 +130,103 @@ impl Framer {
 
     /// The next event, or `None` when more bytes are needed.
     fn next(&mut self) -> Option<Event> {
-        loop {
-            if self.scanning {
-                match find_header(&self.buf, 0) {
-                    Some(at) => {
-                        self.buf.drain(..at);
-                        self.scanning = false;
-                    }
-                    None => {
-                        // Keep only what could be the start of a header.
-                        let keep = CONTENT_LENGTH.len() - 1;
-                        let drop = self.buf.len().saturating_sub(keep);
-                        self.buf.drain(..drop);
-                        return None;
-                    }
+        if self.scanning {
+            match find_header(&self.buf, 0) {
+                Some(at) => {
+                    self.buf.drain(..at);
+                    self.scanning = false;
+                }
+                None => {
+                    // Keep only what could be the start of a header.
+                    let keep = CONTENT_LENGTH.len() - 1;
+                    let drop = self.buf.len().saturating_sub(keep);
+                    self.buf.drain(..drop);
+                    return None;
                 }
             }
-            // Blank lines between frames are harmless.
-            let blank = self
-                .buf
-                .iter()
-                .take_while(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
-                .count();
-            self.buf.drain(..blank);
-            if self.buf.is_empty() {
-                return None;
-            }
-            let Some(body_start) = header_end(&self.buf) else {
-                if self.buf.len() > MAX_HEADER_BYTES {
-                    self.resync(1);
-                    return Some(Event::Bad {
-                        id: Value::Null,
-                        why: format!("no end of headers within {MAX_HEADER_BYTES} bytes"),
-                    });
-                }
-                return None;
-            };
-            let length = match declared_length(&self.buf[..body_start]) {
-                Ok(n) if n > MAX_MESSAGE_BYTES => Err(format!(
-                    "message of {n} bytes is larger than the {MAX_MESSAGE_BYTES}-byte limit"
-                )),
-                other => other,
-            };
-            let length = match length {
-                Ok(n) => n,
-                Err(why) => {
-                    self.resync(body_start);
-                    return Some(Event::Bad {
-                        id: Value::Null,
-                        why,
-                    });
-                }
-            };
-            let available = &self.buf[body_start..];
-            if available.len() < length {
-                // A body shorter than declared, followed by the next frame, would keep us waiting
-                // for bytes that belong to other messages: recognise it now.
-                while let Some(next) = find_header(available, self.searched) {
-                    self.searched = next + 1;
-                    let Some((value, end)) = leading_json(&available[..next]) else {
-                        continue;
-                    };
-                    if available[end..next].iter().all(u8::is_ascii_whitespace) {
-                        let id = value.get("id").cloned().unwrap_or(Value::Null);
-                        self.resync(body_start + next);
-                        return Some(Event::Bad {
-                            id,
-                            why: format!(
-                                "Content-Length {length} does not match the body ({end} bytes)"
-                            ),
-                        });
-                    }
-                }
-                // Bytes that may yet begin a header are searched again when more arrive.
-                self.searched = available.len().saturating_sub(CONTENT_LENGTH.len() - 1);
-                return None;
-            }
-            let body = &self.buf[body_start..body_start + length];
-            if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
-                let body = body.to_vec();
-                self.buf.drain(..body_start + length);
-                self.searched = 0;
-                return Some(Event::Message(body));
-            }
-            // Not one JSON value: a Content-Length too short (the body's tail follows) or too long
-            // (the next frame's header is inside). Validation would name a body that is simply
-            // malformed JSON; both go on at the next header after this frame's headers.
-            let id = leading_json(body)
-                .and_then(|(value, _)| value.get("id").cloned())
-                .unwrap_or(Value::Null);
-            let why = match serde_json::from_slice::<Value>(body) {
-                Err(e) if leading_json(body).is_some() || e.is_eof() => {
-                    format!("Content-Length {length} does not match the body")
-                }
-                Err(e) => format!("{e}"),
-                Ok(_) => unreachable!("checked above"),
-            };
-            self.resync(body_start);
-            return Some(Event::Bad { id, why });
         }
+        // Blank lines between frames are harmless.
+        let blank = self
+            .buf
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+            .count();
+        self.buf.drain(..blank);
+        if self.buf.is_empty() {
+            return None;
+        }
+        let Some(body_start) = header_end(&self.buf) else {
+            if self.buf.len() > MAX_HEADER_BYTES {
+                self.resync(1);
+                return Some(Event::Bad {
+                    id: Value::Null,
+                    why: format!("no end of headers within {MAX_HEADER_BYTES} bytes"),
+                });
+            }
+            return None;
+        };
+        let length = match declared_length(&self.buf[..body_start]) {
+            Ok(n) if n > MAX_MESSAGE_BYTES => Err(format!(
+                "message of {n} bytes is larger than the {MAX_MESSAGE_BYTES}-byte limit"
+            )),
+            other => other,
+        };
+        let length = match length {
+            Ok(n) => n,
+            Err(why) => {
+                self.resync(body_start);
+                return Some(Event::Bad {
+                    id: Value::Null,
+                    why,
+                });
+            }
+        };
+        let available = &self.buf[body_start..];
+        if available.len() < length {
+            // A body shorter than declared, followed by the next frame, would keep us waiting
+            // for bytes that belong to other messages: recognise it now.
+            while let Some(next) = find_header(available, self.searched) {
+                self.searched = next + 1;
+                let Some((value, end)) = leading_json(&available[..next]) else {
+                    continue;
+                };
+                if available[end..next].iter().all(u8::is_ascii_whitespace) {
+                    let id = value.get("id").cloned().unwrap_or(Value::Null);
+                    self.resync(body_start + next);
+                    return Some(Event::Bad {
+                        id,
+                        why: format!(
+                            "Content-Length {length} does not match the body ({end} bytes)"
+                        ),
+                    });
+                }
+            }
+            // Bytes that may yet begin a header are searched again when more arrive.
+            self.searched = available.len().saturating_sub(CONTENT_LENGTH.len() - 1);
+            return None;
+        }
+        let body = &self.buf[body_start..body_start + length];
+        if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+            let body = body.to_vec();
+            self.buf.drain(..body_start + length);
+            self.searched = 0;
+            return Some(Event::Message(body));
+        }
+        // Not one JSON value: a Content-Length too short (the body's tail follows) or too long
+        // (the next frame's header is inside). Validation would name a body that is simply
+        // malformed JSON; both go on at the next header after this frame's headers.
+        let id = leading_json(body)
+            .and_then(|(value, _)| value.get("id").cloned())
+            .unwrap_or(Value::Null);
+        let why = match serde_json::from_slice::<Value>(body) {
+            Err(e) if leading_json(body).is_some() || e.is_eof() => {
+                format!("Content-Length {length} does not match the body")
+            }
+            Err(e) => format!("{e}"),
+            Ok(_) => unreachable!("checked above"),
+        };
+        self.resync(body_start);
+        Some(Event::Bad { id, why })
     }
 }
 
