@@ -67,3 +67,44 @@ fn dollar_requests_get_method_not_found() {
     assert!(status(&mut client).get("result").is_some());
     assert_eq!(client.shutdown(), 0);
 }
+
+const LEAK: &str = "// c\n#include <x.h>\nint f(int x)\n{\n\tchar *p = kmalloc(4, GFP_KERNEL);\n\tif (!p)\n\t\treturn -ENOMEM;\n\tif (x)\n\t\treturn -EINVAL;\n\tkfree(p);\n\treturn 0;\n}\n";
+
+fn check_json(dir: &std::path::Path, name: &str, text: &str) -> Vec<(String, Value)> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aidiag"))
+        .args(["check", "--no-model", "--format", "json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["files"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap().to_owned(), f["range"].clone()))
+        .collect()
+}
+
+#[test]
+fn carriage_returns_alone_end_lines_in_the_cli_and_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let lf = check_json(dir.path(), "lf.c", LEAK);
+    let cr_text = LEAK.replace('\n', "\r");
+    assert_eq!(lf.len(), 1, "{lf:?}");
+    assert_eq!(check_json(dir.path(), "cr.c", &cr_text), lf);
+    assert_eq!(check_json(dir.path(), "crlf.c", &LEAK.replace('\n', "\r\n")), lf);
+
+    let mut client = Client::start();
+    client.initialize(&["utf-16"]);
+    let uri = "file:///cr.c";
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "c", "version": 1, "text": cr_text}}),
+    );
+    let diagnostics = client.diagnostics(uri, 1);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert_eq!(diagnostics[0]["range"]["start"]["line"], 8);
+    assert_eq!(client.shutdown(), 0);
+}

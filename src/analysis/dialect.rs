@@ -219,12 +219,30 @@ pub fn mask_line(line: &str, before: Option<u8>) -> Cow<'_, str> {
     }
 }
 
+/// The lines of `text` with their line breaks: `\n`, `\r\n`, or a `\r` alone (as ropey and the
+/// LSP count them).
+fn lines_inclusive(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= bytes.len() {
+            return None;
+        }
+        let end = (start..bytes.len())
+            .find(|&i| bytes[i] == b'\n' || (bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+            .map_or(bytes.len(), |i| i + 1);
+        let line = &text[start..end];
+        start = end;
+        Some(line)
+    })
+}
+
 /// Rewrites the kernel dialect into plain C of the same length; borrows when nothing changes.
 pub fn mask(text: &str) -> Cow<'_, str> {
     let mut out: Option<String> = None;
     let mut before = None;
     let mut start = 0;
-    for line in text.split_inclusive('\n') {
+    for line in lines_inclusive(text) {
         let body = line.trim_end_matches(['\n', '\r']);
         let masked = mask_line(body, before);
         if let Cow::Owned(masked) = masked {
@@ -246,6 +264,17 @@ pub fn mask(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_end_at_a_lone_carriage_return_too() {
+        let text = "#define X 1\rstatic long f(void __user *p)\r{\r}\r";
+        let masked = mask(text);
+        assert_eq!(masked, text.replace("__user", "      "));
+        assert_eq!(
+            lines_inclusive("a\rb\r\nc\nd").collect::<Vec<_>>(),
+            ["a\r", "b\r\n", "c\n", "d"]
+        );
+    }
 
     #[test]
     fn annotations_become_spaces_of_the_same_length() {

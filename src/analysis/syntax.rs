@@ -33,14 +33,38 @@ fn with_parser<T>(f: impl FnOnce(&mut Parser) -> T) -> T {
 /// dialect is masked first (see `dialect`); offsets in the tree are offsets in `text`.
 pub fn parse(text: &str, old_tree: Option<&Tree>) -> Parse {
     let masked = super::dialect::mask(text);
+    let masked = lone_cr_as_lf(&masked);
     let tree = with_parser(|p| p.parse(masked.as_bytes(), old_tree))
         .expect("tree-sitter parses without timeout or cancellation flag");
     let errors = count_errors(tree.root_node());
     Parse { tree, errors }
 }
 
+/// Whether the `\r` at `i` ends a line on its own (old Mac OS line endings). The grammar ends
+/// comments and preprocessor lines at `\n` only, so a file with such line breaks would be one long
+/// comment after its first `//`; the parser is shown `\n` there instead, one byte for one.
+pub fn is_lone_cr(bytes: &[u8], i: usize) -> bool {
+    bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n')
+}
+
+/// `text` with every lone `\r` replaced by `\n` (same length); borrows when there is none.
+pub fn lone_cr_as_lf(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    if !(0..bytes.len()).any(|i| is_lone_cr(bytes, i)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = bytes.to_vec();
+    for (i, b) in out.iter_mut().enumerate() {
+        if is_lone_cr(bytes, i) {
+            *b = b'\n';
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8(out).expect("ASCII for ASCII keeps UTF-8"))
+}
+
 /// Parses text that is handed over in chunks (a rope), reusing `old_tree` when given. The
-/// chunks must already be masked (see `dialect`).
+/// chunks must already be masked (see `dialect`), and lone `\r`s shown as `\n` (see
+/// `is_lone_cr`).
 pub fn parse_chunks<'a, F, T>(mut read: F, old_tree: Option<&Tree>) -> Tree
 where
     F: FnMut(usize) -> T,

@@ -56,7 +56,22 @@ fn parse_rope(rope: &Rope, old: Option<&Tree>) -> Tree {
                 return &[][..];
             }
             let (chunk, chunk_start, _, _) = rope.chunk_at_byte(offset);
-            &chunk.as_bytes()[offset - chunk_start..]
+            let rest = &chunk.as_bytes()[offset - chunk_start..];
+            // A lone `\r` ends a line; the grammar only knows `\n` (see `syntax::is_lone_cr`).
+            let lone = |i: usize| {
+                rest[i] == b'\r'
+                    && match rest.get(i + 1) {
+                        Some(&next) => next != b'\n',
+                        None => {
+                            offset + i + 1 >= rope.len_bytes() || rope.byte(offset + i + 1) != b'\n'
+                        }
+                    }
+            };
+            match (0..rest.len()).find(|&i| lone(i)) {
+                Some(0) => &b"\n"[..],
+                Some(cr) => &rest[..cr],
+                None => rest,
+            }
         },
         old,
     )
@@ -203,6 +218,37 @@ mod tests {
             doc.tree.root_node().to_sexp(),
             fresh.tree.root_node().to_sexp()
         );
+    }
+
+    #[test]
+    fn lone_carriage_returns_end_lines_for_the_parser_and_edits_keep_it_so() {
+        let lf = "// a comment\n#include <x.h>\nint f(void)\n{\n\treturn 1;\n}\n";
+        let cr = lf.replace('\n', "\r");
+        let with_lf = Document::new(lf, 1);
+        let mut doc = Document::new(&cr, 1);
+        assert_eq!(doc.functions.functions().len(), 1);
+        assert_eq!(
+            doc.tree.root_node().to_sexp(),
+            with_lf.tree.root_node().to_sexp()
+        );
+        // Make one `\r` a `\r\n`, then the `\r\n` a `\r` again: each time as a fresh parse.
+        let at = cr.find('\r').unwrap() + 1;
+        let edit = change(&doc.rope, at, at, "\n");
+        doc.apply(&[edit], 2, Encoding::Utf16);
+        let fresh = Document::new(&doc.rope.to_string(), 2);
+        assert_eq!(
+            doc.tree.root_node().to_sexp(),
+            fresh.tree.root_node().to_sexp()
+        );
+        // (LSP positions cannot fall between `\r` and `\n`: replace the pair.)
+        let edit = change(&doc.rope, at - 1, at + 1, "\r");
+        doc.apply(&[edit], 3, Encoding::Utf16);
+        assert_eq!(doc.rope.to_string(), cr);
+        assert_eq!(
+            doc.tree.root_node().to_sexp(),
+            with_lf.tree.root_node().to_sexp()
+        );
+        assert_eq!(doc.functions.functions().len(), 1);
     }
 
     #[test]
