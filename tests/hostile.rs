@@ -94,7 +94,10 @@ fn carriage_returns_alone_end_lines_in_the_cli_and_the_server() {
     let cr_text = LEAK.replace('\n', "\r");
     assert_eq!(lf.len(), 1, "{lf:?}");
     assert_eq!(check_json(dir.path(), "cr.c", &cr_text), lf);
-    assert_eq!(check_json(dir.path(), "crlf.c", &LEAK.replace('\n', "\r\n")), lf);
+    assert_eq!(
+        check_json(dir.path(), "crlf.c", &LEAK.replace('\n', "\r\n")),
+        lf
+    );
 
     let mut client = Client::start();
     client.initialize(&["utf-16"]);
@@ -107,4 +110,140 @@ fn carriage_returns_alone_end_lines_in_the_cli_and_the_server() {
     assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
     assert_eq!(diagnostics[0]["range"]["start"]["line"], 8);
     assert_eq!(client.shutdown(), 0);
+}
+
+/// Function bodies that nest `n` levels in each way C can nest, with an allocation so that the
+/// path walk runs too.
+fn nested(shape: &str, n: usize) -> String {
+    let body = match shape {
+        "braces" => format!("{}return -EINVAL;{}", "{".repeat(n), "}".repeat(n)),
+        "parens" => format!("return {}x{};", "(".repeat(n), ")".repeat(n)),
+        "ifs" => format!("{}return -EINVAL;{}", "if (x) {".repeat(n), "}".repeat(n)),
+        "else-ifs" => format!(
+            "if (x == 0) return -EINVAL;{} else return 0;",
+            " else if (x) return -EIO;".repeat(n)
+        ),
+        "loops" => format!(
+            "{}return -EINVAL;{}",
+            "while (x) {".repeat(n),
+            "}".repeat(n)
+        ),
+        "sums" => format!("return {};", vec!["x"; n + 1].join(" + ")),
+        "calls" => format!("return {}x{};", "f(".repeat(n), ")".repeat(n)),
+        "nots" => format!("return {}x;", "!".repeat(n)),
+        "casts" => format!("return {}x;", "(long)".repeat(n)),
+        "ternaries" => format!("return {}0;", "x ? 1 : ".repeat(n)),
+        "assignments" => format!("return {}x;", "y = ".repeat(n)),
+        _ => unreachable!(),
+    };
+    format!("int f(int x, int y)\n{{\n\tchar *p = kmalloc(4, GFP_KERNEL);\n\tif (!p)\n\t\treturn -ENOMEM;\n\t{body}\n\tkfree(p);\n\treturn 0;\n}}\n")
+}
+
+const SHAPES: [&str; 11] = [
+    "braces",
+    "parens",
+    "ifs",
+    "else-ifs",
+    "loops",
+    "sums",
+    "calls",
+    "nots",
+    "casts",
+    "ternaries",
+    "assignments",
+];
+
+fn depth_of(text: &str) -> usize {
+    let parse = aidiag::analysis::syntax::parse(text, None);
+    let function = aidiag::analysis::functions::function_nodes(&parse.tree)[0];
+    aidiag::analysis::syntax::depth(function, usize::MAX)
+}
+
+#[test]
+fn the_deepest_function_the_rules_accept_is_checked_on_a_two_megabyte_stack() {
+    use aidiag::analysis::{check_text, rules, CheckOptions};
+    for shape in SHAPES {
+        // The largest n whose tree is within the limit (depth grows with n).
+        let (mut low, mut high) = (1, 2 * rules::MAX_DEPTH);
+        while low < high {
+            let mid = (low + high).div_ceil(2);
+            if depth_of(&nested(shape, mid)) <= rules::MAX_DEPTH {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        let text = nested(shape, low);
+        // Worker threads of the CLI and of the server's blocking pool have 2 MiB stacks.
+        let findings = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || check_text(&text, CheckOptions { fixes: true }))
+            .unwrap()
+            .join()
+            .unwrap_or_else(|_| panic!("{shape} at {low} levels"));
+        assert!(
+            findings.iter().all(|f| f.rule != rules::NOT_CHECKED),
+            "{shape}: {findings:?}"
+        );
+        let over = check_text(&nested(shape, low + 1), CheckOptions::default());
+        assert_eq!(over.len(), 1, "{shape}");
+        assert_eq!(over[0].rule, rules::NOT_CHECKED);
+    }
+}
+
+#[test]
+fn sixty_thousand_levels_are_a_note_in_the_cli_and_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    // (tree-sitter's own parse of nested calls grows with the square of the depth: 60,000 take
+    // 8 s, so calls nest 5,000 deep here, five times the limit.)
+    let text: String = SHAPES
+        .iter()
+        .map(|&shape| nested(shape, if shape == "calls" { 5_000 } else { 60_000 }))
+        .collect();
+    let path = dir.path().join("deep.c");
+    std::fs::write(&path, &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aidiag"))
+        .args(["check", "--no-model"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        stdout.matches("[not-checked]").count(),
+        SHAPES.len(),
+        "{stdout}"
+    );
+
+    let mut client = Client::start();
+    client.initialize(&["utf-16"]);
+    let uri = "file:///deep.c";
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "c", "version": 1, "text": text}}),
+    );
+    let diagnostics = client.diagnostics(uri, 1);
+    assert_eq!(diagnostics.len(), SHAPES.len(), "{diagnostics:?}");
+    let hover = client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": 4}}),
+    );
+    assert!(hover.get("error").is_none(), "{hover}");
+    assert_eq!(client.shutdown(), 0);
+}
+
+#[test]
+fn fix_verification_is_bounded_by_the_size_of_the_function() {
+    use aidiag::analysis::{check_text, CheckOptions};
+    // One allocation and 400 error returns that leak it: 400 findings, each with a fix whose
+    // verification checks the whole function again. Only the first few are verified.
+    let text = format!(
+        "int f(int x)\n{{\n\tint ret;\n\tchar *p = kmalloc(4, GFP_KERNEL);\n\tif (!p)\n\t\treturn -ENOMEM;\n{}\tkfree(p);\n\treturn 0;\n}}\n",
+        "\tret = g(x);\n\tif (ret)\n\t\treturn ret;\n".repeat(400)
+    );
+    let findings = check_text(&text, CheckOptions { fixes: true });
+    assert_eq!(findings.len(), 400);
+    let with_fixes = findings.iter().take_while(|f| !f.fixes.is_empty()).count();
+    assert!((1..=32).contains(&with_fixes), "{with_fixes} verified");
+    assert!(findings[with_fixes..].iter().all(|f| f.fixes.is_empty()));
 }

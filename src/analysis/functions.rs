@@ -91,33 +91,40 @@ fn collect_tokens(
     tokens: &mut Vec<Token>,
     normalized: &mut String,
 ) {
-    // Comments are layout, except a suppression comment, which changes what is reported.
-    if node.kind() == "comment"
-        && !text
-            .get(node.start_byte() - start..node.end_byte() - start)
-            .is_some_and(|c| c.contains(super::rules::SUPPRESS_MARKER))
-    {
-        return;
-    }
-    if node.child_count() == 0 {
-        let range = node.start_byte() - start..node.end_byte() - start;
-        let Some(token) = text.get(range.clone()).filter(|t| !t.is_empty()) else {
-            return;
-        };
-        if !normalized.is_empty() {
-            normalized.push(' ');
-        }
-        tokens.push(Token {
-            original: range.start as u32,
-            normalized: normalized.len() as u32,
-            len: token.len() as u32,
-        });
-        normalized.push_str(token);
-        return;
-    }
+    // A walk with a cursor, not recursion: a function can nest without bound.
     let mut cursor = node.walk();
-    for child in node.children(&mut cursor) {
-        collect_tokens(child, start, text, tokens, normalized);
+    loop {
+        let node = cursor.node();
+        let range = node.start_byte() - start..node.end_byte() - start;
+        // Comments are layout, except a suppression comment, which changes what is reported.
+        let layout = node.kind() == "comment"
+            && !text
+                .get(range.clone())
+                .is_some_and(|c| c.contains(super::rules::SUPPRESS_MARKER));
+        if !layout && node.child_count() == 0 {
+            if let Some(token) = text.get(range.clone()).filter(|t| !t.is_empty()) {
+                if !normalized.is_empty() {
+                    normalized.push(' ');
+                }
+                tokens.push(Token {
+                    original: range.start as u32,
+                    normalized: normalized.len() as u32,
+                    len: token.len() as u32,
+                });
+                normalized.push_str(token);
+            }
+        }
+        if !layout && cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return;
+            }
+        }
     }
 }
 
@@ -148,21 +155,26 @@ pub fn function_nodes(tree: &Tree) -> Vec<Node<'_>> {
 }
 
 fn collect_function_nodes<'t>(node: Node<'t>, out: &mut Vec<Node<'t>>) {
-    let mut cursor = node.walk();
-    for child in node.named_children(&mut cursor) {
-        match child.kind() {
-            "function_definition" => out.push(child),
-            "preproc_if"
-            | "preproc_ifdef"
-            | "preproc_else"
-            | "preproc_elif"
-            | "preproc_elifdef"
-            | "linkage_specification"
-            | "declaration_list"
-            | "ERROR" => collect_function_nodes(child, out),
-            _ => {}
+    // An explicit stack, not recursion: broken code nests `ERROR` nodes without bound.
+    let mut stack = vec![node];
+    while let Some(node) = stack.pop() {
+        let mut cursor = node.walk();
+        for child in node.named_children(&mut cursor) {
+            match child.kind() {
+                "function_definition" => out.push(child),
+                "preproc_if"
+                | "preproc_ifdef"
+                | "preproc_else"
+                | "preproc_elif"
+                | "preproc_elifdef"
+                | "linkage_specification"
+                | "declaration_list"
+                | "ERROR" => stack.push(child),
+                _ => {}
+            }
         }
     }
+    out.sort_by_key(|n| n.start_byte());
 }
 
 /// A source of text that can hand out any byte range as a string (a `str` or a rope).

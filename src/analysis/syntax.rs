@@ -74,14 +74,45 @@ where
         .expect("tree-sitter parses without timeout or cancellation flag")
 }
 
-/// Counts `ERROR` and missing nodes under `node`.
+/// Counts `ERROR` and missing nodes under `node` (without recursion: trees can be deep).
 pub fn count_errors(node: Node) -> usize {
     if !node.has_error() {
         return 0;
     }
-    let own = usize::from(node.is_error() || node.is_missing());
+    let mut count = 0;
+    let mut stack = vec![node];
+    while let Some(node) = stack.pop() {
+        count += usize::from(node.is_error() || node.is_missing());
+        let mut cursor = node.walk();
+        stack.extend(node.children(&mut cursor).filter(|c| c.has_error()));
+    }
+    count
+}
+
+/// How deep the tree under `node` goes, counted up to `limit + 1` (the walk stops there).
+/// Without recursion, so that any input can be measured.
+pub fn depth(node: Node, limit: usize) -> usize {
     let mut cursor = node.walk();
-    own + node.children(&mut cursor).map(count_errors).sum::<usize>()
+    let (mut depth, mut deepest) = (0, 0);
+    loop {
+        if cursor.goto_first_child() {
+            depth += 1;
+            deepest = deepest.max(depth);
+            if deepest > limit {
+                return deepest;
+            }
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return deepest;
+            }
+            depth -= 1;
+        }
+    }
 }
 
 /// The text of a node; empty when the node does not lie on character boundaries.
