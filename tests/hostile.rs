@@ -247,3 +247,76 @@ fn fix_verification_is_bounded_by_the_size_of_the_function() {
     assert!((1..=32).contains(&with_fixes), "{with_fixes} verified");
     assert!(findings[with_fixes..].iter().all(|f| f.fixes.is_empty()));
 }
+
+#[cfg(unix)]
+#[test]
+fn fifos_and_devices_are_skipped_with_a_message_and_the_rest_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.c");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let good = dir.path().join("leak.c");
+    std::fs::write(&good, LEAK).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aidiag"))
+        .args(["check", "--no-model"])
+        .arg(&fifo)
+        .arg("/dev/zero")
+        .arg(&good)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("pipe.c: not a regular file"), "{stderr}");
+    assert!(stderr.contains("/dev/zero: not a regular file"), "{stderr}");
+    assert!(stdout.contains("[leak-on-error]"), "{stdout}");
+}
+
+#[test]
+fn a_document_over_the_size_limit_is_refused_with_a_message_and_others_are_served() {
+    let mut client = Client::start();
+    client.initialize(&["utf-16"]);
+    let big = format!("{LEAK}/*{}*/\n", "x".repeat(9 << 20));
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": "file:///big.c", "languageId": "c", "version": 1, "text": big}}),
+    );
+    let message = client.wait_for(|m| m["method"] == "window/showMessage");
+    assert!(
+        message["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit"),
+        "{message}"
+    );
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": "file:///small.c", "languageId": "c", "version": 1, "text": LEAK}}),
+    );
+    assert_eq!(client.diagnostics("file:///small.c", 1).len(), 1);
+    // A change that makes a document too large closes it, with the same message.
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": "file:///small.c", "version": 2},
+               "contentChanges": [{"text": big}]}),
+    );
+    let message = client.wait_for(|m| m["method"] == "window/showMessage");
+    assert!(
+        message["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("small.c"),
+        "{message}"
+    );
+    let hover = client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": "file:///small.c"}, "position": {"line": 8, "character": 3}}),
+    );
+    assert_eq!(hover["result"], Value::Null, "{hover}");
+    assert_eq!(client.shutdown(), 0);
+}

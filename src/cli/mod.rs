@@ -151,13 +151,28 @@ fn collect_files(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<PathBuf> {
 /// Reads a C file. Invalid UTF-8 is replaced (with a warning), so one odd byte in a comment
 /// does not stop the analysis.
 pub(crate) fn read_source(path: &Path) -> Result<(String, Option<String>), String> {
-    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if size > MAX_FILE_BYTES {
+    use std::io::Read;
+    let metadata = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !metadata.is_file() {
+        // Opening a FIFO would wait for a writer; a device can be endless.
+        return Err("not a regular file (a FIFO, socket or device); skipped".to_owned());
+    }
+    let too_big = |size: u64| {
+        format!("file is {size} bytes, more than the {MAX_FILE_BYTES}-byte limit; skipped")
+    };
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(too_big(metadata.len()));
+    }
+    // The limit holds whatever `stat` said (files in /proc, files growing while read).
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!(
-            "file is {size} bytes, more than the {MAX_FILE_BYTES}-byte limit; skipped"
+            "file is more than the {MAX_FILE_BYTES}-byte limit (it grew while read, or its size is not known); skipped"
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     match String::from_utf8(bytes) {
         Ok(text) => Ok((text, None)),
         Err(error) => {

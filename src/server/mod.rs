@@ -149,14 +149,27 @@ impl LanguageServer for Backend {
 
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
         let uri = params.text_document.uri.clone();
-        handlers::text_document::did_open(&self.session, params.text_document);
-        scheduler::schedule(self.session.clone(), self.client.clone(), uri);
+        match handlers::text_document::did_open(&self.session, params.text_document) {
+            Ok(()) => scheduler::schedule(self.session.clone(), self.client.clone(), uri),
+            Err(message) => {
+                self.client
+                    .show_message(MessageType::WARNING, message)
+                    .await
+            }
+        }
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
         let uri = params.text_document.uri.clone();
-        if handlers::text_document::did_change(&self.session, params) {
-            scheduler::schedule(self.session.clone(), self.client.clone(), uri);
+        match handlers::text_document::did_change(&self.session, params) {
+            Ok(true) => scheduler::schedule(self.session.clone(), self.client.clone(), uri),
+            Ok(false) => {}
+            Err(message) => {
+                self.client.publish_diagnostics(uri, Vec::new(), None).await;
+                self.client
+                    .show_message(MessageType::WARNING, message)
+                    .await;
+            }
         }
     }
 
