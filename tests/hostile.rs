@@ -320,3 +320,87 @@ fn a_document_over_the_size_limit_is_refused_with_a_message_and_others_are_serve
     assert_eq!(hover["result"], Value::Null, "{hover}");
     assert_eq!(client.shutdown(), 0);
 }
+
+fn change(
+    client: &mut Client,
+    uri: &str,
+    version: i64,
+    line: u32,
+    character: u32,
+    end: u32,
+    text: &str,
+) {
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": version},
+               "contentChanges": [{"range": {"start": {"line": line, "character": character},
+                                             "end": {"line": line, "character": end}},
+                                   "text": text}]}),
+    );
+}
+
+#[test]
+fn suppression_comments_outside_the_function_text_apply_after_an_edit() {
+    let one_line = "int f(int x) { char *p = kmalloc(4, GFP_KERNEL); if (!p) return -ENOMEM; if (x) return -EINVAL; kfree(p); return 0; }\n";
+    let mut client = Client::start();
+    client.initialize(&["utf-16"]);
+    let uri = "file:///one.c";
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "c", "version": 1, "text": one_line}}),
+    );
+    assert_eq!(client.diagnostics(uri, 1).len(), 1);
+    // The server's own "Suppress leak-on-error here" action, applied: a line above the function.
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri},
+               "range": {"start": {"line": 0, "character": 80}, "end": {"line": 0, "character": 80}},
+               "context": {"diagnostics": []}}),
+    );
+    let suppress = actions["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().starts_with("Suppress"))
+        .unwrap_or_else(|| panic!("{actions}"))
+        .clone();
+    let edit = &suppress["edit"]["changes"][uri][0];
+    let (line, start, end) = (
+        edit["range"]["start"]["line"].as_u64().unwrap() as u32,
+        edit["range"]["start"]["character"].as_u64().unwrap() as u32,
+        edit["range"]["end"]["character"].as_u64().unwrap() as u32,
+    );
+    change(
+        &mut client,
+        uri,
+        2,
+        line,
+        start,
+        end,
+        edit["newText"].as_str().unwrap(),
+    );
+    assert_eq!(client.diagnostics(uri, 2).len(), 0);
+    // Undone: the finding is back.
+    let lines = edit["newText"].as_str().unwrap().lines().count() as u32;
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 3},
+               "contentChanges": [{"range": {"start": {"line": 0, "character": 0},
+                                             "end": {"line": lines, "character": 0}},
+                                   "text": ""}]}),
+    );
+    assert_eq!(client.diagnostics(uri, 3).len(), 1);
+    // A comment after the closing brace, on the finding's line.
+    let end = one_line.trim_end().len() as u32;
+    change(
+        &mut client,
+        uri,
+        4,
+        0,
+        end,
+        end,
+        " /* aidiag-ignore: leak-on-error */",
+    );
+    assert_eq!(client.diagnostics(uri, 4).len(), 0);
+    assert_eq!(client.shutdown(), 0);
+}

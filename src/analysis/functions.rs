@@ -27,6 +27,9 @@ pub struct Function {
     /// fingerprint of `summary::LockSummaries`): equal for two versions of the file whose
     /// functions release the same locks. Part of the cache key with `hash`.
     pub context: u64,
+    /// The range plus the line above and the rest of the last line: what an edit must miss for
+    /// the function to count as untouched.
+    outer: ByteRange,
     tokens: Arc<[Token]>,
 }
 
@@ -58,6 +61,7 @@ impl Function {
             range: ByteRange::of(node),
             hash: xxhash_rust::xxh3::xxh3_64(normalized.as_bytes()),
             context: 0,
+            outer: ByteRange::of(node),
             tokens: tokens.into(),
         }
     }
@@ -180,11 +184,54 @@ fn collect_function_nodes<'t>(node: Node<'t>, out: &mut Vec<Node<'t>>) {
 /// A source of text that can hand out any byte range as a string (a `str` or a rope).
 pub trait TextSource {
     fn slice(&self, range: ByteRange) -> std::borrow::Cow<'_, str>;
+    /// Where the line holding `offset` starts, and where it ends before its line break.
+    fn line_bounds(&self, offset: usize) -> (usize, usize);
 }
 
 impl TextSource for str {
     fn slice(&self, range: ByteRange) -> std::borrow::Cow<'_, str> {
         std::borrow::Cow::Borrowed(self.get(range.start..range.end).unwrap_or(""))
+    }
+
+    fn line_bounds(&self, offset: usize) -> (usize, usize) {
+        (
+            super::syntax::line_start(self, offset),
+            super::syntax::line_end(self, offset),
+        )
+    }
+}
+
+/// Reads the function defined by `node` in a whole document. Suppression comments on the line
+/// above the function and after its end on its last line apply to its findings
+/// (`rules::is_suppressed` reads them), so they are part of its hash, and an edit there counts as
+/// an edit of the function.
+fn read_function(node: Node, text: &(impl TextSource + ?Sized), context: u64) -> Function {
+    let range = ByteRange::of(node);
+    let first_line = text.line_bounds(range.start).0;
+    let outer_start = match first_line {
+        0 => 0,
+        _ => text.line_bounds(first_line - 1).0,
+    };
+    let line_end = text.line_bounds(range.end).1.max(range.end);
+    // One past the line's end, so that typing at the end of the line touches the function.
+    let outer = ByteRange::new(outer_start, line_end + 1);
+    let mut function = Function::new(node, &text.slice(range));
+    let before = text.slice(ByteRange::new(outer.start, range.start));
+    let after = text.slice(ByteRange::new(range.end, line_end));
+    if before.contains(super::rules::SUPPRESS_MARKER)
+        || after.contains(super::rules::SUPPRESS_MARKER)
+    {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(&function.hash.to_le_bytes());
+        hasher.update(before.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(after.as_bytes());
+        function.hash = hasher.digest();
+    }
+    Function {
+        outer,
+        context,
+        ..function
     }
 }
 
@@ -208,10 +255,7 @@ impl FunctionIndex {
         let context = file_context(tree, text);
         let functions = function_nodes(tree)
             .into_iter()
-            .map(|node| Function {
-                context,
-                ..Function::new(node, &text.slice(ByteRange::of(node)))
-            })
+            .map(|node| read_function(node, text, context))
             .collect();
         FunctionIndex { functions, context }
     }
@@ -244,8 +288,15 @@ impl FunctionIndex {
         let mut old_hashes = std::collections::HashSet::with_capacity(self.functions.len());
         for old in self.functions.drain(..) {
             old_hashes.insert(old.hash);
-            if let Some(range) = shift(old.range, edits) {
-                untouched.insert((range.start, range.end), Function { range, ..old });
+            if let (Some(outer), Some(range)) = (shift(old.outer, edits), shift(old.range, edits)) {
+                untouched.insert(
+                    (range.start, range.end),
+                    Function {
+                        range,
+                        outer,
+                        ..old
+                    },
+                );
             }
         }
         // When what the functions tell each other changed (a callee now releases a lock), every
@@ -266,10 +317,7 @@ impl FunctionIndex {
                     }
                 }
                 None => {
-                    let function = Function {
-                        context,
-                        ..Function::new(node, &text.slice(ByteRange::of(node)))
-                    };
+                    let function = read_function(node, text, context);
                     if all || !old_hashes.contains(&function.hash) {
                         changed.push(self.functions.len());
                     }

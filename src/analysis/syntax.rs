@@ -194,11 +194,31 @@ pub fn declared_name<'a>(mut declarator: Node<'a>) -> Option<Node<'a>> {
     }
 }
 
-/// The node that ends a statement's line: used to find where a statement's line starts.
+/// Where the line holding `offset` starts (a `\r\n` is one line break).
 pub fn line_start(source: &str, offset: usize) -> usize {
-    source[..offset.min(source.len())]
-        .rfind(['\n', '\r'])
-        .map_or(0, |i| i + 1)
+    let offset = offset.min(source.len());
+    let bytes = source.as_bytes();
+    let mut before = &source[..offset];
+    loop {
+        match before.rfind(['\n', '\r']) {
+            // The `\r` of a `\r\n` that `offset` splits belongs to this line's own break.
+            Some(i)
+                if bytes[i] == b'\r' && i + 1 == offset && bytes.get(offset) == Some(&b'\n') =>
+            {
+                before = &source[..i];
+            }
+            Some(i) => return i + 1,
+            None => return 0,
+        }
+    }
+}
+
+/// Where the line holding `offset` ends, before its line break.
+pub fn line_end(source: &str, offset: usize) -> usize {
+    let offset = offset.min(source.len());
+    source[offset..]
+        .find(['\n', '\r'])
+        .map_or(source.len(), |i| offset + i)
 }
 
 /// The whitespace that indents the line containing `offset`.
@@ -273,6 +293,17 @@ impl LineIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crlf_is_one_line_break_wherever_the_offset_falls() {
+        let text = "a\r\nbc\r\n";
+        assert_eq!(line_start(text, 1), 0);
+        assert_eq!(line_start(text, 2), 0, "the \\n of a\\r\\n is on line a");
+        assert_eq!(line_start(text, 3), 3);
+        assert_eq!(line_start(text, 6), 3);
+        assert_eq!(line_end(text, 3), 5);
+        assert_eq!(line_start("a\rb", 2), 2);
+    }
 
     #[test]
     fn line_index_handles_all_line_breaks() {

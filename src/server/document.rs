@@ -29,6 +29,19 @@ impl TextSource for RopeText<'_> {
             None => Cow::Borrowed(""),
         }
     }
+
+    fn line_bounds(&self, offset: usize) -> (usize, usize) {
+        let rope = self.0;
+        let offset = offset.min(rope.len_bytes());
+        let line = rope.byte_to_line(offset);
+        let start = rope.line_to_byte(line);
+        let text = rope.line(line);
+        let mut len = text.len_bytes();
+        while len > 0 && matches!(text.byte(len - 1), b'\n' | b'\r') {
+            len -= 1;
+        }
+        (start, start + len)
+    }
 }
 
 pub struct Document {
