@@ -30,6 +30,8 @@ pub struct Function {
     /// The range plus the line above and the rest of the last line: what an edit must miss for
     /// the function to count as untouched.
     outer: ByteRange,
+    /// Inside an `#if 0` block: never compiled, never reported (part of the hash).
+    disabled: bool,
     tokens: Arc<[Token]>,
 }
 
@@ -62,6 +64,7 @@ impl Function {
             hash: xxhash_rust::xxh3::xxh3_64(normalized.as_bytes()),
             context: 0,
             outer: ByteRange::of(node),
+            disabled: false,
             tokens: tokens.into(),
         }
     }
@@ -218,11 +221,14 @@ fn read_function(node: Node, text: &(impl TextSource + ?Sized), context: u64) ->
     let mut function = Function::new(node, &text.slice(range));
     let before = text.slice(ByteRange::new(outer.start, range.start));
     let after = text.slice(ByteRange::new(range.end, line_end));
-    if before.contains(super::rules::SUPPRESS_MARKER)
+    let disabled = disabled(node, text);
+    if disabled
+        || before.contains(super::rules::SUPPRESS_MARKER)
         || after.contains(super::rules::SUPPRESS_MARKER)
     {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         hasher.update(&function.hash.to_le_bytes());
+        hasher.update(&[u8::from(disabled)]);
         hasher.update(before.as_bytes());
         hasher.update(b"\0");
         hasher.update(after.as_bytes());
@@ -231,8 +237,14 @@ fn read_function(node: Node, text: &(impl TextSource + ?Sized), context: u64) ->
     Function {
         outer,
         context,
+        disabled,
         ..function
     }
+}
+
+/// Whether the function of `node` is in an `#if 0` block (an edit far above it can change that).
+fn disabled(node: Node, text: &(impl TextSource + ?Sized)) -> bool {
+    super::syntax::never_compiled(node, |c| text.slice(ByteRange::of(c)).trim() == "0")
 }
 
 /// The functions of one document, kept up to date across edits.
@@ -306,7 +318,10 @@ impl FunctionIndex {
         self.context = context;
         let mut changed = Vec::new();
         for node in function_nodes(tree) {
-            let function = match untouched.remove(&(node.start_byte(), node.end_byte())) {
+            let untouched = untouched
+                .remove(&(node.start_byte(), node.end_byte()))
+                .filter(|f| f.disabled == disabled(node, text));
+            let function = match untouched {
                 Some(function) => {
                     if all {
                         changed.push(self.functions.len());

@@ -115,6 +115,26 @@ pub fn depth(node: Node, limit: usize) -> usize {
     }
 }
 
+/// True when `node` sits in the body of an `#if 0` block: code that is never compiled.
+/// `is_zero` tells whether an `#if` condition node reads `0`.
+pub fn never_compiled(node: Node, is_zero: impl Fn(Node) -> bool) -> bool {
+    let mut child = node;
+    while let Some(parent) = child.parent() {
+        if parent.kind() == "preproc_if"
+            && parent
+                .child_by_field_name("condition")
+                .is_some_and(&is_zero)
+            && parent
+                .child_by_field_name("alternative")
+                .is_none_or(|a| a.id() != child.id())
+        {
+            return true;
+        }
+        child = parent;
+    }
+    false
+}
+
 /// The text of a node; empty when the node does not lie on character boundaries.
 pub fn text<'a>(node: Node, source: &'a str) -> &'a str {
     source.get(node.byte_range()).unwrap_or("")

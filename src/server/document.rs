@@ -54,6 +54,20 @@ pub struct Document {
     pub functions: FunctionIndex,
     /// Hashes of the functions the last change edited: their model work goes first.
     pub edited: Vec<u64>,
+    /// Whether `tree` is what a fresh parse of the text gives. An incremental parse reuses
+    /// subtrees, and where the text has syntax errors tree-sitter's error recovery can then end
+    /// differently from a fresh parse (a deleted `}` can hide a function); the scheduler parses
+    /// such a document again from scratch before it checks it (`settle`).
+    pub settled: bool,
+    /// Counts the changes applied (versions come from the client and need not change).
+    pub revision: u64,
+}
+
+/// A fresh parse of a masked text and the functions it finds in `rope`.
+pub fn parse_fresh(masked: &Rope, rope: &Rope) -> (Tree, FunctionIndex) {
+    let tree = parse_rope(masked, None);
+    let functions = FunctionIndex::build(&tree, &RopeText(rope));
+    (tree, functions)
 }
 
 /// A tree-sitter point (row, byte column) of an offset.
@@ -103,7 +117,23 @@ impl Document {
             tree,
             functions,
             edited: Vec::new(),
+            settled: true,
+            revision: 0,
         }
+    }
+
+    /// The ropes a fresh parse needs, when the tree may differ from one: after incremental
+    /// parses of a text with syntax errors.
+    pub fn unsettled(&self) -> Option<(Rope, Rope)> {
+        (!self.settled && self.tree.root_node().has_error())
+            .then(|| (self.masked.clone(), self.rope.clone()))
+    }
+
+    /// Takes the result of `parse_fresh` for the current version.
+    pub fn settle(&mut self, tree: Tree, functions: FunctionIndex) {
+        self.tree = tree;
+        self.functions = functions;
+        self.settled = true;
     }
 
     /// The last significant byte before `line`, the context that masking a line depends on.
@@ -142,6 +172,7 @@ impl Document {
         encoding: Encoding,
     ) -> Vec<usize> {
         self.version = version;
+        let revision = self.revision + 1;
         let mut edits = Vec::with_capacity(changes.len());
         // A full-text change replaces the document; the changes after it still apply, in order
         // (LSP 3.17: the changes of one didChange describe successive states).
@@ -149,6 +180,7 @@ impl Document {
         for change in changes {
             let Some(range) = change.range else {
                 *self = Document::new(&change.text, version);
+                self.revision = revision;
                 edits.clear();
                 replaced = true;
                 continue;
@@ -179,7 +211,9 @@ impl Document {
         if replaced && edits.is_empty() {
             return all(self);
         }
+        self.revision = revision;
         self.tree = parse_rope(&self.masked, Some(&self.tree));
+        self.settled = false;
         let changed = self
             .functions
             .update(&self.tree, &RopeText(&self.rope), &edits);

@@ -9,7 +9,7 @@ use tower_lsp::lsp_types::Url;
 use tower_lsp::Client;
 
 use super::convert::{self, Target};
-use super::document::Document;
+use super::document::{self, Document};
 use super::model_worker::{Status, PRIORITY_EDITED, PRIORITY_OTHER};
 use super::Session;
 use crate::analysis::functions::Function;
@@ -59,28 +59,43 @@ fn schedule_after(session: Arc<Session>, client: Client, uri: Url, debounce: Dur
                 d.rope.to_string(),
                 d.tree.clone(),
                 d.functions.clone(),
+                d.unsettled(),
+                d.revision,
             )
         });
-        let Some((version, text, tree, functions)) = snapshot else {
+        let Some((version, text, tree, functions, unsettled, revision)) = snapshot else {
             return;
         };
         let worker = session.clone();
         let worker_uri = uri.clone();
         let checked = tokio::task::spawn_blocking(move || {
+            // After incremental parses of broken code, check what a fresh parse gives.
+            let fresh = unsettled.map(|(masked, rope)| document::parse_fresh(&masked, &rope));
+            let (tree, functions) = match &fresh {
+                Some((tree, functions)) => (tree, functions),
+                None => (&tree, &functions),
+            };
             let mut findings = Vec::new();
             for function in functions.functions() {
                 // Cancelled: the document changed again; the next run will check it.
                 if !is_current(&worker, &worker_uri, generation) {
                     return None;
                 }
-                findings.extend(worker.cache.findings(function, &tree, &text));
+                findings.extend(worker.cache.findings(function, tree, &text));
             }
-            Some(findings)
+            Some((findings, fresh))
         })
         .await;
-        let Ok(Some(mut findings)) = checked else {
+        let Ok(Some((mut findings, fresh))) = checked else {
             return;
         };
+        if let Some((tree, functions)) = fresh {
+            if let Some(mut document) = session.documents.get_mut(&uri) {
+                if document.revision == revision {
+                    document.settle(tree, functions);
+                }
+            }
+        }
         let diagnostics = {
             let Some(document) = session.documents.get(&uri) else {
                 return;

@@ -267,7 +267,7 @@ pub const NOT_CHECKED: &str = "not-checked";
 /// Runs every rule on one function definition.
 pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Vec<Finding> {
     let mut findings = Vec::new();
-    if never_compiled(function, source) {
+    if syntax::never_compiled(function, |c| syntax::text(c, source).trim() == "0") {
         return findings;
     }
     if syntax::depth(function, MAX_DEPTH) > MAX_DEPTH {
@@ -336,25 +336,6 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
     }
     findings.sort_by_key(|f| (f.range.start, f.range.end));
     findings
-}
-
-/// True when `node` sits in the body of an `#if 0` block: code that is never compiled.
-fn never_compiled(node: Node, source: &str) -> bool {
-    let mut child = node;
-    while let Some(parent) = child.parent() {
-        if parent.kind() == "preproc_if"
-            && parent
-                .child_by_field_name("condition")
-                .is_some_and(|c| syntax::text(c, source).trim() == "0")
-            && parent
-                .child_by_field_name("alternative")
-                .is_none_or(|a| a.id() != child.id())
-        {
-            return true;
-        }
-        child = parent;
-    }
-    false
 }
 
 /// The comment that silences a rule on the line below it (or on its own line):
