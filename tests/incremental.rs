@@ -8,7 +8,6 @@ use aidiag::analysis::{check_text, CheckOptions, Finding};
 use aidiag::server::document::{parse_fresh, Document};
 use aidiag::server::line_index::{self, Encoding};
 use proptest::prelude::*;
-use ropey::Rope;
 use tower_lsp::lsp_types::{Range, TextDocumentContentChangeEvent};
 
 /// Kernel-style functions with findings of several rules, and a few that are clean.
