@@ -499,3 +499,58 @@ async fn a_review_is_nothing_or_a_validated_information_finding() {
         assert_eq!(code, first.unwrap().code.trim());
     }
 }
+
+/// A model file whose header claims more than the file holds is refused with a message before
+/// anything is allocated, and the rules go on; a cache that cannot hold the prepared copy costs
+/// speed, not the model (the original weights are loaded).
+#[test]
+fn hostile_model_files_and_unwritable_caches_cost_the_model_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("leak.c");
+    std::fs::write(
+        &file,
+        "int probe(void)\n{\n\tchar *buf = kmalloc(16, GFP_KERNEL);\n\n\tif (!buf)\n\t\treturn -ENOMEM;\n\tif (read_config(buf) < 0)\n\t\treturn -EIO;\n\tkfree(buf);\n\treturn 0;\n}\n",
+    )
+    .unwrap();
+    let (original, _) = aidiag::model::resolve(None).unwrap();
+    let run = |model: &std::path::Path, cache: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_aidiag"))
+            .args(["check", "--verdicts", "annotate", "--model"])
+            .arg(model)
+            .arg(&file)
+            .env("XDG_CACHE_HOME", cache)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    // token_embd.weight claims 576 x 2^40 elements (the header's dimension, rewritten).
+    let mut bytes = std::fs::read(&original).unwrap();
+    let header = aidiag::model::gguf::read(bytes.as_slice()).unwrap();
+    assert!(header.tensors.iter().any(|t| t.name == "token_embd.weight"));
+    let at = bytes
+        .windows(b"token_embd.weight".len())
+        .position(|w| w == b"token_embd.weight")
+        .unwrap()
+        + b"token_embd.weight".len()
+        + 4;
+    bytes[at + 8..at + 16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let absurd = dir.path().join("absurd.gguf");
+    std::fs::write(&absurd, &bytes).unwrap();
+    let (code, stdout, stderr) = run(&absurd, &dir.path().join("cache1"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stdout.contains("warning: `buf`"), "{stdout}");
+    assert!(stderr.contains("does not fit in the file"), "{stderr}");
+    assert!(stderr.lines().count() <= 2, "a message, not a backtrace: {stderr}");
+
+    // The prepared copy cannot be written: where its directory should be, there is a file.
+    let cache = dir.path().join("cache2");
+    std::fs::create_dir_all(cache.join("aidiag/models")).unwrap();
+    std::fs::write(cache.join("aidiag/models/prepared"), b"not a directory").unwrap();
+    let (code, stdout, stderr) = run(&original, &cache);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stdout.contains("judged this report"), "{stdout}{stderr}");
+}

@@ -47,12 +47,57 @@ pub struct Tensor {
     pub name: String,
     pub dims: Vec<u64>,
     pub ggml_type: u32,
+    /// Where its data starts, from the start of the data section.
+    pub offset: u64,
 }
 
 impl Tensor {
     pub fn elements(&self) -> u64 {
-        self.dims.iter().product()
+        self.dims.iter().fold(1u64, |n, &d| n.saturating_mul(d))
     }
+
+    /// The bytes its data takes, when its type is known and the size fits in 64 bits.
+    pub fn bytes(&self) -> Option<u64> {
+        let (block, size) = block_size(self.ggml_type)?;
+        let elements = self.dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d))?;
+        (elements / block).checked_mul(size)
+    }
+}
+
+/// Elements per block and bytes per block of a GGML type (ggml.c's type traits).
+fn block_size(t: u32) -> Option<(u64, u64)> {
+    Some(match t {
+        0 => (1, 4),     // F32
+        1 => (1, 2),     // F16
+        2 => (32, 18),   // Q4_0
+        3 => (32, 20),   // Q4_1
+        6 => (32, 22),   // Q5_0
+        7 => (32, 24),   // Q5_1
+        8 => (32, 34),   // Q8_0
+        9 => (32, 36),   // Q8_1
+        10 => (256, 84), // Q2_K
+        11 => (256, 110),
+        12 => (256, 144),
+        13 => (256, 176),
+        14 => (256, 210),
+        15 => (256, 292), // Q8_K
+        16 => (256, 66),  // IQ2_XXS
+        17 => (256, 74),
+        18 => (256, 98),
+        19 => (256, 50),
+        20 => (32, 18),
+        21 => (256, 110),
+        22 => (256, 82),
+        23 => (256, 136), // IQ4_XS
+        24 => (1, 1),     // I8
+        25 => (1, 2),
+        26 => (1, 4),
+        27 => (1, 8),
+        28 => (1, 8),    // F64
+        29 => (256, 56), // IQ1_M
+        30 => (1, 2),    // BF16
+        _ => return None,
+    })
 }
 
 /// The header of a GGUF file.
@@ -61,6 +106,8 @@ pub struct Header {
     pub version: u32,
     pub metadata: BTreeMap<String, Value>,
     pub tensors: Vec<Tensor>,
+    /// The length of the header and tensor descriptions, in bytes.
+    pub header_bytes: u64,
 }
 
 impl Header {
@@ -135,22 +182,32 @@ impl From<io::Error> for Error {
 
 struct Reader<R> {
     inner: R,
+    /// Bytes read so far.
+    position: u64,
+}
+
+impl<R: Read> Read for Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.position += n as u64;
+        Ok(n)
+    }
 }
 
 impl<R: Read> Reader<R> {
-    fn bytes<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
         let mut buf = [0; N];
-        self.inner.read_exact(&mut buf)?;
+        self.read_exact(&mut buf)?;
         Ok(buf)
     }
     fn u32(&mut self) -> Result<u32, Error> {
-        Ok(u32::from_le_bytes(self.bytes()?))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64, Error> {
-        Ok(u64::from_le_bytes(self.bytes()?))
+        Ok(u64::from_le_bytes(self.array()?))
     }
     fn skip(&mut self, n: u64) -> Result<(), Error> {
-        let copied = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())?;
+        let copied = io::copy(&mut self.take(n), &mut io::sink())?;
         if copied != n {
             return Err(Error::Io(io::ErrorKind::UnexpectedEof.into()));
         }
@@ -162,7 +219,7 @@ impl<R: Read> Reader<R> {
             return Err(Error::Corrupt(format!("a string of {len} bytes")));
         }
         let mut buf = vec![0; len as usize];
-        self.inner.read_exact(&mut buf)?;
+        self.read_exact(&mut buf)?;
         String::from_utf8(buf).map_err(|_| Error::Corrupt("a string that is not UTF-8".to_owned()))
     }
 
@@ -178,14 +235,14 @@ impl<R: Read> Reader<R> {
 
     fn value(&mut self, t: u32) -> Result<Value, Error> {
         Ok(match t {
-            0 => Value::Uint(u64::from(self.bytes::<1>()?[0])),
-            1 => Value::Int(i64::from(self.bytes::<1>()?[0] as i8)),
-            2 => Value::Uint(u64::from(u16::from_le_bytes(self.bytes()?))),
-            3 => Value::Int(i64::from(i16::from_le_bytes(self.bytes()?))),
+            0 => Value::Uint(u64::from(self.array::<1>()?[0])),
+            1 => Value::Int(i64::from(self.array::<1>()?[0] as i8)),
+            2 => Value::Uint(u64::from(u16::from_le_bytes(self.array()?))),
+            3 => Value::Int(i64::from(i16::from_le_bytes(self.array()?))),
             4 => Value::Uint(u64::from(self.u32()?)),
-            5 => Value::Int(i64::from(i32::from_le_bytes(self.bytes()?))),
-            6 => Value::Float(f64::from(f32::from_le_bytes(self.bytes()?))),
-            7 => Value::Bool(self.bytes::<1>()?[0] != 0),
+            5 => Value::Int(i64::from(i32::from_le_bytes(self.array()?))),
+            6 => Value::Float(f64::from(f32::from_le_bytes(self.array()?))),
+            7 => Value::Bool(self.array::<1>()?[0] != 0),
             8 => Value::String(self.string()?),
             9 => {
                 let element_type = self.u32()?;
@@ -213,8 +270,8 @@ impl<R: Read> Reader<R> {
                 Value::Array { element_type, len }
             }
             10 => Value::Uint(self.u64()?),
-            11 => Value::Int(i64::from_le_bytes(self.bytes()?)),
-            12 => Value::Float(f64::from_le_bytes(self.bytes()?)),
+            11 => Value::Int(i64::from_le_bytes(self.array()?)),
+            12 => Value::Float(f64::from_le_bytes(self.array()?)),
             other => return Err(Error::Corrupt(format!("unknown value type {other}"))),
         })
     }
@@ -222,8 +279,11 @@ impl<R: Read> Reader<R> {
 
 /// Reads the header of a GGUF stream.
 pub fn read(input: impl Read) -> Result<Header, Error> {
-    let mut r = Reader { inner: input };
-    if &r.bytes::<4>()? != MAGIC {
+    let mut r = Reader {
+        inner: input,
+        position: 0,
+    };
+    if &r.array::<4>()? != MAGIC {
         return Err(Error::NotGguf);
     }
     let version = r.u32()?;
@@ -258,23 +318,66 @@ pub fn read(input: impl Read) -> Result<Header, Error> {
             .map(|_| r.u64())
             .collect::<Result<Vec<_>, _>>()?;
         let ggml_type = r.u32()?;
-        let _offset = r.u64()?;
+        let offset = r.u64()?;
         tensors.push(Tensor {
             name,
             dims,
             ggml_type,
+            offset,
         });
     }
     Ok(Header {
         version,
         metadata,
         tensors,
+        header_bytes: r.position,
     })
 }
 
-/// Reads the header of the GGUF file at `path`.
+impl Header {
+    /// Checks that every tensor's data lies inside a file of `file_len` bytes, so that a header
+    /// claiming more (576 x 2^40 elements) is an error here and not an allocation later.
+    pub fn check_sizes(&self, file_len: u64) -> Result<(), Error> {
+        let alignment = self
+            .get("general.alignment")
+            .and_then(Value::as_u64)
+            .filter(|&a| a > 0 && a.is_power_of_two())
+            .unwrap_or(32);
+        let data_start = self.header_bytes.div_ceil(alignment) * alignment;
+        for tensor in &self.tensors {
+            let Some(bytes) = tensor.bytes() else {
+                return Err(match block_size(tensor.ggml_type) {
+                    None => Error::Unsupported(format!(
+                        "tensor {} has the unknown type {}",
+                        tensor.name, tensor.ggml_type
+                    )),
+                    Some(_) => Error::Corrupt(format!(
+                        "tensor {} has dimensions {:?}, more than 2^64 bytes",
+                        tensor.name, tensor.dims
+                    )),
+                });
+            };
+            let end = data_start
+                .checked_add(tensor.offset)
+                .and_then(|start| start.checked_add(bytes));
+            if end.is_none_or(|end| end > file_len) {
+                return Err(Error::Corrupt(format!(
+                    "tensor {} ({:?}, {} bytes at offset {}) does not fit in the file's {file_len} bytes",
+                    tensor.name, tensor.dims, bytes, tensor.offset
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the header of the GGUF file at `path` and checks it against the file's length.
 pub fn read_file(path: &Path) -> Result<Header, Error> {
-    read(BufReader::new(std::fs::File::open(path)?))
+    let file = std::fs::File::open(path)?;
+    let file_len = file.metadata()?.len();
+    let header = read(BufReader::new(file))?;
+    header.check_sizes(file_len)?;
+    Ok(header)
 }
 
 #[cfg(test)]
@@ -365,5 +468,34 @@ pub mod tests {
             .unwrap_err()
             .to_string()
             .contains("version 1"));
+    }
+
+    #[test]
+    fn tensors_must_fit_in_the_file() {
+        let header = read(sample().as_slice()).unwrap();
+        // 64 x 3 Q4_1 (6 blocks of 20 bytes) and 64 F32 (256 bytes), both at offset 0.
+        assert_eq!(header.tensors[0].bytes(), Some(120));
+        let data_start = header.header_bytes.div_ceil(32) * 32;
+        assert!(header.check_sizes(data_start + 256).is_ok());
+        let error = header
+            .check_sizes(data_start + 255)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("output_norm.weight") && error.contains("does not fit"),
+            "{error}"
+        );
+        let mut absurd = header.clone();
+        absurd.tensors[0].dims = vec![576, 1 << 40];
+        assert!(absurd.check_sizes(1 << 30).is_err());
+        absurd.tensors[0].dims = vec![1 << 32, 1 << 32];
+        let error = absurd.check_sizes(u64::MAX).unwrap_err().to_string();
+        assert!(error.contains("more than 2^64 bytes"), "{error}");
+        absurd.tensors[0].ggml_type = 99;
+        assert!(absurd
+            .check_sizes(u64::MAX)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown type 99"));
     }
 }

@@ -33,6 +33,13 @@ pub struct Verdict {
     pub confidence: f32,
 }
 
+impl Verdict {
+    /// A probability, as every verdict the model gives has; a stored one may say anything.
+    pub fn is_valid(&self) -> bool {
+        (0.0..=1.0).contains(&self.confidence)
+    }
+}
+
 /// What a verdict may do to a finding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -203,5 +210,21 @@ mod tests {
         assert_eq!(code_system, system);
         assert!(rest.starts_with(&code) && rest.len() > code.len(), "{rest}");
         assert_ne!(key(1, "r", "m", 2), key(1, "r", "m", 3));
+    }
+
+    #[test]
+    fn a_stored_confidence_that_is_not_a_probability_is_not_believed() {
+        for (json, valid) in [
+            ("0.75", true),
+            ("1", true),
+            ("1e308", false),
+            ("-0.1", false),
+            ("1.5", false),
+        ] {
+            let verdict: Verdict =
+                serde_json::from_str(&format!(r#"{{"real": true, "confidence": {json}}}"#))
+                    .unwrap();
+            assert_eq!(verdict.is_valid(), valid, "{json}");
+        }
     }
 }

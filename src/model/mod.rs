@@ -80,6 +80,42 @@ pub fn cache_dir() -> Option<PathBuf> {
     Some(base.join("aidiag").join("models"))
 }
 
+/// Removes the temporary files a killed aidiag left in `dir` (`NAME.tmpPID-N`, written before a
+/// rename): those of processes that no longer run, and any older than a day.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let Some(pid) = path
+            .extension()
+            .and_then(|x| x.to_str())
+            .and_then(|x| x.strip_prefix("tmp"))
+            .and_then(|x| x.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600));
+        // Where /proc exists, a process that has gone is certain; elsewhere only age counts.
+        let gone = Path::new("/proc/self").exists()
+            && pid != std::process::id()
+            && !Path::new("/proc").join(pid.to_string()).exists();
+        if gone || old {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(file = %path.display(), "removed a stale temporary file"),
+                Err(error) => tracing::debug!(file = %path.display(), "cannot remove: {error}"),
+            }
+        }
+    }
+}
+
 /// The model file to use: the one given, or the default one in the cache.
 pub fn resolve(given: Option<&Path>) -> Option<(PathBuf, &'static str)> {
     match given {

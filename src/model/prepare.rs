@@ -122,8 +122,15 @@ pub fn fast_path(
     }
     let target = prepared_path(cache_dir, original, file_hash);
     if !target.exists() {
+        if let Some(dir) = target.parent() {
+            super::remove_stale_temporaries(dir);
+        }
         tracing::info!(from = %original.display(), to = %target.display(), "requantizing to Q8_0");
-        requantize(original, &target)?;
+        if let Err(error) = requantize(original, &target) {
+            // A cache that cannot be written (read-only, full) costs speed, not the model.
+            tracing::warn!("{error}; loading the original weights (slower)");
+            return Ok((original.to_path_buf(), false));
+        }
     }
     Ok((target, true))
 }

@@ -37,6 +37,13 @@ pub struct Review {
     pub message: String,
 }
 
+impl Review {
+    /// A probability, as every review the model gives has; a stored one may say anything.
+    pub fn is_valid(&self) -> bool {
+        (0.0..=1.0).contains(&self.confidence)
+    }
+}
+
 fn header() -> String {
     let stop = super::explain::STOP;
     format!(

@@ -56,6 +56,8 @@ impl ModelService {
         self.store
             .get(key)
             .and_then(|v| serde_json::from_str::<Option<Verdict>>(&v).ok())
+            // An entry with a confidence that is not a probability is asked again.
+            .filter(|v| v.as_ref().is_none_or(Verdict::is_valid))
     }
 
     /// Judges a finding: from the store, or by asking the model (constrained to yes or no).
@@ -152,6 +154,7 @@ impl ModelService {
         self.store
             .get(key)
             .and_then(|v| serde_json::from_str::<Option<Review>>(&v).ok())
+            .filter(|r| r.as_ref().is_none_or(Review::is_valid))
     }
 
     /// Reviews a function (class, then code, then message, each constrained or bounded), or

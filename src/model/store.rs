@@ -108,8 +108,10 @@ impl Store {
         }
     }
 
-    /// Removes the oldest entries while there are more than `max_files`.
+    /// Removes the oldest entries while there are more than `max_files`, and what killed
+    /// writers left behind.
     fn trim(&self, dir: &Path) {
+        super::remove_stale_temporaries(dir);
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -175,6 +177,24 @@ mod tests {
         // Trimming runs every 64 writes, so the directory holds at most the bound plus 63.
         assert!(files <= 10 + 63, "{files} files");
         assert!(files >= 10, "{files} files");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_removed_and_live_ones_kept() {
+        let dir = temp_dir("stale");
+        std::fs::create_dir_all(&dir).unwrap();
+        // No process has the largest pid; this process is alive.
+        let dead = dir.join(format!("0000000000000001.tmp{}-0", u32::MAX));
+        let live = dir.join(format!("0000000000000002.tmp{}-0", std::process::id()));
+        std::fs::write(&dead, b"half").unwrap();
+        std::fs::write(&live, b"half").unwrap();
+        let store = Store::new(Some(dir.clone()), 100);
+        store.put(3, "three".to_owned());
+        if Path::new("/proc/self").exists() {
+            assert!(!dead.exists(), "the dead writer's temporary is removed");
+        }
+        assert!(live.exists(), "a running writer's temporary is kept");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
