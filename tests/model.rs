@@ -544,7 +544,10 @@ fn hostile_model_files_and_unwritable_caches_cost_the_model_at_most() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stdout.contains("warning: `buf`"), "{stdout}");
     assert!(stderr.contains("does not fit in the file"), "{stderr}");
-    assert!(stderr.lines().count() <= 2, "a message, not a backtrace: {stderr}");
+    assert!(
+        stderr.lines().count() <= 2,
+        "a message, not a backtrace: {stderr}"
+    );
 
     // The prepared copy cannot be written: where its directory should be, there is a file.
     let cache = dir.path().join("cache2");

@@ -69,6 +69,20 @@ impl Function {
         }
     }
 
+    /// The same function at another place (moved by edits elsewhere).
+    pub fn moved_to(&self, range: ByteRange) -> Function {
+        let delta = range.start as i64 - self.range.start as i64;
+        let outer = ByteRange::new(
+            (self.outer.start as i64 + delta).max(0) as usize,
+            (self.outer.end as i64 + delta).max(0) as usize,
+        );
+        Function {
+            range,
+            outer,
+            ..self.clone()
+        }
+    }
+
     /// Maps a document offset inside this function to an offset in its normalized text.
     pub fn to_normalized(&self, offset: usize) -> usize {
         let relative = offset.saturating_sub(self.range.start) as u32;
@@ -346,7 +360,7 @@ impl FunctionIndex {
 }
 
 /// Moves a range through a sequence of edits; `None` when an edit touched it.
-fn shift(mut range: ByteRange, edits: &[InputEdit]) -> Option<ByteRange> {
+pub fn shift(mut range: ByteRange, edits: &[InputEdit]) -> Option<ByteRange> {
     for edit in edits {
         if edit.old_end_byte <= range.start && edit.start_byte < range.start {
             let moved = |offset: usize| offset - edit.old_end_byte + edit.new_end_byte;

@@ -192,7 +192,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("aidiag-model-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("tiny.gguf");
-        std::fs::write(&path, gguf::tests::sample()).unwrap();
+        // The header, then room for its tensors' data.
+        let mut file = gguf::tests::sample();
+        file.resize(file.len() + 1024, 0);
+        std::fs::write(&path, file).unwrap();
         let text = describe(&path, "--model").unwrap();
         assert!(text.contains("architecture:   llama\n"), "{text}");
         assert!(

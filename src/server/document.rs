@@ -7,7 +7,7 @@ use tower_lsp::lsp_types::TextDocumentContentChangeEvent;
 use tree_sitter::{InputEdit, Point, Tree};
 
 use super::line_index::{self, Encoding};
-use crate::analysis::functions::{FunctionIndex, TextSource};
+use crate::analysis::functions::{self, Function, FunctionIndex, TextSource};
 use crate::analysis::{dialect, syntax, ByteRange};
 
 /// The text of a line without its line break.
@@ -61,6 +61,12 @@ pub struct Document {
     pub settled: bool,
     /// Counts the changes applied (versions come from the client and need not change).
     pub revision: u64,
+    /// Edits applied to the text since the tree was last parsed. A change only edits the ropes
+    /// and the tree; parsing and reading the functions wait until something needs them
+    /// (`refresh`), so a burst of keystrokes costs one parse, not one per keystroke.
+    pending: Vec<InputEdit>,
+    /// A full-text change since the last refresh: every function counts as changed.
+    replaced: bool,
 }
 
 /// A fresh parse of a masked text and the functions it finds in `rope`.
@@ -119,6 +125,8 @@ impl Document {
             edited: Vec::new(),
             settled: true,
             revision: 0,
+            pending: Vec::new(),
+            replaced: false,
         }
     }
 
@@ -127,6 +135,12 @@ impl Document {
     pub fn unsettled(&self) -> Option<(Rope, Rope)> {
         (!self.settled && self.tree.root_node().has_error())
             .then(|| (self.masked.clone(), self.rope.clone()))
+    }
+
+    /// Parses the text again from scratch (the tree and functions a fresh open would have).
+    pub fn reparse(&mut self) {
+        let (tree, functions) = parse_fresh(&self.masked, &self.rope);
+        self.settle(tree, functions);
     }
 
     /// Takes the result of `parse_fresh` for the current version.
@@ -163,26 +177,22 @@ impl Document {
         }
     }
 
-    /// Applies LSP content changes in order, reparses incrementally and returns the indices of
-    /// functions whose normalized text changed.
+    /// Applies LSP content changes in order to the text. The tree and the functions follow at
+    /// the next `refresh`.
     pub fn apply(
         &mut self,
         changes: &[TextDocumentContentChangeEvent],
         version: i32,
         encoding: Encoding,
-    ) -> Vec<usize> {
+    ) {
         self.version = version;
         let revision = self.revision + 1;
-        let mut edits = Vec::with_capacity(changes.len());
-        // A full-text change replaces the document; the changes after it still apply, in order
-        // (LSP 3.17: the changes of one didChange describe successive states).
-        let mut replaced = false;
         for change in changes {
+            // A full-text change replaces the document; the changes after it still apply, in
+            // order (LSP 3.17: the changes of one didChange describe successive states).
             let Some(range) = change.range else {
                 *self = Document::new(&change.text, version);
-                self.revision = revision;
-                edits.clear();
-                replaced = true;
+                self.replaced = true;
                 continue;
             };
             let range = line_index::byte_range(&self.rope, range, encoding);
@@ -205,20 +215,52 @@ impl Document {
                 new_end_position: point(&self.rope, new_end_byte),
             };
             self.tree.edit(&edit);
-            edits.push(edit);
-        }
-        let all = |doc: &Document| (0..doc.functions.functions().len()).collect();
-        if replaced && edits.is_empty() {
-            return all(self);
+            self.pending.push(edit);
         }
         self.revision = revision;
-        self.tree = parse_rope(&self.masked, Some(&self.tree));
-        self.settled = false;
-        let changed = self
-            .functions
-            .update(&self.tree, &RopeText(&self.rope), &edits);
+    }
+
+    /// The function at `offset` of the current text, without refreshing: a function of the
+    /// last refresh that no pending edit touched, moved to where it is now. `None` inside text
+    /// edited since (its findings are not known yet). Hover uses it, so a burst of keystrokes
+    /// never makes a hover wait for a parse.
+    pub fn function_at(&self, offset: usize) -> Option<Function> {
+        let mut old = offset;
+        for edit in self.pending.iter().rev() {
+            if old >= edit.new_end_byte {
+                old = old - edit.new_end_byte + edit.old_end_byte;
+            } else if old >= edit.start_byte {
+                return None;
+            }
+        }
+        if self.replaced {
+            return None;
+        }
+        let function = self.functions.at(old)?;
+        let range = functions::shift(function.range, &self.pending)?;
+        Some(function.moved_to(range))
+    }
+
+    /// Whether changes wait for `refresh`.
+    pub fn is_stale(&self) -> bool {
+        self.replaced || !self.pending.is_empty()
+    }
+
+    /// Parses what changed since the last refresh (incrementally) and brings the functions up
+    /// to date; returns the indices of the functions whose normalized text changed.
+    pub fn refresh(&mut self) -> Vec<usize> {
+        let replaced = std::mem::take(&mut self.replaced);
+        let mut changed = Vec::new();
+        if !self.pending.is_empty() {
+            let edits = std::mem::take(&mut self.pending);
+            self.tree = parse_rope(&self.masked, Some(&self.tree));
+            self.settled = false;
+            changed = self
+                .functions
+                .update(&self.tree, &RopeText(&self.rope), &edits);
+        }
         if replaced {
-            all(self)
+            (0..self.functions.functions().len()).collect()
         } else {
             changed
         }
@@ -233,6 +275,17 @@ mod tests {
 
     const TEXT: &str = "int f(void)\n{\n\treturn 1;\n}\n\nint g(int x)\n{\n\tif (x < 0)\n\t\treturn -1;\n\treturn x * 2;\n}\n\nint h(void) { return 3; }\n";
 
+    /// Applies changes and refreshes at once, as the server does before it reads the tree.
+    fn apply_now(
+        doc: &mut Document,
+        changes: &[TextDocumentContentChangeEvent],
+        version: i32,
+        encoding: Encoding,
+    ) -> Vec<usize> {
+        doc.apply(changes, version, encoding);
+        doc.refresh()
+    }
+
     fn change(rope: &Rope, start: usize, end: usize, text: &str) -> TextDocumentContentChangeEvent {
         let range = Range::new(
             line_index::position(rope, start, Encoding::Utf16),
@@ -246,6 +299,34 @@ mod tests {
     }
 
     #[test]
+    fn functions_are_found_through_edits_not_parsed_yet() {
+        let mut doc = Document::new(TEXT, 1);
+        let g = TEXT.find("int g").unwrap();
+        let before: Vec<_> = doc
+            .functions
+            .functions()
+            .iter()
+            .map(|f| (f.hash, f.range))
+            .collect();
+        // Three characters typed in f, one deleted before h; nothing parsed yet.
+        let at = TEXT.find("return 1").unwrap();
+        let edit = change(&doc.rope, at, at, "xyz");
+        doc.apply(&[edit], 2, Encoding::Utf16);
+        assert!(doc.is_stale());
+        assert!(doc.function_at(at + 1).is_none(), "f is being edited");
+        let moved = doc.function_at(g + 3 + 2).expect("g was not touched");
+        assert_eq!(moved.hash, before[1].0);
+        assert_eq!(moved.range.start, before[1].1.start + 3);
+        assert_eq!(
+            &doc.rope.to_string()[moved.range.start..moved.range.start + 5],
+            "int g"
+        );
+        doc.refresh();
+        let g_now = &doc.functions.functions()[1];
+        assert_eq!((g_now.hash, g_now.range), (moved.hash, moved.range));
+    }
+
+    #[test]
     fn changes_after_a_full_text_change_are_applied_in_order() {
         let mut doc = Document::new(TEXT, 1);
         let full = TextDocumentContentChangeEvent {
@@ -256,7 +337,7 @@ mod tests {
         let replaced = Rope::from_str(&full.text);
         let at = full.text.find('1').unwrap();
         let edit = change(&replaced, at, at + 1, "42");
-        let changed = doc.apply(&[full, edit], 2, Encoding::Utf16);
+        let changed = apply_now(&mut doc, &[full, edit], 2, Encoding::Utf16);
         assert_eq!(doc.rope.to_string(), "int f(void)\n{\n\treturn 42;\n}\n");
         assert_eq!(doc.version, 2);
         assert_eq!(changed, vec![0]);
@@ -281,7 +362,7 @@ mod tests {
         // Make one `\r` a `\r\n`, then the `\r\n` a `\r` again: each time as a fresh parse.
         let at = cr.find('\r').unwrap() + 1;
         let edit = change(&doc.rope, at, at, "\n");
-        doc.apply(&[edit], 2, Encoding::Utf16);
+        apply_now(&mut doc, &[edit], 2, Encoding::Utf16);
         let fresh = Document::new(&doc.rope.to_string(), 2);
         assert_eq!(
             doc.tree.root_node().to_sexp(),
@@ -289,7 +370,7 @@ mod tests {
         );
         // (LSP positions cannot fall between `\r` and `\n`: replace the pair.)
         let edit = change(&doc.rope, at - 1, at + 1, "\r");
-        doc.apply(&[edit], 3, Encoding::Utf16);
+        apply_now(&mut doc, &[edit], 3, Encoding::Utf16);
         assert_eq!(doc.rope.to_string(), cr);
         assert_eq!(
             doc.tree.root_node().to_sexp(),
@@ -327,7 +408,7 @@ mod tests {
             let (start, end) = (a.min(b), a.max(b).min(a.min(b) + 8));
             let piece = pieces[next(pieces.len())];
             let edit = change(&doc.rope, start, end, piece);
-            doc.apply(&[edit], version, Encoding::Utf16);
+            apply_now(&mut doc, &[edit], version, Encoding::Utf16);
             let fresh = Document::new(&doc.rope.to_string(), version);
             assert_eq!(
                 doc.tree.root_node().to_sexp(),
@@ -365,14 +446,14 @@ mod tests {
         // Change `x * 2` to `x * 3` inside g.
         let at = TEXT.find("x * 2").unwrap() + 4;
         let edit = change(&doc.rope, at, at + 1, "3");
-        let changed = doc.apply(&[edit], 2, Encoding::Utf16);
+        let changed = apply_now(&mut doc, &[edit], 2, Encoding::Utf16);
         assert_eq!(changed, vec![1]);
         check_all(&doc);
         assert_eq!(cache.checks(), 4, "only g was checked again");
         // A whitespace-only edit inside f changes nothing that needs checking.
         let at = doc.rope.to_string().find("return 1").unwrap();
         let edit = change(&doc.rope, at, at, "  ");
-        assert!(doc.apply(&[edit], 3, Encoding::Utf16).is_empty());
+        assert!(apply_now(&mut doc, &[edit], 3, Encoding::Utf16).is_empty());
         check_all(&doc);
         assert_eq!(cache.checks(), 4);
     }

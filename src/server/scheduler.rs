@@ -53,7 +53,7 @@ fn schedule_after(session: Arc<Session>, client: Client, uri: Url, debounce: Dur
             return;
         }
         // Take a snapshot; the document lock is released before any await.
-        let snapshot = session.documents.get(&uri).map(|d| {
+        let snapshot = super::handlers::text_document::current(&session, &uri).map(|d| {
             (
                 d.version,
                 d.rope.to_string(),

@@ -13,7 +13,7 @@ use crate::server::{line_index, Session};
 pub fn run(session: &Session, params: CodeActionParams) -> Vec<CodeActionOrCommand> {
     let encoding = session.encoding();
     let uri = params.text_document.uri;
-    let Some(document) = session.documents.get(&uri) else {
+    let Some(document) = super::text_document::current(session, &uri) else {
         return Vec::new();
     };
     let wanted = line_index::byte_range(&document.rope, params.range, encoding);

@@ -36,10 +36,14 @@ pub fn run(session: &Session, params: ExecuteCommandParams) -> Result<(Value, Af
                     format!("{REANALYZE}: the position is not an LSP position: {e}")
                 })?),
             };
-            let document = session
+            let mut document = session
                 .documents
-                .get(&uri)
+                .get_mut(&uri)
                 .ok_or_else(|| format!("{REANALYZE}: {uri} is not open"))?;
+            // Re-analysis starts from a fresh parse, whatever incremental parses left behind.
+            super::text_document::refresh(session, &uri, &mut document);
+            document.reparse();
+            let document = document.downgrade();
             let functions: Vec<_> = match position {
                 Some(position) => {
                     let offset = line_index::offset(&document.rope, position, session.encoding());

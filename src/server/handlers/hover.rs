@@ -13,13 +13,15 @@ use crate::server::{line_index, Session};
 pub fn run(session: &Session, params: HoverParams) -> Option<Hover> {
     let encoding = session.encoding();
     let uri = params.text_document_position_params.text_document.uri;
+    // Never waits for a parse: the function is found through the edits not parsed yet.
     let document = session.documents.get(&uri)?;
     let offset = line_index::offset(
         &document.rope,
         params.text_document_position_params.position,
         encoding,
     );
-    let function = document.functions.at(offset)?;
+    let function = document.function_at(offset)?;
+    let function = &function;
     let findings = session.cache.cached(function)?;
     let finding = findings
         .iter()

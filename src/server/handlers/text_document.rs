@@ -60,23 +60,38 @@ fn apply_change(session: &Session, params: DidChangeTextDocumentParams) -> bool 
         tracing::warn!(%uri, "change for a document that is not open; ignored");
         return false;
     };
-    let changed = document.apply(
+    document.apply(
         &params.content_changes,
         params.text_document.version,
         encoding,
     );
+    // With the model on, a function whose findings it judges starts its next verdict prompt
+    // now, while the debounce runs: that needs the functions at once. Otherwise parsing waits
+    // until a request or the debounced check needs the tree.
+    if session.model.get().is_some() {
+        refresh(session, &uri, &mut document);
+    }
+    tracing::debug!(%uri, version = params.text_document.version, "changed");
+    true
+}
+
+/// Brings a document's tree and functions up to date with its text, and tells the model worker
+/// which functions changed.
+pub fn refresh(session: &Session, uri: &Url, document: &mut Document) {
+    if !document.is_stale() {
+        return;
+    }
+    let changed = document.refresh();
     document.edited = changed
         .iter()
         .filter_map(|&i| document.functions.functions().get(i).map(|f| f.hash))
         .collect();
-    // A function whose findings the model judges starts its next verdict prompt now, while the
-    // debounce runs.
     if let Some(worker) = session.model.get() {
         for function in changed
             .iter()
             .filter_map(|&i| document.functions.functions().get(i))
         {
-            worker.edited(&uri, &function.name, function.hash, || {
+            worker.edited(uri, &function.name, function.hash, || {
                 document
                     .rope
                     .get_byte_slice(function.range.start..function.range.end)
@@ -85,8 +100,18 @@ fn apply_change(session: &Session, params: DidChangeTextDocumentParams) -> bool 
             });
         }
     }
-    tracing::debug!(%uri, version = params.text_document.version, changed_functions = changed.len(), "changed");
-    true
+    tracing::debug!(%uri, changed_functions = changed.len(), "refreshed");
+}
+
+/// The document at `uri` with its tree and functions current: what every reader of the tree
+/// (hover, code actions, commands, checks) takes.
+pub fn current<'a>(
+    session: &'a Session,
+    uri: &Url,
+) -> Option<dashmap::mapref::one::Ref<'a, Url, Document>> {
+    let mut document = session.documents.get_mut(uri)?;
+    refresh(session, uri, &mut document);
+    Some(document.downgrade())
 }
 
 pub fn did_close(session: &Session, uri: &Url) {
