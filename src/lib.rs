@@ -7,5 +7,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod server;

@@ -10,6 +10,9 @@ mod scheduler;
 mod settings;
 mod transport;
 
+#[doc(hidden)]
+pub use transport::fuzz_framing;
+
 use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;

@@ -315,6 +315,31 @@ fn validate(body: &[u8]) -> Result<Vec<u8>, Rejection> {
     Ok(serde_json::to_vec(&Value::Object(object)).expect("a JSON value encodes"))
 }
 
+/// Fuzzing entry: feeds `data` to the framer in chunks (their sizes taken from the data) and
+/// checks what it must never do: panic, hand out a body that is not JSON, hand out more bytes
+/// than it was given, or buffer more than one frame's worth. Every body goes through `validate`.
+pub fn fuzz_framing(data: &[u8]) {
+    let Some((&chunk, data)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(chunk).max(1);
+    let mut framer = Framer::default();
+    let mut handed_out = 0;
+    for piece in data.chunks(chunk) {
+        framer.push(piece);
+        while let Some(event) = framer.next() {
+            if let Event::Message(body) = event {
+                assert!(serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok());
+                handed_out += body.len();
+                let _ = validate(&body);
+            }
+        }
+        assert!(framer.buf.len() <= MAX_HEADER_BYTES + MAX_MESSAGE_BYTES + chunk);
+        assert!(framer.buf.len() <= data.len());
+    }
+    assert!(handed_out <= data.len());
+}
+
 /// Copies whole frames from the server's output to the client.
 async fn forward_server_output<R: AsyncRead + Unpin>(mut from: R, output: Output) {
     let mut framer = Framer::default();
