@@ -117,6 +117,19 @@ impl Message {
         out
     }
 
+    /// The message with every line number left out ("line #"): what stays the same when code
+    /// above moves.
+    pub fn skeleton(&self) -> String {
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::LineOf(_) => out.push('#'),
+            }
+        }
+        out
+    }
+
     fn map(&mut self, f: &dyn Fn(usize) -> usize) {
         for piece in &mut self.pieces {
             if let Piece::LineOf(offset) = piece {

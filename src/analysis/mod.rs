@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod dialect;
+pub mod diff;
 pub mod finding;
 pub mod fix;
 pub mod flow;
