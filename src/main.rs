@@ -38,9 +38,20 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: aidiag::cli::Format,
-        /// Files or directories to check.
-        #[arg(required = true)]
+        /// Files or directories to check (with --diff: paths to limit the change to).
+        #[arg(required_unless_present_any = ["diff", "patch"])]
         paths: Vec<PathBuf>,
+        /// Report only what the change from this revision introduces (to the working tree, or
+        /// to --to): the functions it touches, checked before and after. Rules only.
+        #[arg(long, value_name = "REV", conflicts_with = "patch")]
+        diff: Option<String>,
+        /// With --diff: the revision the change goes to, instead of the working tree.
+        #[arg(long, value_name = "REV", requires = "diff")]
+        to: Option<String>,
+        /// A patch series (git format-patch output or an mbox; - for stdin), applied one patch at
+        /// a time on top of HEAD; per patch, what it introduces. Rules only.
+        #[arg(long, value_name = "FILE")]
+        patch: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -147,8 +158,32 @@ fn main() -> ExitCode {
         Some(Command::Check {
             format,
             paths,
+            diff,
+            to,
+            patch,
             model,
         }) => {
+            let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+            if let Some(base) = diff {
+                let code = aidiag::cli::review::check_diff(
+                    format,
+                    &base,
+                    to.as_deref(),
+                    &paths,
+                    &mut stdout,
+                    &mut stderr,
+                );
+                return ExitCode::from(code as u8);
+            }
+            if let Some(series) = patch {
+                let code =
+                    aidiag::cli::review::check_patches(format, &series, &mut stdout, &mut stderr);
+                return ExitCode::from(code as u8);
+            }
+            if format == aidiag::cli::Format::Reply {
+                eprintln!("aidiag: error: --format reply is for --patch");
+                return ExitCode::from(2);
+            }
             let model = match model.options(&paths[0]) {
                 Ok(model) => model,
                 Err(code) => return code,

@@ -4,6 +4,7 @@
 pub mod eval;
 pub mod model;
 mod output;
+pub mod review;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ pub use output::Format;
 pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// One analysed file.
+#[derive(Clone)]
 pub struct FileReport {
     pub path: String,
     pub text: String,

@@ -14,6 +14,8 @@ pub enum Format {
     Text,
     Json,
     Sarif,
+    /// A review reply to a patch (`check --patch` only): the diff quoted, findings under it.
+    Reply,
 }
 
 pub fn write(
@@ -23,7 +25,7 @@ pub fn write(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     match format {
-        Format::Text => text(reports, out),
+        Format::Text | Format::Reply => text(reports, out),
         Format::Json => {
             serde_json::to_writer_pretty(&mut *out, &json_report(reports))?;
             writeln!(out)
@@ -140,6 +142,11 @@ fn primary_fix(finding: &Finding) -> Option<&Fix> {
 }
 
 fn json_report(reports: &[FileReport]) -> Value {
+    json!({"version": 1, "files": json_files(reports)})
+}
+
+/// The `files` array of the JSON report.
+pub fn json_files(reports: &[FileReport]) -> Value {
     let files: Vec<Value> = reports
         .iter()
         .map(|report| {
@@ -169,7 +176,7 @@ fn json_report(reports: &[FileReport]) -> Value {
             json!({"path": report.path, "findings": findings})
         })
         .collect();
-    json!({"version": 1, "files": files})
+    Value::Array(files)
 }
 
 fn sarif_level(severity: Severity) -> &'static str {
