@@ -1,7 +1,11 @@
 //! `aidiag check --diff` and `--patch` on git repositories built in a temporary directory.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
+
+use serde_json::json;
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -260,4 +264,42 @@ aidiag: warning: `buf` allocated at line 15 is not freed on the error return at 
     got.remove(1);
     want.remove(1);
     assert_eq!(got, want, "{stdout}");
+}
+
+#[test]
+fn the_editor_baseline_shows_what_head_already_had_as_hints() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    git(repo, &["init", "--quiet", "-b", "main"]);
+    std::fs::write(repo.join("drv.c"), LEAKY).unwrap();
+    git(repo, &["add", "."]);
+    git(repo, &["commit", "--quiet", "-m", "drv: first"]);
+    // The edit adds a second function with the same bug; the first one's is old.
+    let text = format!("{LEAKY}\n{}", LEAKY.replace("probe", "probe_again"));
+    let uri = format!("file://{}", repo.join("drv.c").display());
+    for (baseline, severities) in [("HEAD", vec![4, 2]), ("none", vec![2, 2])] {
+        let mut client = common::Client::start();
+        client.initialize_with(
+            &["utf-16"],
+            json!({"useModel": false, "baseline": baseline}),
+        );
+        client.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "c", "version": 1, "text": text}}),
+        );
+        let mut diagnostics = client.diagnostics(&uri, 1);
+        diagnostics.sort_by_key(|d| d["range"]["start"]["line"].as_u64());
+        let got: Vec<u64> = diagnostics
+            .iter()
+            .map(|d| d["severity"].as_u64().unwrap())
+            .collect();
+        assert_eq!(got, severities, "{baseline}: {diagnostics:?}");
+        let old = diagnostics[0]["message"].as_str().unwrap();
+        assert_eq!(
+            old.ends_with("(present before this change)"),
+            baseline == "HEAD",
+            "{old}"
+        );
+        assert_eq!(client.shutdown(), 0);
+    }
 }

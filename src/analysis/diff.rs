@@ -103,6 +103,45 @@ fn renamed(skeleton: &str, names: &HashMap<String, String>) -> String {
     out
 }
 
+/// The findings of a version of a file, as (function name, rule, message without line numbers):
+/// what an editor compares the current findings with (`present_before`).
+pub fn baseline(text: &str) -> Vec<(String, String, String)> {
+    let parse = syntax::parse(text, None);
+    let index = FunctionIndex::build(&parse.tree, text);
+    function_nodes(&parse.tree)
+        .into_iter()
+        .zip(index.functions())
+        .flat_map(|(node, function)| {
+            rules::check_function(node, text, CheckOptions::default())
+                .into_iter()
+                .map(|f| {
+                    let (rule, skeleton) = key(&f);
+                    (function.name.clone(), rule, skeleton)
+                })
+        })
+        .collect()
+}
+
+/// Whether `finding`, in the function named `function`, is one of `baseline`'s; a match is
+/// taken out, so two equal findings now need two before.
+pub fn present_before(
+    baseline: &mut Vec<(String, String, String)>,
+    function: &str,
+    finding: &Finding,
+) -> bool {
+    let (rule, skeleton) = key(finding);
+    match baseline
+        .iter()
+        .position(|(f, r, s)| f == function && *r == rule && *s == skeleton)
+    {
+        Some(at) => {
+            baseline.swap_remove(at);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Compares two versions of a file (`old` is `None` for a new file).
 pub fn compare(old: Option<&str>, new: &str, options: CheckOptions) -> FileChange {
     let old = old.unwrap_or("");

@@ -1,6 +1,7 @@
 //! The LSP layer: the only code that knows LSP and JSON-RPC. Handlers stay short: they update
 //! state before any `.await`, never hold a lock across one, and hand checks to the scheduler.
 
+mod baseline;
 mod convert;
 pub mod document;
 mod handlers;
@@ -36,6 +37,8 @@ pub struct Session {
     encoding: RwLock<Encoding>,
     settings: RwLock<Settings>,
     generations: DashMap<Url, u64>,
+    /// Per document, what HEAD's version reports (the `baseline` setting), read once per open.
+    baselines: DashMap<Url, Vec<(String, String, String)>>,
     model: std::sync::OnceLock<Arc<model_worker::ModelWorker>>,
     /// Whether the client accepts `window/workDoneProgress/create`.
     work_done_progress: std::sync::atomic::AtomicBool,
@@ -49,6 +52,7 @@ impl Session {
             encoding: RwLock::new(Encoding::default()),
             settings: RwLock::new(Settings::default()),
             generations: DashMap::new(),
+            baselines: DashMap::new(),
             model: std::sync::OnceLock::new(),
             work_done_progress: std::sync::atomic::AtomicBool::new(false),
         }
@@ -194,6 +198,8 @@ impl LanguageServer for Backend {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .update(&value);
+        // HEAD is read again for each document with the new settings.
+        self.session.baselines.clear();
         for problem in problems {
             self.client.show_message(MessageType::ERROR, problem).await;
         }

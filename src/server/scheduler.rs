@@ -83,6 +83,21 @@ fn schedule_after(session: Arc<Session>, client: Client, uri: Url, debounce: Dur
                 }
                 findings.extend(worker.cache.findings(function, tree, &text));
             }
+            if worker.settings().baseline_head {
+                let known = worker.baselines.get(&worker_uri).map(|b| b.clone());
+                let baseline = known.unwrap_or_else(|| {
+                    // Read without holding the map: git and a check of the HEAD text take time.
+                    let read = worker_uri
+                        .to_file_path()
+                        .map(|path| super::baseline::read(&path))
+                        .unwrap_or_default();
+                    worker.baselines.insert(worker_uri.clone(), read.clone());
+                    read
+                });
+                super::baseline::mark(&mut findings, baseline, |offset| {
+                    functions.at(offset).map(|f| f.name.clone())
+                });
+            }
             Some((findings, fresh))
         })
         .await;

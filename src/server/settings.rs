@@ -28,6 +28,9 @@ pub struct Settings {
     /// Whether the model reviews changed functions for bugs outside the rules (findings at
     /// information severity); `None` ("auto"): off for SmolLM2-135M, on for other models.
     pub model_review: Option<bool>,
+    /// Findings that the HEAD version of the same function already has are shown as hints
+    /// ("present before this change"), so the ones an edit adds stand out.
+    pub baseline_head: bool,
 }
 
 impl Default for Settings {
@@ -41,6 +44,7 @@ impl Default for Settings {
             tokenizer_path: None,
             model_verdicts: None,
             model_review: None,
+            baseline_head: false,
         }
     }
 }
@@ -130,8 +134,15 @@ impl Settings {
                         "setting aidiag.modelReview must be one of \"auto\", \"on\", \"off\", got {v}"
                     )),
                 },
+                "baseline" => match v.as_str() {
+                    Some("none") => self.baseline_head = false,
+                    Some("HEAD") => self.baseline_head = true,
+                    _ => problems.push(format!(
+                        "setting aidiag.baseline must be \"none\" or \"HEAD\", got {v}"
+                    )),
+                },
                 other => problems.push(format!(
-                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelFixes, modelPath, tokenizerPath, modelVerdicts, modelReview"
+                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelFixes, modelPath, tokenizerPath, modelVerdicts, modelReview, baseline"
                 )),
             }
         }

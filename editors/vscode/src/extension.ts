@@ -419,6 +419,7 @@ function serverSettings(): Record<string, unknown> {
     modelFixes: config.get("modelFixes"),
     modelVerdicts: config.get("modelVerdicts"),
     modelReview: config.get("modelReview"),
+    baseline: config.get("baseline"),
   };
   const modelPath = config.get<string>("modelPath");
   if (modelPath) {

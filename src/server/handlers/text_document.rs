@@ -22,6 +22,8 @@ pub fn did_open(session: &Session, item: TextDocumentItem) -> Result<(), String>
         session.documents.remove(&item.uri);
         return Err(too_large(&item.uri, item.text.len()));
     }
+    // HEAD may have moved since the document was last open.
+    session.baselines.remove(&item.uri);
     session
         .documents
         .insert(item.uri, Document::new(&item.text, item.version));
@@ -116,6 +118,7 @@ pub fn current<'a>(
 
 pub fn did_close(session: &Session, uri: &Url) {
     session.documents.remove(uri);
+    session.baselines.remove(uri);
     session.generations.remove(uri);
     if let Some(worker) = session.model.get() {
         worker.forget(uri);
