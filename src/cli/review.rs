@@ -247,13 +247,15 @@ fn split_series(series: &[u8], dir: &Path) -> Result<Vec<Patch>, String> {
 /// Applies one patch in `tree` and reviews what it changes.
 fn apply_and_review(tree: &Path, patch: &Patch) -> Result<Reviewed, String> {
     let file = patch.file.to_string_lossy();
-    let numstat = text_of(git(tree, &["apply", "--numstat", &file])?);
-    let paths: Vec<String> = numstat
+    // The files it changes, from its `+++ b/PATH` lines (a deleted file has `+++ /dev/null`).
+    let mut paths: Vec<String> = patch
+        .text
         .lines()
-        .filter_map(|l| l.split('\t').nth(2))
-        .map(str::to_owned)
+        .filter_map(|l| l.strip_prefix("+++ b/"))
+        .map(|p| p.trim_end().to_owned())
         .filter(|p| is_c(p))
         .collect();
+    paths.dedup();
     let old: Vec<Option<String>> = paths
         .iter()
         .map(|p| std::fs::read(tree.join(p)).ok().map(text_of))
