@@ -160,7 +160,7 @@ fn depth_of(text: &str) -> usize {
 }
 
 #[test]
-fn the_deepest_function_the_rules_accept_is_checked_on_a_two_megabyte_stack() {
+fn the_deepest_function_the_rules_accept_is_checked_on_the_analysis_stack() {
     use aidiag::analysis::{check_text, rules, CheckOptions};
     for shape in SHAPES {
         // The largest n whose tree is within the limit (depth grows with n).
@@ -174,9 +174,9 @@ fn the_deepest_function_the_rules_accept_is_checked_on_a_two_megabyte_stack() {
             }
         }
         let text = nested(shape, low);
-        // Worker threads of the CLI and of the server's blocking pool have 2 MiB stacks.
+        // On the stack the CLI's workers and the server's threads get.
         let findings = std::thread::Builder::new()
-            .stack_size(2 << 20)
+            .stack_size(rules::ANALYSIS_STACK_BYTES)
             .spawn(move || check_text(&text, CheckOptions { fixes: true }))
             .unwrap()
             .join()

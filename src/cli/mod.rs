@@ -88,7 +88,9 @@ fn check_files(files: &[PathBuf], fixes: bool) -> Vec<Outcome> {
         .min(files.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| loop {
+            let worker = std::thread::Builder::new()
+                .stack_size(crate::analysis::rules::ANALYSIS_STACK_BYTES);
+            let _ = worker.spawn_scoped(scope, || loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(file) = files.get(i) else { break };
                 let outcome = read_source(file).map(|(text, warning)| {

@@ -60,6 +60,7 @@ pub fn apply(
         return None;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(crate::analysis::rules::ANALYSIS_STACK_BYTES)
         .worker_threads(1)
         .enable_all()
         .build()

@@ -239,6 +239,7 @@ impl LanguageServer for Backend {
 /// Serves LSP on stdin/stdout until the client sends `exit`; true when it sent `shutdown` first.
 pub fn run_stdio() -> anyhow::Result<bool> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(crate::analysis::rules::ANALYSIS_STACK_BYTES)
         .worker_threads(2)
         .enable_all()
         .build()?;
