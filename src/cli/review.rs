@@ -244,8 +244,11 @@ fn split_series(series: &[u8], dir: &Path) -> Result<Vec<Patch>, String> {
         .collect())
 }
 
-/// Applies one patch in `tree` and reviews what it changes.
-fn apply_and_review(tree: &Path, patch: &Patch) -> Result<Reviewed, String> {
+/// The files a patch changes, before and after it: (path, old text, new text).
+type Versions = Vec<(String, Option<String>, String)>;
+
+/// Applies one patch in `tree`; the versions of the C files it changes.
+fn apply(tree: &Path, patch: &Patch) -> Result<Versions, String> {
     let file = patch.file.to_string_lossy();
     // The files it changes, from its `+++ b/PATH` lines (a deleted file has `+++ /dev/null`).
     let mut paths: Vec<String> = patch
@@ -261,15 +264,47 @@ fn apply_and_review(tree: &Path, patch: &Patch) -> Result<Reviewed, String> {
         .map(|p| std::fs::read(tree.join(p)).ok().map(text_of))
         .collect();
     git(tree, &["apply", &file]).map_err(|e| format!("does not apply: {e}"))?;
-    let files = paths
+    Ok(paths
         .into_iter()
         .zip(old)
         .filter_map(|(path, old)| {
             let new = std::fs::read(tree.join(&path)).ok().map(text_of)?;
             Some((path, old, new))
         })
+        .collect())
+}
+
+/// `review` of each patch's versions, on every core (the patches were applied in order already).
+fn review_all(applied: Vec<Result<Versions, String>>) -> Vec<Result<Reviewed, String>> {
+    let slots: Vec<std::sync::Mutex<Option<Result<Versions, String>>>> = applied
+        .into_iter()
+        .map(|a| std::sync::Mutex::new(Some(a)))
         .collect();
-    Ok(review(files))
+    let results: Vec<std::sync::Mutex<Option<Result<Reviewed, String>>>> =
+        slots.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(slots.len()) {
+            let worker = std::thread::Builder::new()
+                .stack_size(crate::analysis::rules::ANALYSIS_STACK_BYTES);
+            let _ = worker.spawn_scoped(scope, || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(slot) = slots.get(i) else { break };
+                let taken = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let result = taken.map(|a| a.map(review));
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = result;
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err("the worker reviewing this patch stopped".to_owned()))
+        })
+        .collect()
 }
 
 /// `aidiag check --patch FILE|-`: a `git format-patch` series or an mbox, applied one patch at a
@@ -343,16 +378,18 @@ fn review_series(series: &[u8]) -> Result<Vec<PatchOutcome>, String> {
         &root,
         &["worktree", "add", "--detach", "--quiet", &tree_arg, "HEAD"],
     )?;
-    let outcomes = patches
-        .iter()
-        .map(|patch| PatchOutcome {
-            subject: patch.subject.clone(),
-            result: apply_and_review(&tree, patch),
-            text: patch.text.clone(),
-        })
-        .collect();
+    // Applied in order (each on top of the ones before), then reviewed in parallel.
+    let applied: Vec<_> = patches.iter().map(|patch| apply(&tree, patch)).collect();
     let _ = git(&root, &["worktree", "remove", "--force", &tree_arg]);
-    Ok(outcomes)
+    Ok(patches
+        .into_iter()
+        .zip(review_all(applied))
+        .map(|(patch, result)| PatchOutcome {
+            subject: patch.subject,
+            result,
+            text: patch.text,
+        })
+        .collect())
 }
 
 fn write_series(
