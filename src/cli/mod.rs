@@ -168,10 +168,13 @@ pub(crate) fn read_source(path: &Path) -> Result<(String, Option<String>), Strin
         return Err(too_big(metadata.len()));
     }
     // The limit holds whatever `stat` said (files in /proc, files growing while read).
-    let mut bytes = Vec::new();
+    // Sized from `stat` (most files are what it says), so the text is not held at up to twice
+    // its size.
+    let mut bytes = Vec::with_capacity(metadata.len() as usize + 1);
     std::fs::File::open(path)
         .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
         .map_err(|e| e.to_string())?;
+    bytes.shrink_to_fit();
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!(
             "file is more than the {MAX_FILE_BYTES}-byte limit (it grew while read, or its size is not known); skipped"
