@@ -175,6 +175,22 @@ pub fn function_nodes(tree: &Tree) -> Vec<Node<'_>> {
     out
 }
 
+/// Nodes whose children can be top-level definitions: `#if` blocks and their alternatives,
+/// `extern "C"`, and the `ERROR` nodes a macro makes.
+pub fn holds_definitions(kind: &str) -> bool {
+    matches!(
+        kind,
+        "preproc_if"
+            | "preproc_ifdef"
+            | "preproc_else"
+            | "preproc_elif"
+            | "preproc_elifdef"
+            | "linkage_specification"
+            | "declaration_list"
+            | "ERROR"
+    )
+}
+
 fn collect_function_nodes<'t>(node: Node<'t>, out: &mut Vec<Node<'t>>) {
     // An explicit stack, not recursion: broken code nests `ERROR` nodes without bound.
     let mut stack = vec![node];
@@ -183,14 +199,7 @@ fn collect_function_nodes<'t>(node: Node<'t>, out: &mut Vec<Node<'t>>) {
         for child in node.named_children(&mut cursor) {
             match child.kind() {
                 "function_definition" => out.push(child),
-                "preproc_if"
-                | "preproc_ifdef"
-                | "preproc_else"
-                | "preproc_elif"
-                | "preproc_elifdef"
-                | "linkage_specification"
-                | "declaration_list"
-                | "ERROR" => stack.push(child),
+                kind if holds_definitions(kind) => stack.push(child),
                 _ => {}
             }
         }

@@ -126,15 +126,7 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
                     }
                 }
             }
-            "translation_unit"
-            | "preproc_if"
-            | "preproc_ifdef"
-            | "preproc_else"
-            | "preproc_elif"
-            | "preproc_elifdef"
-            | "linkage_specification"
-            | "declaration_list"
-            | "ERROR" => {
+            kind if kind == "translation_unit" || super::functions::holds_definitions(kind) => {
                 let mut cursor = node.walk();
                 stack.extend(node.named_children(&mut cursor));
             }

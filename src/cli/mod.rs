@@ -80,41 +80,53 @@ type Outcome = Result<(FileReport, Option<String>), String>;
 
 /// Reads and checks files on every core (with verified fixes when `fixes`); the outcomes come back in the order of `files`.
 fn check_files(files: &[PathBuf], fixes: bool) -> Vec<Outcome> {
+    on_every_core(files.iter().collect(), |file| {
+        read_source(file).map(|(text, warning)| {
+            let findings = analysis::check_text(&text, CheckOptions { fixes });
+            (
+                FileReport {
+                    path: display_path(file),
+                    text,
+                    findings,
+                },
+                warning,
+            )
+        })
+    })
+    .into_iter()
+    .map(|o| o.unwrap_or_else(|| Err("the worker checking this file stopped".to_owned())))
+    .collect()
+}
+
+/// `f` of each item, on every core, on threads with the analysis stack; the results in the
+/// order of `items` (`None` where a worker could not run).
+pub(crate) fn on_every_core<T: Send, R: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<Option<R>> {
+    use std::sync::Mutex;
+    let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|i| Mutex::new(Some(i))).collect();
+    let results: Vec<Mutex<Option<R>>> = slots.iter().map(|_| Mutex::new(None)).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let outcomes: Vec<std::sync::Mutex<Option<Outcome>>> =
-        files.iter().map(|_| Default::default()).collect();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(files.len().max(1));
+        .min(slots.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let worker = std::thread::Builder::new()
                 .stack_size(crate::analysis::rules::ANALYSIS_STACK_BYTES);
             let _ = worker.spawn_scoped(scope, || loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(file) = files.get(i) else { break };
-                let outcome = read_source(file).map(|(text, warning)| {
-                    let findings = analysis::check_text(&text, CheckOptions { fixes });
-                    (
-                        FileReport {
-                            path: display_path(file),
-                            text,
-                            findings,
-                        },
-                        warning,
-                    )
-                });
-                *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+                let Some(slot) = slots.get(i) else { break };
+                let item = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let result = item.map(&f);
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = result;
             });
         }
     });
-    outcomes
+    results
         .into_iter()
-        .map(|o| {
-            o.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| Err("the worker checking this file stopped".to_owned()))
-        })
+        .map(|r| r.into_inner().unwrap_or_else(|e| e.into_inner()))
         .collect()
 }
 

@@ -276,34 +276,9 @@ fn apply(tree: &Path, patch: &Patch) -> Result<Versions, String> {
 
 /// `review` of each patch's versions, on every core (the patches were applied in order already).
 fn review_all(applied: Vec<Result<Versions, String>>) -> Vec<Result<Reviewed, String>> {
-    let slots: Vec<std::sync::Mutex<Option<Result<Versions, String>>>> = applied
+    super::on_every_core(applied, |versions| versions.map(review))
         .into_iter()
-        .map(|a| std::sync::Mutex::new(Some(a)))
-        .collect();
-    let results: Vec<std::sync::Mutex<Option<Result<Reviewed, String>>>> =
-        slots.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 0..workers.min(slots.len()) {
-            let worker = std::thread::Builder::new()
-                .stack_size(crate::analysis::rules::ANALYSIS_STACK_BYTES);
-            let _ = worker.spawn_scoped(scope, || loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(slot) = slots.get(i) else { break };
-                let taken = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                let result = taken.map(|a| a.map(review));
-                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = result;
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| {
-            r.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| Err("the worker reviewing this patch stopped".to_owned()))
-        })
+        .map(|r| r.unwrap_or_else(|| Err("the worker reviewing this patch stopped".to_owned())))
         .collect()
 }
 
