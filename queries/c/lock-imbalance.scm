@@ -6,7 +6,7 @@
 
 ; Releases.
 ((call_expression function: (identifier) @fn arguments: (argument_list . (_) @lock)) @release
-  (#match? @fn "^(mutex_unlock|spin_unlock|spin_unlock_irq|spin_unlock_irqrestore|spin_unlock_bh|raw_spin_unlock|raw_spin_unlock_irq|raw_spin_unlock_irqrestore|raw_spin_unlock_bh|read_unlock|read_unlock_irq|read_unlock_irqrestore|read_unlock_bh|write_unlock|write_unlock_irq|write_unlock_irqrestore|write_unlock_bh|up_read|up_write|up|pthread_mutex_unlock|release_sock)$"))
+  (#match? @fn "^(mutex_unlock|spin_unlock|spin_unlock_irq|spin_unlock_irqrestore|spin_unlock_bh|raw_spin_unlock|raw_spin_unlock_irq|raw_spin_unlock_irqrestore|raw_spin_unlock_bh|read_unlock|read_unlock_irq|read_unlock_irqrestore|read_unlock_bh|write_unlock|write_unlock_irq|write_unlock_irqrestore|write_unlock_bh|up_read|up_write|up|pthread_mutex_unlock|release_sock|__release)$"))
 
 ; The RCU read side takes no argument.
 ((call_expression function: (identifier) @fn) @acquire

@@ -166,6 +166,8 @@ struct Resource {
 enum IntValue {
     Zero,
     Error,
+    /// Tested not negative (the false branch of `if (ret < 0)`): zero or a count.
+    NotError,
 }
 
 #[derive(Clone, Debug)]
@@ -229,10 +231,17 @@ impl State {
             .into_iter()
             .filter(|(k, v)| b.locks.get(k) == Some(v))
             .collect();
+        // Zero on one path and not negative on the other is not negative.
         let ints = a
             .ints
             .into_iter()
-            .filter(|(k, v)| b.ints.get(k) == Some(v))
+            .filter_map(|(k, v)| match (v, b.ints.get(&k)?) {
+                (x, y) if x == *y => Some((k, x)),
+                (IntValue::Zero | IntValue::NotError, IntValue::Zero | IntValue::NotError) => {
+                    Some((k, IntValue::NotError))
+                }
+                _ => None,
+            })
             .collect();
         let mut taken = a.taken;
         taken.extend(b.taken);
@@ -280,6 +289,7 @@ enum Known {
     NonNull(String),
     IntError(String),
     IntZero(String),
+    IntNotError(String),
 }
 
 #[derive(Default)]
@@ -1443,9 +1453,10 @@ impl<'a, 't> Engine<'a, 't> {
                             (t, f)
                         }
                     }
-                    "<" if self.is_zero(right) => {
-                        (self.int_known(left, IntValue::Error), Vec::new())
-                    }
+                    "<" if self.is_zero(right) => (
+                        self.int_known(left, IntValue::Error),
+                        self.int_known(left, IntValue::NotError),
+                    ),
                     _ => Default::default(),
                 }
             }
@@ -1524,6 +1535,7 @@ impl<'a, 't> Engine<'a, 't> {
     fn int_known(&self, node: Node, value: IntValue) -> Vec<Known> {
         match self.key(node).filter(|k| self.int_locals.contains(k)) {
             Some(k) if value == IntValue::Error => vec![Known::IntError(k)],
+            Some(k) if value == IntValue::NotError => vec![Known::IntNotError(k)],
             Some(k) => vec![Known::IntZero(k)],
             None => Vec::new(),
         }
@@ -1537,10 +1549,19 @@ impl<'a, 't> Engine<'a, 't> {
     fn learn(&self, state: &mut State, known: &[Known]) {
         for k in known {
             match k {
-                Known::Null(key) => state
-                    .resources
-                    .retain(|k, r| !is_within(k, key) && !r.also.contains(key)),
+                Known::Null(key) => {
+                    state
+                        .resources
+                        .retain(|k, r| !is_within(k, key) && !r.also.contains(key));
+                    // NULL or an ERR_PTR: returning it reports the failure.
+                    if !self.int_locals.contains(key) {
+                        state.ints.insert(key.clone(), IntValue::Error);
+                    }
+                }
                 Known::NonNull(key) => {
+                    if !self.int_locals.contains(key) {
+                        state.ints.remove(key);
+                    }
                     for (k, r) in state.resources.iter_mut() {
                         if k == key || r.also.contains(key) {
                             r.checked = true;
@@ -1561,6 +1582,13 @@ impl<'a, 't> Engine<'a, 't> {
                     }
                     state.ints.insert(key.clone(), IntValue::Zero);
                 }
+                Known::IntNotError(key) => match state.ints.get(key) {
+                    Some(IntValue::Error) => state.live = false,
+                    Some(IntValue::Zero) => {}
+                    _ => {
+                        state.ints.insert(key.clone(), IntValue::NotError);
+                    }
+                },
             }
         }
     }
@@ -1593,7 +1621,14 @@ impl<'a, 't> Engine<'a, 't> {
             None => Returns::Unknown,
             Some(_) if self.is_error(value, state) => Returns::Error,
             Some(v) if matches!(self.text(v), "0" | "true") => Returns::Success,
-            Some(v) if state.ints.get(self.text(v)) == Some(&IntValue::Zero) => Returns::Success,
+            Some(v)
+                if matches!(
+                    state.ints.get(self.text(v)),
+                    Some(IntValue::Zero | IntValue::NotError)
+                ) =>
+            {
+                Returns::Success
+            }
             Some(_) => Returns::Unknown,
         }
     }

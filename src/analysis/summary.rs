@@ -39,7 +39,22 @@ const RELEASES: &[&str] = &[
     "up",
     "pthread_mutex_unlock",
     "release_sock",
+    "__release",
 ];
+
+/// True when a call named `callee` takes the lock given as its first argument. Tests and
+/// assertions that name a lock (`mutex_is_locked()`, `lockdep_assert_held()`,
+/// `spin_is_contended()`) take nothing.
+pub fn takes_lock(callee: &str) -> bool {
+    let asks = callee.starts_with("lockdep")
+        || callee.contains("is_locked")
+        || callee.contains("assert")
+        || callee.contains("_held")
+        || callee.contains("is_contended")
+        || callee.contains("unlock")
+        || callee.ends_with("_init");
+    !asks && (callee.contains("lock") || callee.starts_with("down"))
+}
 
 /// A function that releases locks its caller holds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -240,7 +255,7 @@ fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
                     let lock = syntax::squash(text(*arg, source));
                     if RELEASES.contains(&callee) {
                         released.insert(lock);
-                    } else if callee.contains("lock") || callee.starts_with("down") {
+                    } else if takes_lock(callee) {
                         taken.insert(lock);
                     }
                 }

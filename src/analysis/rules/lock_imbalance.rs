@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
 use crate::analysis::flow::{same_fields, Exit, Fact, Returns};
 use crate::analysis::functions::function_name;
-use crate::analysis::summary::annotation_arguments;
+use crate::analysis::summary::{annotation_arguments, takes_lock};
 use crate::analysis::syntax::{call_arguments, callee_name, squash};
 
 pub const RULE: Rule = Rule {
@@ -68,9 +68,9 @@ fn same_lock(lock: &str, annotated: &str) -> bool {
 ///   that its annotations name, is the caller's;
 /// - a lock that no path releases after taking it is kept on purpose (an acquire helper, or a
 ///   lock retaken before returning to a caller that holds it);
-/// - a lock released only on error returns and held on the others is an acquire helper's
-///   (`foo_get_ownership()` returns 0 holding it) when another function of the file releases
-///   it without taking it (`foo_put_ownership()`).
+/// - a lock released only on error returns and held on the successful ones is an acquire
+///   helper's (`foo_get_ownership()` returns 0 holding it);
+/// - a lock held on every exit, whichever call took it last, is what the function is for.
 ///
 /// What is left is a path that holds the lock where a sibling path of the same function
 /// releases it.
@@ -78,8 +78,8 @@ fn deviant(
     facts: Vec<Fact>,
     annotated: &[String],
     returns_pointer: bool,
+    main_exit: Option<ByteRange>,
     has_release_helper: impl Fn(&str) -> bool,
-    is_semaphore: impl Fn(ByteRange) -> bool,
     returns_call: impl Fn(&Exit) -> bool,
 ) -> Vec<(String, ByteRange, Exit)> {
     let entered_held: HashSet<String> = facts
@@ -108,28 +108,60 @@ fn deviant(
             _ => {}
         }
     }
+    // Exits that hold each lock, whichever call took it, and exits that released it.
+    let mut holding: BTreeMap<&str, HashSet<&Exit>> = BTreeMap::new();
+    for (lock, exit, _) in held.values().flatten() {
+        holding.entry(lock.as_str()).or_default().insert(exit);
+    }
+    let mut releasing: BTreeMap<&str, Vec<&(Exit, Returns)>> = BTreeMap::new();
+    for (acquire, exits) in &released {
+        let Some(lock) = held.get(acquire).map(|h| h[0].0.as_str()) else {
+            continue;
+        };
+        for exit in exits {
+            if !holding.get(lock).is_some_and(|h| h.contains(&exit.0)) {
+                releasing.entry(lock).or_default().push(exit);
+            }
+        }
+    }
     let mut out = Vec::new();
-    for (acquire, exits) in held {
-        let Some(released) = released.get(&acquire) else {
+    for (acquire, exits) in &held {
+        let Some(released) = released.get(acquire) else {
             continue;
         };
         let lock = &exits[0].0;
+        // Counted by lock, whichever call took it (`down_read()`, or on the slow path
+        // `up_read()`, `down_write()`, `downgrade_write()`): a lock held on every exit is what
+        // the function is for.
+        let released_by_lock = releasing.get(lock.as_str()).map_or(&[][..], |r| &r[..]);
+        if released_by_lock.is_empty() {
+            continue;
+        }
         if entered_held.contains(lock) || annotated.iter().any(|a| same_lock(lock, a)) {
             continue;
         }
         // A pointer returned by a function that returns pointers is its success value.
         let success =
             |r: Returns| r == Returns::Success || (r == Returns::Unknown && returns_pointer);
-        // A semaphore taken on success is often a token that another context gives back
-        // (`up()` in a thread or a completion callback), so it needs no release helper here.
-        // A function that returns an object holding its lock and NULL or an ERR_PTR after
-        // releasing it (lookup-and-lock, a seq_file iterator's start) hands the lock to the
-        // caller with the object: the pointer says which.
-        let hands_over_with_object =
-            returns_pointer && exits.iter().all(|(_, _, r)| *r == Returns::Unknown);
-        let helper = released.iter().all(|(_, r)| *r == Returns::Error)
-            && exits.iter().all(|(_, _, r)| success(*r))
-            && (is_semaphore(acquire) || hands_over_with_object || has_release_helper(lock));
+        // Released only where the function fails, and kept wherever it succeeds: the
+        // function's job is to take the lock and hand it to its caller (`foo_access_get()`
+        // returns 0 holding it, `__trans_begin()`, a lookup that returns an object holding its
+        // lock and NULL or an ERR_PTR after releasing it), and none of its own paths says
+        // otherwise. Success that is not known (`return err;` right after a call) is not enough.
+        // The function's last statement is its normal way out: a function whose normal way
+        // out releases the lock and that returns early holding it (`return 0;` from inside a
+        // lookup loop) deviates, whatever the early return says.
+        // A release helper in the same file (`foo_put_ownership()`) says so too.
+        let helper = released_by_lock.iter().all(|(_, r)| *r == Returns::Error)
+            && (!released_by_lock
+                .iter()
+                .any(|(e, _)| Some(e.ret) == main_exit && e.goto.is_none())
+                || has_release_helper(lock))
+            && held
+                .values()
+                .flatten()
+                .filter(|(l, _, _)| l == lock)
+                .all(|(_, _, r)| success(*r));
         if helper {
             continue;
         }
@@ -138,12 +170,13 @@ fn deviant(
         let errors_release = returns_pointer && released.iter().all(|(_, r)| *r == Returns::Error);
         out.extend(
             exits
-                .into_iter()
+                .iter()
+                .cloned()
                 // `return f(...)` with the lock held hands it to `f`, which may release it
                 // (`return chtls_pt_recvmsg(...)`): the callee decides, not this function.
                 .filter(|(_, exit, _)| !returns_call(exit))
                 .filter(|(_, _, r)| !errors_release || *r == Returns::Error)
-                .map(|(lock, exit, _)| (lock, acquire, exit)),
+                .map(|(lock, exit, _)| (lock, *acquire, exit)),
         );
     }
     out
@@ -186,32 +219,91 @@ fn documented_as_holding(ctx: &Context) -> bool {
     about_a_lock && held
 }
 
+/// True when a comment between the acquisition and the exit says the lock was let go by
+/// something other than an explicit release right after the comment ("drm_gem_handle_create_tail
+/// unlocks dev->object_name_lock", "The socket has been unlocked", "has unlocked the mutex, so
+/// skip that"): the code states what a callee in another file does.
+fn comment_says_released(ctx: &Context, acquire: ByteRange, exit: ByteRange) -> bool {
+    let mut stack = vec![ctx.function];
+    while let Some(node) = stack.pop() {
+        if node.end_byte() <= acquire.end || node.start_byte() >= exit.end {
+            continue;
+        }
+        if node.kind() != "comment" {
+            let mut cursor = node.walk();
+            stack.extend(node.named_children(&mut cursor));
+            continue;
+        }
+        if node.start_byte() < acquire.end {
+            continue;
+        }
+        let said = ctx.text(node).to_lowercase();
+        let says = [
+            "unlocks",
+            "unlocked",
+            "releases the",
+            "released",
+            "drops the",
+            "dropped",
+        ]
+        .iter()
+        .any(|w| said.contains(w))
+            && ![
+                "not unlocked",
+                "not released",
+                "not dropped",
+                "must be released",
+                "must be unlocked",
+            ]
+            .iter()
+            .any(|w| said.contains(w));
+        if !says {
+            continue;
+        }
+        // A comment about the release the next statement makes is not news.
+        let mut next = node.next_named_sibling();
+        while let Some(n) = next.filter(|n| n.kind() == "comment") {
+            next = n.next_named_sibling();
+        }
+        let explicit = next.is_some_and(|n| {
+            let t = ctx.text(n).trim_start();
+            t.contains("unlock") || t.starts_with("up") || t.contains("release")
+        });
+        if !explicit {
+            return true;
+        }
+    }
+    false
+}
+
+/// The range of the function's last statement when it is a `return` (how the walk names that
+/// exit), or of its closing brace when the function falls off its end.
+fn main_exit(ctx: &Context) -> Option<ByteRange> {
+    let body = ctx.function.child_by_field_name("body")?;
+    let mut cursor = body.walk();
+    let last = body
+        .named_children(&mut cursor)
+        .filter(|n| n.kind() != "comment")
+        .last()?;
+    if last.kind() == "return_statement" {
+        return Some(ByteRange::of(last));
+    }
+    let brace = body.child(body.child_count().checked_sub(1)?)?;
+    Some(ByteRange::of(brace))
+}
+
 fn check(ctx: &Context) -> Vec<Candidate> {
     if keeps_lock_by_design(ctx) || documented_as_holding(ctx) {
         return Vec::new();
     }
     let mut out = Vec::new();
     let returns_pointer = declarations::return_type(ctx.function, ctx.source).1;
-    let release_helper = |lock: &str| release_helper_in_file(ctx, lock);
     for (lock, acquire, exit) in deviant(
         ctx.facts(),
         &annotated_locks(ctx),
         returns_pointer,
-        release_helper,
-        |acquire: ByteRange| {
-            ctx.node_at(acquire)
-                .and_then(|call| callee_name(call, ctx.source))
-                .is_some_and(|name| {
-                    matches!(
-                        name,
-                        "down"
-                            | "down_interruptible"
-                            | "down_killable"
-                            | "down_trylock"
-                            | "down_timeout"
-                    )
-                })
-        },
+        main_exit(ctx),
+        |lock: &str| release_helper_in_file(ctx, lock),
         |exit: &Exit| {
             ctx.node_at(exit.ret)
                 .filter(|n| n.kind() == "return_statement")
@@ -223,6 +315,9 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         let Some(call) = ctx.node_at(acquire) else {
             continue;
         };
+        if comment_says_released(ctx, acquire, exit.ret) {
+            continue;
+        }
         let taker = callee_name(call, ctx.source).unwrap_or("the lock call");
         // Argument-less locks (the RCU read side) are named by their call.
         let named = if lock.ends_with("()") {
@@ -346,8 +441,7 @@ fn release_helper_in_file(ctx: &Context, lock: &str) -> bool {
                         let arg = call_arguments(n).first().map(|a| squash(ctx.text(*a)));
                         if arg.is_some_and(|a| fields(&a) == wanted) {
                             releases |= name.contains("unlock") || name.starts_with("up");
-                            takes |= name.contains("lock") && !name.contains("unlock")
-                                || name.starts_with("down");
+                            takes |= takes_lock(name);
                         }
                     }
                     let mut cursor = n.walk();
