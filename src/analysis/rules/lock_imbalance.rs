@@ -171,12 +171,11 @@ fn deviant(
         out.extend(
             exits
                 .iter()
-                .cloned()
                 // `return f(...)` with the lock held hands it to `f`, which may release it
                 // (`return chtls_pt_recvmsg(...)`): the callee decides, not this function.
                 .filter(|(_, exit, _)| !returns_call(exit))
                 .filter(|(_, _, r)| !errors_release || *r == Returns::Error)
-                .map(|(lock, exit, _)| (lock, *acquire, exit)),
+                .map(|(lock, exit, _)| (lock.clone(), *acquire, exit.clone())),
         );
     }
     out
