@@ -68,6 +68,8 @@ pub enum Fact {
         acquire: ByteRange,
         exit: Exit,
         returns: Returns,
+        /// Calls on the path, made holding the lock and given the lock.
+        calls: Vec<ByteRange>,
     },
     /// A lock taken in this function and released again on a path before it returns: the
     /// sibling path that tells what the function means to do with the lock.
@@ -76,6 +78,8 @@ pub enum Fact {
         acquire: ByteRange,
         exit: Exit,
         returns: Returns,
+        /// Calls on the path, made holding the lock and given the lock.
+        calls: Vec<ByteRange>,
     },
     /// A lock released on a path where this function did not take it: the function is entered
     /// holding it (or a callee's annotation says it keeps it), so what it does with it is the
@@ -181,6 +185,9 @@ struct State {
     ints: BTreeMap<String, IntValue>,
     /// Locals that hold the result of a test (`bool ok = (p != NULL)`): testing them tests that.
     conds: BTreeMap<String, ByteRange>,
+    /// Calls this path made while holding a lock that were given the lock itself: the callee
+    /// may release it.
+    lock_calls: BTreeSet<(String, ByteRange)>,
 }
 
 impl State {
@@ -192,6 +199,7 @@ impl State {
             taken: BTreeSet::new(),
             ints: BTreeMap::new(),
             conds: BTreeMap::new(),
+            lock_calls: BTreeSet::new(),
         }
     }
 
@@ -245,6 +253,8 @@ impl State {
             .collect();
         let mut taken = a.taken;
         taken.extend(b.taken);
+        let mut lock_calls = a.lock_calls;
+        lock_calls.extend(b.lock_calls);
         let conds = a
             .conds
             .into_iter()
@@ -257,6 +267,7 @@ impl State {
             taken,
             ints,
             conds,
+            lock_calls,
         }
     }
 
@@ -445,6 +456,19 @@ impl<'a, 't> Engine<'a, 't> {
                 "field_expression" => self.key(value),
                 "call_expression" => Some(syntax::squash(self.text(value))),
                 "identifier" if self.text(value) != name => Some(self.text(value).to_owned()),
+                // `cxt = &pstore_zone_cxt`: the address of a named object.
+                "pointer_expression"
+                    if value
+                        .child_by_field_name("operator")
+                        .is_some_and(|o| self.text(o) == "&") =>
+                {
+                    value
+                        .child_by_field_name("argument")
+                        .map(strip_parens)
+                        .filter(|a| matches!(a.kind(), "identifier" | "field_expression"))
+                        .and_then(|a| self.key(a))
+                        .map(|k| format!("&{k}"))
+                }
                 _ => None,
             };
             if let Some(alias) = alias {
@@ -482,11 +506,16 @@ impl<'a, 't> Engine<'a, 't> {
                 let op = node
                     .child_by_field_name("operator")
                     .map_or("->", |o| self.text(o));
-                format!(
-                    "{}{op}{}",
-                    self.canonical(argument, depth + 1),
-                    self.text(field)
-                )
+                let base = self.canonical(argument, depth + 1);
+                // `cxt->lock` where `cxt = &global`: the field of the global, `global.lock`.
+                if let Some(object) = base.strip_prefix('&').filter(|o| {
+                    op == "->"
+                        && o.chars()
+                            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '>' | '-'))
+                }) {
+                    return format!("{object}.{}", self.text(field));
+                }
+                format!("{base}{op}{}", self.text(field))
             }
             "pointer_expression" => {
                 let (Some(op), Some(argument)) = (
@@ -532,6 +561,37 @@ impl<'a, 't> Engine<'a, 't> {
             .iter()
             .map(|lock| summary::substitute(lock, &releaser.params, &args))
             .collect()
+    }
+
+    /// Records a call made holding a lock that is given the lock itself
+    /// (`xlog_wait(&cil->xc_push_wait, &cil->xc_push_lock)`): a callee in another file may
+    /// release it, which the walk cannot see. Frees, allocations and logging are not such
+    /// calls. (Given only the object the lock is reached from, the callee is as often a helper
+    /// of the error path that leaves the release to its caller.)
+    fn note_lock_call(&self, call: Node, name: &str, state: &mut State) {
+        let id = call.id();
+        let logging = [
+            "err", "warn", "info", "dbg", "print", "notice", "trace", "WARN", "BUG",
+        ]
+        .iter()
+        .any(|w| name.contains(w));
+        if logging
+            || self.inputs.frees.contains_key(&id)
+            || self.inputs.allocs.contains(&id)
+            || self.inputs.derefs.contains(&id)
+        {
+            return;
+        }
+        let args: Vec<String> = call_arguments(call)
+            .into_iter()
+            .map(|a| self.canonical(a, 0))
+            .collect();
+        let here = ByteRange::of(call);
+        for lock in state.locks.keys() {
+            if args.iter().any(|a| a == lock) {
+                state.lock_calls.insert((lock.clone(), here));
+            }
+        }
     }
 
     fn report(&mut self, fact: Fact) {
@@ -881,6 +941,7 @@ impl<'a, 't> Engine<'a, 't> {
         let value = strip_parens(value);
         match value.kind() {
             "number_literal" if self.text(value) == "0" => Some(IntValue::Zero),
+            "number_literal" if self.text(value).starts_with('-') => Some(IntValue::Error),
             // A pointer set to NULL and returned is a failure.
             "null" => Some(IntValue::Error),
             "identifier" if self.text(value) == "NULL" => Some(IntValue::Error),
@@ -969,6 +1030,7 @@ impl<'a, 't> Engine<'a, 't> {
             return;
         }
         if !state.locks.is_empty() {
+            self.note_lock_call(node, name, state);
             for lock in self.released_by_callee(node) {
                 let held = state
                     .locks
@@ -1600,6 +1662,8 @@ impl<'a, 't> Engine<'a, 't> {
         };
         match value.kind() {
             "unary_expression" => value.child(0).is_some_and(|o| self.text(o) == "-"),
+            // The grammar reads `-1` as one literal.
+            "number_literal" => self.text(value).starts_with('-'),
             "null" | "false" => true,
             "call_expression" => matches!(
                 callee_name(value, self.source),
@@ -1639,12 +1703,21 @@ impl<'a, 't> Engine<'a, 't> {
             goto: self.gotos.first().cloned(),
         };
         let returns = self.returns(value, at, state);
+        let calls = |lock: &str| -> Vec<ByteRange> {
+            state
+                .lock_calls
+                .iter()
+                .filter(|(l, _)| l == lock)
+                .map(|(_, c)| *c)
+                .collect()
+        };
         for (lock, acquire) in &state.locks {
             self.report(Fact::LockHeld {
                 lock: lock.clone(),
                 acquire: *acquire,
                 exit: exit.clone(),
                 returns,
+                calls: calls(lock),
             });
         }
         for (lock, acquire) in &state.taken {
@@ -1654,6 +1727,7 @@ impl<'a, 't> Engine<'a, 't> {
                     acquire: *acquire,
                     exit: exit.clone(),
                     returns,
+                    calls: calls(lock),
                 });
             }
         }

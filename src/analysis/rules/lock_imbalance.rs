@@ -1,7 +1,7 @@
 //! lock-imbalance: a lock taken in the function is still held when the function returns.
 
 use super::{declarations, exit_message, exit_related, insert_before, Candidate, Context, Rule};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
 use crate::analysis::flow::{same_fields, Exit, Fact, Returns};
@@ -80,6 +80,7 @@ fn deviant(
     returns_pointer: bool,
     main_exit: Option<ByteRange>,
     has_release_helper: impl Fn(&str) -> bool,
+    is_semaphore: impl Fn(ByteRange) -> bool,
     returns_call: impl Fn(&Exit) -> bool,
 ) -> Vec<(String, ByteRange, Exit)> {
     let entered_held: HashSet<String> = facts
@@ -91,6 +92,10 @@ fn deviant(
         .collect();
     let mut held: BTreeMap<ByteRange, Vec<(String, Exit, Returns)>> = BTreeMap::new();
     let mut released: BTreeMap<ByteRange, Vec<(Exit, Returns)>> = BTreeMap::new();
+    // Calls made holding the lock and given the lock: on the paths that keep it, and on the
+    // paths that released it themselves.
+    let mut calls_keeping: HashMap<(ByteRange, Exit), HashSet<ByteRange>> = HashMap::new();
+    let mut calls_releasing: HashMap<ByteRange, HashSet<ByteRange>> = HashMap::new();
     for fact in facts {
         match fact {
             Fact::LockHeld {
@@ -98,16 +103,46 @@ fn deviant(
                 acquire,
                 exit,
                 returns,
-            } => held.entry(acquire).or_default().push((lock, exit, returns)),
+                calls,
+            } => {
+                calls_keeping
+                    .entry((acquire, exit.clone()))
+                    .or_default()
+                    .extend(calls);
+                let exits = held.entry(acquire).or_default();
+                if !exits
+                    .iter()
+                    .any(|(l, e, r)| *l == lock && *e == exit && *r == returns)
+                {
+                    exits.push((lock, exit, returns));
+                }
+            }
             Fact::LockReleased {
                 acquire,
                 exit,
                 returns,
+                calls,
                 ..
-            } => released.entry(acquire).or_default().push((exit, returns)),
+            } => {
+                calls_releasing.entry(acquire).or_default().extend(calls);
+                let exits = released.entry(acquire).or_default();
+                if !exits.iter().any(|(e, r)| *e == exit && *r == returns) {
+                    exits.push((exit, returns));
+                }
+            }
             _ => {}
         }
     }
+    // A path that keeps the lock after giving it to a callee that no releasing path calls
+    // (`xlog_wait(&cil->xc_push_wait, &cil->xc_push_lock)`): the callee, maybe in another
+    // file, may have released it, so the path says nothing against the function.
+    let handed = |acquire: ByteRange, exit: &Exit| {
+        let none = HashSet::new();
+        let releasing = calls_releasing.get(&acquire).unwrap_or(&none);
+        calls_keeping
+            .get(&(acquire, exit.clone()))
+            .is_some_and(|calls| calls.iter().any(|c| !releasing.contains(c)))
+    };
     // Exits that hold each lock, whichever call took it, and exits that released it.
     let mut holding: BTreeMap<&str, HashSet<&Exit>> = BTreeMap::new();
     for (lock, exit, _) in held.values().flatten() {
@@ -152,10 +187,18 @@ fn deviant(
         // out releases the lock and that returns early holding it (`return 0;` from inside a
         // lookup loop) deviates, whatever the early return says.
         // A release helper in the same file (`foo_put_ownership()`) says so too.
+        // When paths that keep the lock also leave there, the last statement says nothing.
+        let kept_at_main = holding
+            .get(lock.as_str())
+            .is_some_and(|h| h.iter().any(|e| Some(e.ret) == main_exit));
+        // A function that returns objects hands the lock over with the object it found (a
+        // seq_file iterator's start, lookup-and-lock) wherever it finds it.
         let helper = released_by_lock.iter().all(|(_, r)| *r == Returns::Error)
-            && (!released_by_lock
-                .iter()
-                .any(|(e, _)| Some(e.ret) == main_exit && e.goto.is_none())
+            && (kept_at_main
+                || returns_pointer
+                || !released_by_lock
+                    .iter()
+                    .any(|(e, _)| Some(e.ret) == main_exit && e.goto.is_none())
                 || has_release_helper(lock))
             && held
                 .values()
@@ -173,8 +216,12 @@ fn deviant(
                 .iter()
                 // `return f(...)` with the lock held hands it to `f`, which may release it
                 // (`return chtls_pt_recvmsg(...)`): the callee decides, not this function.
-                .filter(|(_, exit, _)| !returns_call(exit))
+                .filter(|(_, exit, _)| !returns_call(exit) && !handed(*acquire, exit))
                 .filter(|(_, _, r)| !errors_release || *r == Returns::Error)
+                // A counting semaphore kept on a path that does not fail is often a token that
+                // another context gives back (`up()` in an I/O completion or a resume
+                // callback): only a failure that keeps it deviates.
+                .filter(|(_, _, r)| !is_semaphore(*acquire) || *r == Returns::Error)
                 .map(|(lock, exit, _)| (lock.clone(), *acquire, exit.clone())),
         );
     }
@@ -303,6 +350,20 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         returns_pointer,
         main_exit(ctx),
         |lock: &str| release_helper_in_file(ctx, lock),
+        |acquire: ByteRange| {
+            ctx.node_at(acquire)
+                .and_then(|call| callee_name(call, ctx.source))
+                .is_some_and(|name| {
+                    matches!(
+                        name,
+                        "down"
+                            | "down_interruptible"
+                            | "down_killable"
+                            | "down_trylock"
+                            | "down_timeout"
+                    )
+                })
+        },
         |exit: &Exit| {
             ctx.node_at(exit.ret)
                 .filter(|n| n.kind() == "return_statement")
