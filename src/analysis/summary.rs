@@ -329,23 +329,33 @@ pub fn annotation_arguments(header: &str, name: &str) -> Vec<String> {
 /// argument the call passes for it.
 pub fn substitute(lock: &str, params: &[String], args: &[String]) -> String {
     let mut out = String::new();
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        match params.iter().position(|p| !p.is_empty() && p == word) {
-            Some(i) if i < args.len() => out.push_str(&args[i]),
-            _ => out.push_str(word),
-        }
-        word.clear();
-    };
-    for c in lock.chars() {
-        if c.is_alphanumeric() || c == '_' {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut out);
+    let mut rest = lock;
+    while let Some(c) = rest.chars().next() {
+        if !(c.is_alphanumeric() || c == '_') {
             out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let (word, after) = rest.split_at(end);
+        rest = after;
+        let arg = params
+            .iter()
+            .position(|p| !p.is_empty() && p == word)
+            .and_then(|i| args.get(i));
+        match arg {
+            // `p->lock` with `p` given as `&object`: `object.lock`, as the caller names it.
+            Some(arg) if arg.starts_with('&') && rest.starts_with("->") => {
+                out.push_str(&arg[1..]);
+                out.push('.');
+                rest = &rest[2..];
+            }
+            Some(arg) => out.push_str(arg),
+            None => out.push_str(word),
         }
     }
-    flush(&mut word, &mut out);
     out
 }
 

@@ -52,9 +52,12 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         // down with `>= 0` never ends, and a value assigned from a call may be that call's
         // negative error code, now lost. Otherwise the test is dead defensive code (the value
         // comes from a parser, a field, a bit mask already range-checked): a hint.
+        // With the upper bound tested beside it (`x < 0 || x >= n`, `x >= 0 && x < n`), a
+        // negative value converted to unsigned is huge and fails the bound: nothing is lost.
         let loops = in_loop_condition(compare) && always == "true";
         let from_call = assigned_from_call(ctx, name, compare);
-        let severity = (!loops && !from_call).then_some(Severity::Hint);
+        let bounded = bounded_beside(ctx, compare, name);
+        let severity = (bounded || !loops && !from_call).then_some(Severity::Hint);
         out.push(Candidate {
             severity,
             range: ByteRange::of(compare),
@@ -70,6 +73,69 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         });
     }
     out
+}
+
+/// True when `compare` is one test of a chain of `||` (or `&&`) whose other tests bound `name`
+/// from above (`name >= n`, `name > n`; for `&&`, `name < n`, `name <= n`).
+fn bounded_beside(ctx: &Context, compare: tree_sitter::Node, name: &str) -> bool {
+    let logical = |n: tree_sitter::Node| {
+        (n.kind() == "binary_expression")
+            .then(|| n.child_by_field_name("operator").map(|o| ctx.text(o)))
+            .flatten()
+            .filter(|op| matches!(*op, "||" | "&&"))
+    };
+    // Up through parentheses to the outermost chain of one logical operator.
+    let mut top = compare;
+    let mut op = None;
+    while let Some(parent) = top.parent() {
+        if parent.kind() == "parenthesized_expression" {
+            top = parent;
+            continue;
+        }
+        match (logical(parent), op) {
+            (Some(o), None) => op = Some(o),
+            (Some(o), Some(p)) if o == p => {}
+            _ => break,
+        }
+        top = parent;
+    }
+    let Some(op) = op else {
+        return false;
+    };
+    let upper: &[&str] = if op == "||" {
+        &[">=", ">"]
+    } else {
+        &["<", "<="]
+    };
+    let mirrored: &[&str] = if op == "||" {
+        &["<=", "<"]
+    } else {
+        &[">", ">="]
+    };
+    let mut stack = vec![top];
+    while let Some(n) = stack.pop() {
+        let n = strip_parens(n);
+        if logical(n) == Some(op) {
+            stack.extend(n.child_by_field_name("left"));
+            stack.extend(n.child_by_field_name("right"));
+            continue;
+        }
+        if n.kind() != "binary_expression" || n.id() == compare.id() {
+            continue;
+        }
+        let (Some(left), Some(right), Some(o)) = (
+            n.child_by_field_name("left"),
+            n.child_by_field_name("right"),
+            n.child_by_field_name("operator").map(|o| ctx.text(o)),
+        ) else {
+            continue;
+        };
+        let names = |x: tree_sitter::Node| ctx.text(strip_parens(x)) == name;
+        if names(left) && upper.contains(&o) || names(right) && mirrored.contains(&o) {
+            return true;
+        }
+    }
+    false
 }
 
 /// True when `value`, under any parentheses, is a cast.
