@@ -885,8 +885,31 @@ impl<'a, 't> Engine<'a, 't> {
         }
         match self.key(left) {
             Some(key) => self.bind(&key, right, state),
-            None => self.escape(right, state),
+            None => {
+                // `mlc->serio[i] = p; if (!mlc->serio[i])` tests `p` through the element.
+                if let Some(element) = self.element_key(left) {
+                    for handed in self.handed_on(right, state) {
+                        if let Some(r) = state.resources.get_mut(&handed) {
+                            r.also.retain(|a| *a != element);
+                            r.also.push(element.clone());
+                        }
+                    }
+                }
+                self.escape(right, state)
+            }
         }
+    }
+
+    /// The name of an array element, `base[index]`, for telling a test of the element from a
+    /// test of what was stored in it. Not a key: elements are not tracked as resources.
+    fn element_key(&self, node: Node) -> Option<String> {
+        let node = strip_parens(node);
+        if node.kind() != "subscript_expression" {
+            return None;
+        }
+        let base = self.key(node.child_by_field_name("argument")?)?;
+        let index = node.child_by_field_name("index")?;
+        Some(format!("{base}[{}]", syntax::squash(self.text(index))))
     }
 
     /// `key = value`: a new allocation, an integer we can classify, or a value handed on.
@@ -1207,6 +1230,18 @@ impl<'a, 't> Engine<'a, 't> {
                     self.mark_checked(child, state);
                 }
             }
+            // `!(p = kmalloc(...))` tests `p`; `(ret = -ENOMEM, !(p = kmalloc(...)))` tests its
+            // last operand.
+            "assignment_expression" => {
+                if let Some(left) = node.child_by_field_name("left") {
+                    self.mark_checked(left, state);
+                }
+            }
+            "comma_expression" => {
+                if let Some(right) = node.child_by_field_name("right") {
+                    self.mark_checked(right, state);
+                }
+            }
             _ => {}
         }
     }
@@ -1477,6 +1512,11 @@ impl<'a, 't> Engine<'a, 't> {
     fn knowledge(&self, condition: Node, state: &State) -> (Vec<Known>, Vec<Known>) {
         let node = strip_parens(condition);
         match node.kind() {
+            // A comma expression's value is its last operand.
+            "comma_expression" => node
+                .child_by_field_name("right")
+                .map(|r| self.knowledge(r, state))
+                .unwrap_or_default(),
             "unary_expression" if node.child(0).is_some_and(|o| self.text(o) == "!") => {
                 let (t, f) = node
                     .child_by_field_name("argument")
@@ -1578,6 +1618,13 @@ impl<'a, 't> Engine<'a, 't> {
                 test.map(|c| self.knowledge(c, &without))
                     .unwrap_or_default()
             }
+            "subscript_expression" => match self.element_key(node) {
+                Some(element) => (
+                    vec![Known::NonNull(element.clone())],
+                    vec![Known::Null(element)],
+                ),
+                None => Default::default(),
+            },
             "identifier" | "field_expression" => {
                 let Some(key) = self.key(node) else {
                     return Default::default();
