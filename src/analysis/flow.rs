@@ -137,6 +137,7 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         last_breaks: None,
         auto_freed: HashSet::new(),
         summaries: OnceCell::new(),
+        handed_later: OnceCell::new(),
         function,
     };
     engine.index(body);
@@ -161,6 +162,11 @@ struct Resource {
     freed: Option<ByteRange>,
     checked: bool,
     escaped: bool,
+    /// Given to a callee whose name does not say it keeps or releases what it is given
+    /// (`ret = foo_init_buffers(p)`, `bar_read(&p->hdr)`): the callee may have kept it, so it
+    /// is not a leak unless the function itself hands the object on later (`return p;`,
+    /// `dev->p = p;`), which it could not do with something it had given away.
+    lent: bool,
     /// Other names the pointer was copied to (`prop->value = buf = kzalloc(...)`): a NULL test
     /// of any of them tests it.
     also: Vec<String>,
@@ -227,6 +233,7 @@ impl State {
                     let merged = Resource {
                         checked: x.checked || y.checked,
                         escaped: x.escaped || y.escaped,
+                        lent: x.lent || y.lent,
                         also,
                         ..x
                     };
@@ -332,6 +339,8 @@ struct Engine<'a, 't> {
     /// Locals declared with `__free(...)` (cleanup.h): freed automatically when they go out of
     /// scope, so they never leak.
     auto_freed: HashSet<String>,
+    /// Locals the function itself returns or stores outside its frame somewhere.
+    handed_later: OnceCell<HashSet<String>>,
     /// What the functions of the same file do with locks, read on first need.
     summaries: OnceCell<Rc<LockSummaries>>,
     function: Node<'t>,
@@ -340,6 +349,49 @@ struct Engine<'a, 't> {
 impl<'a, 't> Engine<'a, 't> {
     fn text(&self, node: Node) -> &'a str {
         text(node, self.source)
+    }
+
+    /// The locals that the function returns (`return p;`, `return &p->member;`) or stores
+    /// where it outlives the call (`dev->priv = p;`, `*out = p;`) somewhere in its body.
+    fn handed_on_later(&self) -> &HashSet<String> {
+        self.handed_later.get_or_init(|| {
+            let mut out = HashSet::new();
+            let mut stack = vec![self.body];
+            while let Some(node) = stack.pop() {
+                let value = match node.kind() {
+                    "return_statement" => node.named_child(0),
+                    "assignment_expression" => node
+                        .child_by_field_name("left")
+                        .map(strip_parens)
+                        .filter(|l| {
+                            l.kind() != "identifier" || !self.locals.contains(self.text(*l))
+                        })
+                        .and_then(|_| node.child_by_field_name("right")),
+                    _ => None,
+                };
+                if let Some(value) = value.map(strip_parens) {
+                    let value = match value.kind() {
+                        "pointer_expression" => value
+                            .child_by_field_name("argument")
+                            .map(strip_parens)
+                            .and_then(|f| {
+                                let mut base = f;
+                                while base.kind() == "field_expression" {
+                                    base = strip_parens(base.child_by_field_name("argument")?);
+                                }
+                                Some(base)
+                            }),
+                        _ => Some(value),
+                    };
+                    if let Some(v) = value.filter(|v| v.kind() == "identifier") {
+                        out.insert(self.text(v).to_owned());
+                    }
+                }
+                let mut cursor = node.walk();
+                stack.extend(node.named_children(&mut cursor));
+            }
+            out
+        })
     }
 
     /// Records labels and local variables of the body.
@@ -926,6 +978,7 @@ impl<'a, 't> Engine<'a, 't> {
                     // `__GFP_NOFAIL` allocations never return NULL.
                     checked: self.text(value).contains("__GFP_NOFAIL"),
                     escaped: !self.locals.contains(key) || self.auto_freed.contains(key),
+                    lent: false,
                     also: Vec::new(),
                 },
             );
@@ -1032,6 +1085,7 @@ impl<'a, 't> Engine<'a, 't> {
                         freed: None,
                         checked: true,
                         escaped: true,
+                        lent: false,
                         also: Vec::new(),
                     });
                     entry.freed = Some(here);
@@ -1123,6 +1177,35 @@ impl<'a, 't> Engine<'a, 't> {
                 }
             }
         }
+        // A callee that keeps or releases what it is given, given something reached from an
+        // object (`fput(migf->filp)`, `snd_ctl_add(card, info->kctl)` with a private_free,
+        // `ttm_bo_init(&bo->tbo, ..., destroy)`), may free the object through it.
+        let keeps = keeps_or_releases(name)
+            || call_arguments(node).into_iter().any(|a| {
+                let t = self.text(a);
+                t.contains("destroy") || t.contains("release") || t.contains("_free")
+            });
+        if keeps {
+            for arg in call_arguments(node) {
+                let mut base = strip_parens(arg);
+                loop {
+                    base = match base.kind() {
+                        "pointer_expression" | "field_expression" | "subscript_expression" => {
+                            match base.child_by_field_name("argument") {
+                                Some(b) => strip_parens(b),
+                                None => break,
+                            }
+                        }
+                        _ => break,
+                    };
+                }
+                if let Some(r) = self.key(base).and_then(|k| state.resources.get_mut(&k)) {
+                    if r.freed.is_none() {
+                        r.escaped = true;
+                    }
+                }
+            }
+        }
         for arg in call_arguments(node) {
             for key in self.handed_on(arg, state) {
                 let Some(r) = state.resources.get_mut(&key) else {
@@ -1142,7 +1225,11 @@ impl<'a, 't> Engine<'a, 't> {
                         self.dereference(arg, arg, state);
                     }
                 } else if !borrows {
-                    r.escaped = true;
+                    if keeps_or_releases(name) {
+                        r.escaped = true;
+                    } else {
+                        r.lent = true;
+                    }
                     r.checked = true;
                 }
             }
@@ -1788,6 +1875,9 @@ impl<'a, 't> Engine<'a, 't> {
             let (Some(alloc), None, false) = (r.alloc, r.freed, r.escaped) else {
                 continue;
             };
+            if r.lent && !self.handed_on_later().contains(key) {
+                continue;
+            }
             if !self.locals.contains(key)
                 || self.auto_freed.contains(key)
                 || mentions(&returned, key)
@@ -1821,4 +1911,50 @@ pub fn same_fields(a: &str, b: &str) -> bool {
         (Some(a), Some(b)) => a.ends_with(&b) || b.ends_with(&a),
         _ => false,
     }
+}
+
+/// True when a callee's name says it keeps what it is given (`list_add`, `device_register`,
+/// `queue_work`, `xa_store`, `dev_set_drvdata`) or releases it (`put_device`, `fput`,
+/// `foo_destroy`, `foo_detach`): the object is handed on. Any other callee is lent the object
+/// for the call. Read word by word (`setup` is not `set`, `address` is not `add`).
+fn keeps_or_releases(name: &str) -> bool {
+    // Short words match whole (`set`, not `setup`); long ones as a prefix (`registered`).
+    const WORDS: &[&str] = &[
+        "add", "set", "put", "del", "own", "dec", "link", "hold", "bind", "drop", "exit", "stop",
+        "kill", "post", "send", "save", "work", "hash", "rcu", "timer", "store", "push", "queue",
+        "fini", "undo", "abort", "close", "kref", "xmit", "unref", "unpin", "unmap", "unlink",
+        "unbind", "attach", "detach", "assign", "append", "insert", "submit", "cancel",
+    ];
+    const STARTS: &[&str] = &[
+        "register",
+        "unregister",
+        "enqueue",
+        "remove",
+        "release",
+        "destroy",
+        "free",
+        "uninit",
+        "deinit",
+        "cleanup",
+        "teardown",
+        "transfer",
+        "install",
+        "publish",
+        "schedule",
+        "notifier",
+        "dispose",
+        "discard",
+        "kfree",
+        "vfree",
+        "kvfree",
+    ];
+    const ENDS: &[&str] = &["put", "free", "release", "destroy"];
+    name.to_ascii_lowercase()
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .any(|w| {
+            WORDS.contains(&w)
+                || STARTS.iter().any(|s| w.starts_with(s))
+                || ENDS.iter().any(|e| w.ends_with(e))
+        })
 }

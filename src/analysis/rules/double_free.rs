@@ -20,6 +20,9 @@ pub const RULE: Rule = Rule {
 
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
+    if super::announces_misuse_of_freed_memory(ctx.function, ctx.source) {
+        return Vec::new();
+    }
     for fact in ctx.facts() {
         let Fact::DoubleFree { var, first, second } = fact else {
             continue;

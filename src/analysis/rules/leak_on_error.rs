@@ -20,6 +20,42 @@ pub const RULE: Rule = Rule {
     check,
 };
 
+/// True when a comment on the exit's line or the line above it says who frees the memory
+/// ("card is freed by error handler", "the queue owns it now"): the code states it.
+fn comment_says_freed(ctx: &Context, exit: ByteRange) -> bool {
+    let Some(statement) = ctx.node_at(exit) else {
+        return false;
+    };
+    let row = statement.start_position().row;
+    let mut stack = vec![ctx.function];
+    while let Some(node) = stack.pop() {
+        let (start, end) = (node.start_position().row, node.end_position().row);
+        if end + 1 < row || start > row {
+            continue;
+        }
+        if node.kind() == "comment" {
+            let said = ctx.text(node).to_lowercase();
+            if [
+                "freed",
+                "frees",
+                "released",
+                "releases",
+                "owns",
+                "ownership",
+            ]
+            .iter()
+            .any(|w| said.contains(w))
+            {
+                return true;
+            }
+            continue;
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    false
+}
+
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     for fact in ctx.facts() {
@@ -29,6 +65,9 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         let Some(call) = ctx.node_at(alloc) else {
             continue;
         };
+        if comment_says_freed(ctx, exit.decision()) {
+            continue;
+        }
         let allocator = callee_name(call, ctx.source).unwrap_or("the allocator");
         let mut related = vec![Related {
             range: alloc,

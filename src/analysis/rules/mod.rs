@@ -294,6 +294,7 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
     }
     let verifier = fix::Verifier::new(function, source);
     let mut verifications = verification_budget(function.byte_range().len());
+    let test_code = is_kunit_test(function, source);
     for (rule, matches) in RULES.iter().zip(run_queries(function, source)) {
         if matches.is_empty() {
             continue;
@@ -312,7 +313,11 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
             seen.push(key);
             let mut finding = Finding {
                 rule: rule.id,
-                severity: candidate.severity.unwrap_or(rule.severity),
+                severity: match candidate.severity.unwrap_or(rule.severity) {
+                    // A KUnit test's own setup is not kernel code that ships: a hint at most.
+                    Severity::Warning | Severity::Error if test_code => Severity::Hint,
+                    s => s,
+                },
                 origin: Origin::Rule,
                 confidence: rule.confidence,
                 range: candidate.range,
@@ -572,4 +577,37 @@ mod tests {
             .collect();
         assert_eq!(rules, [("leak-on-error", "return -ENODEV;")]);
     }
+}
+
+/// True when the function takes a `struct kunit *` (a KUnit test case or its setup).
+fn is_kunit_test(function: Node, source: &str) -> bool {
+    let header_end = function
+        .child_by_field_name("body")
+        .map_or(function.end_byte(), |b| b.start_byte());
+    source
+        .get(function.start_byte()..header_end)
+        .is_some_and(|h| syntax::squash(h).contains("structkunit*"))
+}
+
+/// True when a string literal in the function announces a deliberate misuse of freed memory
+/// ("Attempting bad read from freed memory", "Attempting double slab free"): code that tests
+/// the kernel's detection does it on purpose.
+pub fn announces_misuse_of_freed_memory(function: Node, source: &str) -> bool {
+    let mut stack = vec![function];
+    while let Some(node) = stack.pop() {
+        if node.kind() == "string_literal" {
+            let said = syntax::text(node, source).to_lowercase();
+            if said.contains("free")
+                && ["attempt", "bad ", "double", "after free", "use-after"]
+                    .iter()
+                    .any(|w| said.contains(w))
+            {
+                return true;
+            }
+            continue;
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    false
 }
