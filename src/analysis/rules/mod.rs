@@ -528,6 +528,39 @@ pub fn exit_related(exit: &flow::Exit, what: &str) -> Option<super::finding::Rel
         })
 }
 
+/// True when the function takes a `struct kunit *` (a KUnit test case or its setup).
+fn is_kunit_test(function: Node, source: &str) -> bool {
+    let header_end = function
+        .child_by_field_name("body")
+        .map_or(function.end_byte(), |b| b.start_byte());
+    source
+        .get(function.start_byte()..header_end)
+        .is_some_and(|h| syntax::squash(h).contains("structkunit*"))
+}
+
+/// True when a string literal in the function announces a deliberate misuse of freed memory
+/// ("Attempting bad read from freed memory", "Attempting double slab free"): code that tests
+/// the kernel's detection does it on purpose.
+pub fn announces_misuse_of_freed_memory(function: Node, source: &str) -> bool {
+    let mut stack = vec![function];
+    while let Some(node) = stack.pop() {
+        if node.kind() == "string_literal" {
+            let said = syntax::text(node, source).to_lowercase();
+            if said.contains("free")
+                && ["attempt", "bad ", "double", "after free", "use-after"]
+                    .iter()
+                    .any(|w| said.contains(w))
+            {
+                return true;
+            }
+            continue;
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -577,37 +610,4 @@ mod tests {
             .collect();
         assert_eq!(rules, [("leak-on-error", "return -ENODEV;")]);
     }
-}
-
-/// True when the function takes a `struct kunit *` (a KUnit test case or its setup).
-fn is_kunit_test(function: Node, source: &str) -> bool {
-    let header_end = function
-        .child_by_field_name("body")
-        .map_or(function.end_byte(), |b| b.start_byte());
-    source
-        .get(function.start_byte()..header_end)
-        .is_some_and(|h| syntax::squash(h).contains("structkunit*"))
-}
-
-/// True when a string literal in the function announces a deliberate misuse of freed memory
-/// ("Attempting bad read from freed memory", "Attempting double slab free"): code that tests
-/// the kernel's detection does it on purpose.
-pub fn announces_misuse_of_freed_memory(function: Node, source: &str) -> bool {
-    let mut stack = vec![function];
-    while let Some(node) = stack.pop() {
-        if node.kind() == "string_literal" {
-            let said = syntax::text(node, source).to_lowercase();
-            if said.contains("free")
-                && ["attempt", "bad ", "double", "after free", "use-after"]
-                    .iter()
-                    .any(|w| said.contains(w))
-            {
-                return true;
-            }
-            continue;
-        }
-        let mut cursor = node.walk();
-        stack.extend(node.named_children(&mut cursor));
-    }
-    false
 }
