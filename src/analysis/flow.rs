@@ -1927,6 +1927,7 @@ fn keeps_or_releases(name: &str) -> bool {
     ];
     const STARTS: &[&str] = &[
         "register",
+        "delete",
         "unregister",
         "enqueue",
         "remove",
