@@ -12,8 +12,11 @@ pub const RULE: Rule = Rule {
     confidence: 0.85,
     summary: "Memory allocated in the function is not freed on an early error return.",
     why: "The pointer is the only reference to the allocation: it is a local variable, it was not \
-          stored in a struct, put on a list or passed to a function that could keep it, and it is \
-          not returned. Once the function returns the error, nobody can free it.",
+          stored in a struct, put on a list or passed to a function that keeps or releases what \
+          it is given (`list_add`, `*_register`, `put_device`, `fput`, a call given a destructor), \
+          and it is not returned. A function it was only lent to (`foo_setup(&p->table)`) did \
+          not take it: the function itself returns or stores it later. Once the function returns \
+          the error, nobody can free it.",
     how_to_fix: "Free it before the return, or jump to the unwinding label that frees it \
                  (`goto err_free;`).",
     query: include_str!("../../../queries/c/leak-on-error.scm"),

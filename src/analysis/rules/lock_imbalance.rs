@@ -15,12 +15,14 @@ pub const RULE: Rule = Rule {
     confidence: 0.85,
     summary: "A lock taken in the function is still held on a return path.",
     why: "The function's own code says the lock should be released: another path releases the \
-          lock taken at the same place. The function was not entered holding it (it never \
-          releases it before taking it, and no `__must_hold()`/`__releases()` annotation names \
-          it), it is not an acquire helper (`__acquires()`, a `_lock` name, or success paths that \
-          keep it while a release helper in the same file gives it back), and no callee of the \
-          same file releases it. Returning with the lock held deadlocks the next caller that \
-          takes it.",
+          lock taken at the same place, and the path reported keeps it. The function was not \
+          entered holding it (it never releases it before taking it, and no `__must_hold()`/\
+          `__releases()` annotation names it); it is not an acquire helper (`__acquires()`, a \
+          `_lock` name, a lock kept on every exit, or released only where the function fails and \
+          kept on its successful way out); no callee of the same file releases it, no comment on \
+          the path says a callee did, and the lock was not given to a callee that the releasing \
+          paths do not call. Returning with the lock held deadlocks the next caller that takes \
+          it.",
     how_to_fix: "Release the lock before returning, or jump to the label that releases it \
                  (`goto out_unlock;`).",
     query: include_str!("../../../queries/c/lock-imbalance.scm"),
