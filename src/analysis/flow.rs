@@ -1185,6 +1185,25 @@ impl<'a, 't> Engine<'a, 't> {
                 let t = self.text(a);
                 t.contains("destroy") || t.contains("release") || t.contains("_free")
             });
+        // A callee of the same file that frees the parameter it is given (on some path).
+        let freed_by_callee: Vec<usize> = {
+            let summaries = self
+                .summaries
+                .get_or_init(|| summary::for_file(self.function, self.source));
+            summaries.freers.get(name).cloned().unwrap_or_default()
+        };
+        for (i, arg) in call_arguments(node).into_iter().enumerate() {
+            if !freed_by_callee.contains(&i) {
+                continue;
+            }
+            for key in self.handed_on(arg, state) {
+                if let Some(r) = state.resources.get_mut(&key) {
+                    if r.freed.is_none() {
+                        r.escaped = true;
+                    }
+                }
+            }
+        }
         if keeps {
             for arg in call_arguments(node) {
                 let mut base = strip_parens(arg);

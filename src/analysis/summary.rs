@@ -71,6 +71,10 @@ pub struct Releaser {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LockSummaries {
     pub releasers: BTreeMap<String, Releaser>,
+    /// Functions defined in the file that free (on some path) what a parameter points to, by
+    /// name, with the positions of those parameters: a caller's object given there may be
+    /// gone, so it is not leaked.
+    pub freers: BTreeMap<String, Vec<usize>>,
     /// True unless the file is a user-space program (it defines `main()`) that never tests an
     /// allocation's result for NULL right after it: kernel code believes allocations fail, a
     /// host build tool that lets the process die on `malloc()` failure does not.
@@ -89,6 +93,10 @@ impl LockSummaries {
             all.push(')');
             all.push_str(&r.locks.join(","));
             all.push(if r.annotated { '!' } else { ';' });
+        }
+        for (name, params) in &self.freers {
+            all.push_str(name);
+            all.push_str(&format!("{params:?}"));
         }
         all.push(if self.tests_allocations { 'T' } else { 'F' });
         xxhash_rust::xxh3::xxh3_64(all.as_bytes())
@@ -131,6 +139,9 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
     while let Some(node) = stack.pop() {
         match node.kind() {
             "function_definition" | "declaration" => {
+                if let Some((name, params)) = freer(node, source) {
+                    out.freers.insert(name, params);
+                }
                 if let Some((name, releaser)) = releaser(node, source) {
                     // A definition's body says more than a prototype's annotation.
                     match out.releasers.get(&name) {
@@ -282,6 +293,50 @@ fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
             annotated: !annotated.is_empty(),
         },
     ))
+}
+
+/// The name of a function definition and the positions of the parameters it frees
+/// (`kfree(param)`, `kvfree(param)`, `vfree(param)`) somewhere in its body.
+fn freer(node: Node, source: &str) -> Option<(String, Vec<usize>)> {
+    let body = node.child_by_field_name("body")?;
+    let declarator = function_declarator(node)?;
+    let name = declarator
+        .child_by_field_name("declarator")
+        .filter(|n| n.kind() == "identifier")?;
+    let params: Vec<String> = declarator
+        .child_by_field_name("parameters")
+        .map(|list| {
+            let mut cursor = list.walk();
+            list.named_children(&mut cursor)
+                .filter(|p| p.kind() == "parameter_declaration")
+                .map(|p| {
+                    p.child_by_field_name("declarator")
+                        .and_then(declared_name)
+                        .map_or(String::new(), |n| text(n, source).to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut freed = BTreeSet::new();
+    let mut stack = vec![body];
+    while let Some(n) = stack.pop() {
+        if n.kind() == "call_expression"
+            && matches!(
+                callee_name(n, source),
+                Some("kfree" | "kvfree" | "vfree" | "kfree_sensitive" | "kzfree")
+            )
+        {
+            if let Some(arg) = call_arguments(n).first() {
+                let arg = syntax::squash(text(syntax::strip_parens(*arg), source));
+                if let Some(i) = params.iter().position(|p| !p.is_empty() && *p == arg) {
+                    freed.insert(i);
+                }
+            }
+        }
+        let mut cursor = n.walk();
+        stack.extend(n.named_children(&mut cursor));
+    }
+    (!freed.is_empty()).then(|| (text(name, source).to_owned(), freed.into_iter().collect()))
 }
 
 /// The `function_declarator` of a definition or declaration (under any pointer declarators).
