@@ -1180,26 +1180,30 @@ impl<'a, 't> Engine<'a, 't> {
         // A callee that keeps or releases what it is given, given something reached from an
         // object (`fput(migf->filp)`, `snd_ctl_add(card, info->kctl)` with a private_free,
         // `ttm_bo_init(&bo->tbo, ..., destroy)`), may free the object through it.
-        let keeps = keeps_or_releases(name)
-            || call_arguments(node).into_iter().any(|a| {
-                let t = self.text(a);
-                t.contains("destroy") || t.contains("release") || t.contains("_free")
-            });
+        let tracking = !state.resources.is_empty();
+        let keeps = tracking
+            && (keeps_or_releases(name)
+                || call_arguments(node).into_iter().any(|a| {
+                    let t = self.text(a);
+                    t.contains("destroy") || t.contains("release") || t.contains("_free")
+                }));
         // A callee of the same file that frees the parameter it is given (on some path).
-        let freed_by_callee: Vec<usize> = {
+        if tracking {
             let summaries = self
                 .summaries
-                .get_or_init(|| summary::for_file(self.function, self.source));
-            summaries.freers.get(name).cloned().unwrap_or_default()
-        };
-        for (i, arg) in call_arguments(node).into_iter().enumerate() {
-            if !freed_by_callee.contains(&i) {
-                continue;
-            }
-            for key in self.handed_on(arg, state) {
-                if let Some(r) = state.resources.get_mut(&key) {
-                    if r.freed.is_none() {
-                        r.escaped = true;
+                .get_or_init(|| summary::for_file(self.function, self.source))
+                .clone();
+            if let Some(freed) = summaries.freers.get(name) {
+                for (i, arg) in call_arguments(node).into_iter().enumerate() {
+                    if !freed.contains(&i) {
+                        continue;
+                    }
+                    for key in self.handed_on(arg, state) {
+                        if let Some(r) = state.resources.get_mut(&key) {
+                            if r.freed.is_none() {
+                                r.escaped = true;
+                            }
+                        }
                     }
                 }
             }

@@ -242,20 +242,7 @@ fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
     let name = declarator
         .child_by_field_name("declarator")
         .filter(|n| n.kind() == "identifier")?;
-    let params: Vec<String> = declarator
-        .child_by_field_name("parameters")
-        .map(|list| {
-            let mut cursor = list.walk();
-            list.named_children(&mut cursor)
-                .filter(|p| p.kind() == "parameter_declaration")
-                .map(|p| {
-                    p.child_by_field_name("declarator")
-                        .and_then(declared_name)
-                        .map_or(String::new(), |n| text(n, source).to_owned())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let params = parameter_names(declarator, source);
     let mut locks = annotated.clone();
     if let Some(body) = body {
         let (mut released, mut taken) = (BTreeSet::new(), BTreeSet::new());
@@ -304,20 +291,7 @@ fn freer(node: Node, source: &str) -> Option<(String, Vec<usize>)> {
     let name = declarator
         .child_by_field_name("declarator")
         .filter(|n| n.kind() == "identifier")?;
-    let params: Vec<String> = declarator
-        .child_by_field_name("parameters")
-        .map(|list| {
-            let mut cursor = list.walk();
-            list.named_children(&mut cursor)
-                .filter(|p| p.kind() == "parameter_declaration")
-                .map(|p| {
-                    p.child_by_field_name("declarator")
-                        .and_then(declared_name)
-                        .map_or(String::new(), |n| text(n, source).to_owned())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let params = parameter_names(declarator, source);
     let mut freed = BTreeSet::new();
     let mut stack = vec![body];
     while let Some(n) = stack.pop() {
@@ -338,6 +312,24 @@ fn freer(node: Node, source: &str) -> Option<(String, Vec<usize>)> {
         stack.extend(n.named_children(&mut cursor));
     }
     (!freed.is_empty()).then(|| (text(name, source).to_owned(), freed.into_iter().collect()))
+}
+
+/// The parameter names of a `function_declarator`, in order (empty strings for unnamed ones).
+fn parameter_names(declarator: Node, source: &str) -> Vec<String> {
+    declarator
+        .child_by_field_name("parameters")
+        .map(|list| {
+            let mut cursor = list.walk();
+            list.named_children(&mut cursor)
+                .filter(|p| p.kind() == "parameter_declaration")
+                .map(|p| {
+                    p.child_by_field_name("declarator")
+                        .and_then(declared_name)
+                        .map_or(String::new(), |n| text(n, source).to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The `function_declarator` of a definition or declaration (under any pointer declarators).

@@ -136,6 +136,24 @@ pub fn never_compiled(node: Node, is_zero: impl Fn(Node) -> bool) -> bool {
 }
 
 /// The text of a node; empty when the node does not lie on character boundaries.
+/// True when `test` accepts a node under `root` (itself included), walked without recursion.
+/// `test` answers `Some(true)` for a hit, `Some(false)` to pass over a node and what it holds,
+/// and `None` to look inside it.
+pub fn any_node<'t>(root: Node<'t>, mut test: impl FnMut(Node<'t>) -> Option<bool>) -> bool {
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        match test(node) {
+            Some(true) => return true,
+            Some(false) => {}
+            None => {
+                let mut cursor = node.walk();
+                stack.extend(node.named_children(&mut cursor));
+            }
+        }
+    }
+    false
+}
+
 pub fn text<'a>(node: Node, source: &'a str) -> &'a str {
     source.get(node.byte_range()).unwrap_or("")
 }

@@ -30,15 +30,17 @@ fn comment_says_freed(ctx: &Context, exit: ByteRange) -> bool {
         return false;
     };
     let row = statement.start_position().row;
-    let mut stack = vec![ctx.function];
-    while let Some(node) = stack.pop() {
+    syntax::any_node(ctx.function, |node| {
         let (start, end) = (node.start_position().row, node.end_position().row);
         if end + 1 < row || start > row {
-            continue;
+            return Some(false);
         }
-        if node.kind() == "comment" {
-            let said = ctx.text(node).to_lowercase();
-            if [
+        if node.kind() != "comment" {
+            return None;
+        }
+        let said = ctx.text(node).to_lowercase();
+        Some(
+            [
                 "freed",
                 "frees",
                 "released",
@@ -47,16 +49,9 @@ fn comment_says_freed(ctx: &Context, exit: ByteRange) -> bool {
                 "ownership",
             ]
             .iter()
-            .any(|w| said.contains(w))
-            {
-                return true;
-            }
-            continue;
-        }
-        let mut cursor = node.walk();
-        stack.extend(node.named_children(&mut cursor));
-    }
-    false
+            .any(|w| said.contains(w)),
+        )
+    })
 }
 
 fn check(ctx: &Context) -> Vec<Candidate> {

@@ -272,18 +272,15 @@ fn documented_as_holding(ctx: &Context) -> bool {
 /// unlocks dev->object_name_lock", "The socket has been unlocked", "has unlocked the mutex, so
 /// skip that"): the code states what a callee in another file does.
 fn comment_says_released(ctx: &Context, acquire: ByteRange, exit: ByteRange) -> bool {
-    let mut stack = vec![ctx.function];
-    while let Some(node) = stack.pop() {
+    crate::analysis::syntax::any_node(ctx.function, |node| {
         if node.end_byte() <= acquire.end || node.start_byte() >= exit.end {
-            continue;
+            return Some(false);
         }
         if node.kind() != "comment" {
-            let mut cursor = node.walk();
-            stack.extend(node.named_children(&mut cursor));
-            continue;
+            return None;
         }
         if node.start_byte() < acquire.end {
-            continue;
+            return Some(false);
         }
         let said = ctx.text(node).to_lowercase();
         let says = [
@@ -306,7 +303,7 @@ fn comment_says_released(ctx: &Context, acquire: ByteRange, exit: ByteRange) -> 
             .iter()
             .any(|w| said.contains(w));
         if !says {
-            continue;
+            return Some(false);
         }
         // A comment about the release the next statement makes is not news.
         let mut next = node.next_named_sibling();
@@ -317,11 +314,8 @@ fn comment_says_released(ctx: &Context, acquire: ByteRange, exit: ByteRange) -> 
             let t = ctx.text(n).trim_start();
             t.contains("unlock") || t.starts_with("up") || t.contains("release")
         });
-        if !explicit {
-            return true;
-        }
-    }
-    false
+        Some(!explicit)
+    })
 }
 
 /// The range of the function's last statement when it is a `return` (how the walk names that

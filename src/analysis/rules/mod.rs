@@ -542,23 +542,18 @@ fn is_kunit_test(function: Node, source: &str) -> bool {
 /// ("Attempting bad read from freed memory", "Attempting double slab free"): code that tests
 /// the kernel's detection does it on purpose.
 pub fn announces_misuse_of_freed_memory(function: Node, source: &str) -> bool {
-    let mut stack = vec![function];
-    while let Some(node) = stack.pop() {
-        if node.kind() == "string_literal" {
-            let said = syntax::text(node, source).to_lowercase();
-            if said.contains("free")
+    syntax::any_node(function, |node| {
+        if node.kind() != "string_literal" {
+            return None;
+        }
+        let said = syntax::text(node, source).to_lowercase();
+        Some(
+            said.contains("free")
                 && ["attempt", "bad ", "double", "after free", "use-after"]
                     .iter()
-                    .any(|w| said.contains(w))
-            {
-                return true;
-            }
-            continue;
-        }
-        let mut cursor = node.walk();
-        stack.extend(node.named_children(&mut cursor));
-    }
-    false
+                    .any(|w| said.contains(w)),
+        )
+    })
 }
 
 #[cfg(test)]
