@@ -96,6 +96,17 @@ struct ModelArgs {
     /// information severity): on or off. Default: off for SmolLM2-135M, on for others.
     #[arg(long, value_parser = parse_on_off)]
     review: Option<bool>,
+    /// An OpenAI-compatible server on your network (llama.cpp's server, vLLM) that runs the
+    /// model instead of this process, e.g. http://127.0.0.1:8080/v1 (model.endpoint).
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// The served model to ask (model.name); default: the first the server lists.
+    #[arg(long, value_name = "NAME")]
+    model_name: Option<String>,
+    /// Verdicts in flight at once, for a server (it batches them); the local model takes one
+    /// at a time.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
 }
 
 impl ModelArgs {
@@ -112,15 +123,34 @@ impl ModelArgs {
             no_cache: self.no_cache,
             verdicts: self.verdicts,
             review: self.review,
+            endpoint: self.endpoint.map(|url| aidiag::model::remote::Endpoint {
+                url,
+                model: None,
+                credential: None,
+                allow_insecure: false,
+                timeout: aidiag::model::remote::DEFAULT_TIMEOUT,
+            }),
+            shared_cache: None,
+            jobs: usize::from(self.jobs),
         };
-        match aidiag::config::load(start) {
-            Ok(Some(project)) => Ok(options.with_project(&project)),
-            Ok(None) => Ok(options),
+        let mut options = match aidiag::config::load(start) {
+            Ok(Some(project)) => options.with_project(&project),
+            Ok(None) => options,
             Err(error) => {
                 eprintln!("aidiag: error: {error}");
-                Err(ExitCode::from(2))
+                return Err(ExitCode::from(2));
+            }
+        };
+        if let Some(name) = self.model_name {
+            match options.endpoint.as_mut() {
+                Some(endpoint) => endpoint.model = Some(name),
+                None => {
+                    eprintln!("aidiag: error: --model-name needs --endpoint or model.endpoint in .aidiag.toml");
+                    return Err(ExitCode::from(2));
+                }
             }
         }
+        Ok(options)
     }
 }
 

@@ -8,9 +8,11 @@ use std::path::PathBuf;
 
 use crate::analysis::{functions, syntax};
 use crate::model::judge::{self, VerdictPolicy};
-use crate::model::service::{self, ModelService};
+use crate::model::remote::{Endpoint, Remote};
+use crate::model::service::{self, Backend, ModelService};
 use crate::model::store::{self, Store};
 use crate::model::{engine::Engine, FindingText};
+use futures_util::StreamExt;
 
 use super::FileReport;
 
@@ -31,6 +33,12 @@ pub struct ModelOptions {
     /// `--review on|off`: the model looks at every function for bugs outside the rules
     /// (findings at information severity); the model's own default when `None`.
     pub review: Option<bool>,
+    /// `--endpoint` / `model.endpoint`: a server runs the model instead of this process.
+    pub endpoint: Option<Endpoint>,
+    /// `cache.shared`: the result store a team shares.
+    pub shared_cache: Option<PathBuf>,
+    /// `--jobs`: verdicts in flight at once (a server only; the local model takes one at a time).
+    pub jobs: usize,
 }
 
 /// What the model did, for the report's footer and for `eval`'s engine name.
@@ -45,7 +53,8 @@ pub struct ModelRun {
 }
 
 /// Applies the model's verdicts to `reports` in place. Returns what ran, or `None` when the
-/// model was not used (disabled, policy off, or not loadable: then a warning says why).
+/// model was not used (disabled, policy off, or not loadable or reachable: then one warning says
+/// why).
 pub fn apply(
     options: &ModelOptions,
     reports: &mut [FileReport],
@@ -54,8 +63,20 @@ pub fn apply(
     if options.disabled {
         return None;
     }
-    let (path, _) = crate::model::resolve(options.path.as_deref())?;
-    let (policy, review) = judge::resolve(&path, options.verdicts, options.review);
+    // What the model is decides its default policy; for a server, its served name.
+    let (policy, review, path) = match &options.endpoint {
+        Some(endpoint) => {
+            let name = endpoint.model.clone().unwrap_or_default();
+            let (policy, review) =
+                judge::resolve_named(&name, &name, None, options.verdicts, options.review);
+            (policy, review, None)
+        }
+        None => {
+            let (path, _) = crate::model::resolve(options.path.as_deref())?;
+            let (policy, review) = judge::resolve(&path, options.verdicts, options.review);
+            (policy, review, Some(path))
+        }
+    };
     if policy == VerdictPolicy::Off && !review {
         return None;
     }
@@ -71,62 +92,119 @@ pub fn apply(
             return None;
         }
     };
-    let engine = match runtime.block_on(Engine::load_with(&path, options.tokenizer.as_deref())) {
-        Ok(engine) => engine,
-        Err(message) => {
-            let _ = writeln!(
-                stderr,
-                "aidiag: warning: {message}; reporting the rule findings without the model's verdicts"
-            );
-            return None;
+    let backend: Backend = match (&options.endpoint, path) {
+        (Some(endpoint), _) => match runtime.block_on(Remote::connect(endpoint)) {
+            Ok(remote) => remote.into(),
+            Err(message) => {
+                let _ = writeln!(
+                    stderr,
+                    "aidiag: warning: {message}; reporting the rule findings without the model's verdicts"
+                );
+                return None;
+            }
+        },
+        (None, Some(path)) => {
+            match runtime.block_on(Engine::load_with(&path, options.tokenizer.as_deref())) {
+                Ok(engine) => engine.into(),
+                Err(message) => {
+                    let _ = writeln!(
+                        stderr,
+                        "aidiag: warning: {message}; reporting the rule findings without the model's verdicts"
+                    );
+                    return None;
+                }
+            }
         }
+        (None, None) => return None,
     };
+    let dir = options.shared_cache.clone().or_else(store::default_dir);
     let store = if options.no_cache {
         Store::new(None, 1)
     } else {
-        Store::new(store::default_dir(), store::DISK_ENTRIES)
+        Store::shared(dir, store::DISK_ENTRIES, options.shared_cache.is_some())
     };
-    let service = ModelService::new(engine, store);
-    let mut judged = 0;
-    let (mut reviewed, mut model_findings) = (0, 0);
-    for report in reports.iter_mut() {
+    let service = ModelService::new(backend, store);
+    let jobs = if service.backend.parallel() {
+        options.jobs.max(1)
+    } else {
+        1
+    };
+    let notice = std::sync::Mutex::new(None);
+    let tell = |service: &ModelService| {
+        if let Some(message) = service.backend.notice() {
+            *notice.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+        }
+    };
+
+    // The verdicts, asked `jobs` at a time (a server batches what is in flight), then applied in
+    // the findings' order.
+    let mut asked = Vec::new();
+    let mut texts = Vec::new();
+    for (r, report) in reports.iter().enumerate() {
+        if policy == VerdictPolicy::Off {
+            break;
+        }
         let parse = syntax::parse(&report.text, None);
         let index = functions::FunctionIndex::build(&parse.tree, report.text.as_str());
         let lines = syntax::LineIndex::new(&report.text);
         let line_of = |o: usize| lines.line(o);
+        for (f, finding) in report.findings.iter().enumerate() {
+            if !judge::JUDGED_RULES.contains(&finding.rule) {
+                continue;
+            }
+            let Some(function) = index.at(finding.range.start) else {
+                continue;
+            };
+            let code = report.text[function.range.start..function.range.end].to_owned();
+            let first_line = lines.line(function.range.start);
+            asked.push((r, f));
+            texts.push((
+                function.hash,
+                FindingText::new(finding, code, first_line, &line_of),
+            ));
+        }
+    }
+    let verdicts: Vec<Option<judge::Verdict>> = runtime.block_on(async {
+        let mut answers: Vec<(usize, Option<judge::Verdict>)> =
+            futures_util::stream::iter(texts.iter().enumerate())
+                .map(|(i, (hash, text))| {
+                    let service = &service;
+                    async move { (i, service.verdict(*hash, text).await) }
+                })
+                .buffer_unordered(jobs)
+                .inspect(|_| tell(&service))
+                .collect()
+                .await;
+        answers.sort_by_key(|(i, _)| *i);
+        answers.into_iter().map(|(_, v)| v).collect()
+    });
+    let judged = verdicts.len();
+    let mut verdict_of: std::collections::HashMap<(usize, usize), Option<judge::Verdict>> =
+        asked.into_iter().zip(verdicts).collect();
+    let name = service.backend.name().to_owned();
+
+    let (mut reviewed, mut model_findings) = (0, 0);
+    for (r, report) in reports.iter_mut().enumerate() {
         let mut kept = Vec::with_capacity(report.findings.len());
-        for mut finding in std::mem::take(&mut report.findings) {
-            let function = index.at(finding.range.start);
-            let keep = match function {
-                Some(function)
-                    if policy != VerdictPolicy::Off
-                        && judge::JUDGED_RULES.contains(&finding.rule) =>
-                {
-                    let code = report.text[function.range.start..function.range.end].to_owned();
-                    let first_line = lines.line(function.range.start);
-                    let text = FindingText::new(&finding, code, first_line, &line_of);
-                    let verdict = runtime.block_on(service.verdict(function.hash, &text));
-                    judged += 1;
-                    service::apply(&mut finding, verdict, policy, &service.engine.name)
-                }
-                _ => true,
+        for (f, mut finding) in std::mem::take(&mut report.findings).into_iter().enumerate() {
+            let keep = match verdict_of.remove(&(r, f)) {
+                Some(verdict) => service::apply(&mut finding, verdict, policy, &name),
+                None => true,
             };
             if keep {
                 kept.push(finding);
             }
         }
         if review {
+            let parse = syntax::parse(&report.text, None);
+            let index = functions::FunctionIndex::build(&parse.tree, report.text.as_str());
             for function in index.functions() {
                 let code = &report.text[function.range.start..function.range.end];
                 reviewed += 1;
                 let found = runtime.block_on(service.review(function.hash, code, &|| false));
+                tell(&service);
                 if let Some(finding) = found.and_then(|r| {
-                    crate::model::review::to_finding(
-                        &r,
-                        code,
-                        function.range.start,
-                        &service.engine.name,
-                    )
+                    crate::model::review::to_finding(&r, code, function.range.start, &name)
                 }) {
                     model_findings += 1;
                     kept.push(finding);
@@ -136,8 +214,11 @@ pub fn apply(
         }
         report.findings = kept;
     }
+    if let Some(message) = notice.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let _ = writeln!(stderr, "aidiag: warning: {message}");
+    }
     Some(ModelRun {
-        name: service.engine.name.clone(),
+        name,
         policy,
         judged,
         reviewed,
@@ -154,6 +235,16 @@ impl ModelOptions {
         self.tokenizer = self.tokenizer.or_else(|| project.tokenizer_path.clone());
         self.verdicts = self.verdicts.or(project.verdicts);
         self.review = self.review.or(project.review);
+        // `--endpoint URL` replaces the file's URL and keeps its other endpoint settings.
+        self.endpoint = match (self.endpoint, &project.endpoint) {
+            (Some(cli), Some(file)) => Some(Endpoint {
+                url: cli.url,
+                model: cli.model.or_else(|| file.model.clone()),
+                ..file.clone()
+            }),
+            (cli, file) => cli.or_else(|| file.clone()),
+        };
+        self.shared_cache = self.shared_cache.or_else(|| project.shared_cache.clone());
         self
     }
 }

@@ -106,9 +106,21 @@ pub fn resolve(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    resolve_named(&name, &file_name, None, verdicts, review)
+}
+
+/// As `resolve`, for a model known by its name and file name (a served model: both are its
+/// served name) and, where known, its file's hash.
+pub fn resolve_named(
+    name: &str,
+    file_name: &str,
+    _file_hash: Option<u64>,
+    verdicts: Option<VerdictPolicy>,
+    review: Option<bool>,
+) -> (VerdictPolicy, bool) {
     (
-        verdicts.unwrap_or_else(|| VerdictPolicy::default_for(&name, &file_name)),
-        review.unwrap_or_else(|| !measured_at_chance(&name, &file_name)),
+        verdicts.unwrap_or_else(|| VerdictPolicy::default_for(name, file_name)),
+        review.unwrap_or_else(|| !measured_at_chance(name, file_name)),
     )
 }
 

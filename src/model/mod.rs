@@ -8,6 +8,7 @@ pub mod explain;
 pub mod gguf;
 pub mod judge;
 pub mod prepare;
+pub mod remote;
 pub mod review;
 pub mod service;
 pub mod store;
@@ -80,9 +81,10 @@ pub fn cache_dir() -> Option<PathBuf> {
     Some(base.join("aidiag").join("models"))
 }
 
-/// Removes the temporary files a killed aidiag left in `dir` (`NAME.tmpPID-N`, written before a
-/// rename): those of processes that no longer run, and any older than a day.
-pub fn remove_stale_temporaries(dir: &Path) {
+/// Removes the temporary files a killed aidiag left in `dir` (`NAME.tmpPID-...`, written before
+/// a rename): any older than a day, and, when `this_machine_only` (no other machine writes
+/// there), those of processes that no longer run.
+pub fn remove_stale_temporaries(dir: &Path, this_machine_only: bool) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -104,7 +106,8 @@ pub fn remove_stale_temporaries(dir: &Path) {
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600));
         // Where /proc exists, a process that has gone is certain; elsewhere only age counts.
-        let gone = Path::new("/proc/self").exists()
+        let gone = this_machine_only
+            && Path::new("/proc/self").exists()
             && pid != std::process::id()
             && !Path::new("/proc").join(pid.to_string()).exists();
         if gone || old {

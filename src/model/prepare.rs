@@ -123,7 +123,7 @@ pub fn fast_path(
     let target = prepared_path(cache_dir, original, file_hash);
     if !target.exists() {
         if let Some(dir) = target.parent() {
-            super::remove_stale_temporaries(dir);
+            super::remove_stale_temporaries(dir, true);
         }
         tracing::info!(from = %original.display(), to = %target.display(), "requantizing to Q8_0");
         if let Err(error) = requantize(original, &target) {

@@ -8,12 +8,117 @@ use crate::analysis::{Finding, Severity};
 
 use super::engine::Engine;
 use super::judge::{self, Verdict, VerdictPolicy};
+use super::remote::{Failure, Remote};
 use super::review::{self, Review};
 use super::store::Store;
 use super::{draft, explain, FindingText};
 
+/// What runs the prompts: the model in this process, or a server on the team's network.
+pub enum Backend {
+    Local(Engine),
+    Remote(Remote),
+}
+
+impl From<Engine> for Backend {
+    fn from(engine: Engine) -> Backend {
+        Backend::Local(engine)
+    }
+}
+
+impl From<Remote> for Backend {
+    fn from(remote: Remote) -> Backend {
+        Backend::Remote(remote)
+    }
+}
+
+impl Backend {
+    /// The model's name, as the notes show it.
+    pub fn name(&self) -> &str {
+        match self {
+            Backend::Local(engine) => &engine.name,
+            Backend::Remote(remote) => &remote.name,
+        }
+    }
+
+    /// The model's part of every cache key: the weights that run here, or the served model's
+    /// name.
+    pub fn key_hash(&self) -> u64 {
+        match self {
+            Backend::Local(engine) => engine.file_hash,
+            Backend::Remote(remote) => remote.key_hash(),
+        }
+    }
+
+    /// How many tokens `text` is: counted by the local tokenizer, estimated (three bytes a
+    /// token, about right for C with a BPE tokenizer) for a server.
+    pub fn token_count(&self, text: &str) -> usize {
+        match self {
+            Backend::Local(engine) => engine.token_count(text),
+            Backend::Remote(_) => text.len().div_ceil(3),
+        }
+    }
+
+    /// The one message to show when a server stopped answering, the first time it is asked.
+    pub fn notice(&self) -> Option<String> {
+        match self {
+            Backend::Local(_) => None,
+            Backend::Remote(remote) => remote
+                .breaker
+                .notice()
+                .map(|why| format!("the model server stopped answering ({why}); the rule findings are reported without its verdicts until it answers again")),
+        }
+    }
+
+    /// How many prompts may usefully run at once: one for the engine here, many for a server
+    /// that batches them.
+    pub fn parallel(&self) -> bool {
+        matches!(self, Backend::Remote(_))
+    }
+
+    async fn choose(
+        &self,
+        prefix: &str,
+        rest: &str,
+        choices: &[&str],
+    ) -> Result<Option<(usize, f32)>, Failure> {
+        match self {
+            Backend::Local(engine) => Ok(engine.choose(prefix, rest, choices).await),
+            Backend::Remote(remote) => remote.choose(&format!("{prefix}{rest}"), choices).await,
+        }
+    }
+
+    async fn generate(
+        &self,
+        prompt: &str,
+        max_tokens: usize,
+        stop: &str,
+        cancelled: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<String, Failure> {
+        match self {
+            Backend::Local(engine) => {
+                Ok(engine.generate(prompt, max_tokens, stop, cancelled).await)
+            }
+            Backend::Remote(remote) => {
+                // The request is dropped (and the connection closed) when the caller cancels.
+                let request = remote.generate(prompt, max_tokens, stop);
+                tokio::pin!(request);
+                loop {
+                    tokio::select! {
+                        answer = &mut request => return answer,
+                        () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {
+                            if cancelled() {
+                                return Ok(String::new());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub struct ModelService {
-    pub engine: Engine,
+    pub backend: Backend,
     pub store: Store,
     /// Model calls made (cache misses), for tests and logs.
     pub calls: AtomicU64,
@@ -25,9 +130,9 @@ fn encode(verdict: Option<Verdict>) -> String {
 }
 
 impl ModelService {
-    pub fn new(engine: Engine, store: Store) -> ModelService {
+    pub fn new(backend: impl Into<Backend>, store: Store) -> ModelService {
         ModelService {
-            engine,
+            backend: backend.into(),
             store,
             calls: AtomicU64::new(0),
         }
@@ -38,7 +143,7 @@ impl ModelService {
             function_hash,
             text.rule,
             &text.message,
-            self.engine.file_hash,
+            self.backend.key_hash(),
         )
     }
 
@@ -47,7 +152,7 @@ impl ModelService {
             function_hash,
             text.rule,
             &text.message,
-            self.engine.file_hash,
+            self.backend.key_hash(),
         )
     }
 
@@ -69,22 +174,17 @@ impl ModelService {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let (system, rest) = judge::prompt_parts(text);
         let started = std::time::Instant::now();
-        let computed = self.engine.computed.load(Ordering::Relaxed);
-        let verdict = self
-            .engine
-            .choose(system, &rest, &judge::CHOICES)
-            .await
-            .map(|(choice, confidence)| Verdict {
+        let verdict = match self.backend.choose(system, &rest, &judge::CHOICES).await {
+            Ok(answer) => answer.map(|(choice, confidence)| Verdict {
                 real: choice == 0,
                 confidence,
-            });
+            }),
+            // Not answered is not an abstention: nothing is stored, and the next check asks
+            // again.
+            Err(_) => return None,
+        };
         tracing::debug!(
-            prompt_tokens = self.engine.token_count(&(system.to_owned() + &rest)),
-            computed_tokens = self
-                .engine
-                .computed
-                .load(Ordering::Relaxed)
-                .saturating_sub(computed),
+            prompt_tokens = self.backend.token_count(&(system.to_owned() + &rest)),
             ms = started.elapsed().as_millis() as u64,
             "verdict asked"
         );
@@ -96,9 +196,13 @@ impl ModelService {
     /// ahead of the verdicts, so that they compute only their reports (`Engine::warm`); stops
     /// between steps when `stop` says so.
     pub async fn warm_verdicts(&self, function: &str, stop: &(dyn Fn() -> bool + Send + Sync)) {
+        let Backend::Local(engine) = &self.backend else {
+            // A server keeps its own prompt cache.
+            return;
+        };
         let (system, code) = judge::code_parts(function);
         let started = std::time::Instant::now();
-        match self.engine.warm(system, &code, stop).await {
+        match engine.warm(system, &code, stop).await {
             Ok(computed) => tracing::debug!(
                 computed_tokens = computed,
                 ms = started.elapsed().as_millis() as u64,
@@ -113,7 +217,7 @@ impl ModelService {
             function_hash,
             text.rule,
             &text.message,
-            self.engine.file_hash,
+            self.backend.key_hash(),
         )
     }
 
@@ -131,11 +235,12 @@ impl ModelService {
             return Some(stored);
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let budget = draft::max_tokens(self.engine.token_count(&text.function));
+        let budget = draft::max_tokens(self.backend.token_count(&text.function));
         let written = self
-            .engine
+            .backend
             .generate(&draft::prompt(text), budget, draft::FENCE, cancelled)
             .await;
+        let Ok(written) = written else { return None };
         if cancelled() {
             return None;
         }
@@ -145,7 +250,7 @@ impl ModelService {
     }
 
     pub fn review_key(&self, function_hash: u64) -> u64 {
-        review::key(function_hash, self.engine.file_hash)
+        review::key(function_hash, self.backend.key_hash())
     }
 
     /// The stored review of a function: `None` when not reviewed yet, `Some(None)` when the
@@ -173,41 +278,47 @@ impl ModelService {
         let words: Vec<&str> = review::CLASSES.iter().map(|c| c.0).collect();
         let result = async {
             let (system, question) = review::class_prompt_parts(function);
-            let (choice, confidence) = self.engine.choose(&system, &question, &words).await?;
+            let Some((choice, confidence)) =
+                self.backend.choose(&system, &question, &words).await?
+            else {
+                return Ok(None);
+            };
             let class = words[choice];
             if class == "none" || cancelled() {
-                return None;
+                return Ok(None);
             }
             let code = self
-                .engine
+                .backend
                 .generate(
                     &review::code_prompt(function, class),
                     review::CODE_TOKENS,
                     "```",
                     cancelled,
                 )
-                .await;
+                .await?;
             let code = review::clean_code(&code);
             if code.is_empty() || cancelled() {
-                return None;
+                return Ok(None);
             }
             let message = self
-                .engine
+                .backend
                 .generate(
                     &review::message_prompt(function, class, &code),
                     review::MESSAGE_TOKENS,
                     explain::STOP,
                     cancelled,
                 )
-                .await;
-            Some(Review {
+                .await?;
+            Ok::<_, Failure>(Some(Review {
                 class: class.to_owned(),
                 confidence,
                 code,
                 message: review::clean_message(&message),
-            })
+            }))
         }
         .await;
+        // A review the server did not finish is not stored: the next check asks again.
+        let Ok(result) = result else { return None };
         if cancelled() {
             return None;
         }
@@ -234,9 +345,10 @@ impl ModelService {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let prompt = explain::prompt(text);
         let written = self
-            .engine
+            .backend
             .generate(&prompt, explain::MAX_TOKENS, explain::STOP, cancelled)
             .await;
+        let Ok(written) = written else { return None };
         if cancelled() {
             return None;
         }

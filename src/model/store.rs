@@ -26,6 +26,12 @@ pub struct Store {
     dir: Option<PathBuf>,
     max_files: usize,
     writes: AtomicUsize,
+    /// Shared by several machines (`cache.shared`): a temporary file's process id says nothing
+    /// about a writer on another machine, so only age makes one stale.
+    shared: bool,
+    /// Part of every temporary file's name, so that writers on two machines with the same
+    /// process id never write the same temporary file.
+    nonce: u64,
 }
 
 /// `$XDG_CACHE_HOME/aidiag/results`, or `~/.cache/aidiag/results`.
@@ -36,7 +42,25 @@ pub fn default_dir() -> Option<PathBuf> {
 impl Store {
     /// A store in memory only (`dir` None), or backed by `dir` with at most `max_files` entries.
     pub fn new(dir: Option<PathBuf>, max_files: usize) -> Store {
+        Store::shared(dir, max_files, false)
+    }
+
+    /// A store in `dir` that other processes, here or on other machines (a shared filesystem),
+    /// read and write at the same time when `shared`. Every entry is written to a temporary
+    /// file and renamed into place, so a reader sees a whole entry or none.
+    pub fn shared(dir: Option<PathBuf>, max_files: usize, shared: bool) -> Store {
+        let nonce = xxhash_rust::xxh3::xxh3_64(
+            format!(
+                "{}\0{:?}\0{:?}",
+                std::process::id(),
+                std::time::SystemTime::now(),
+                std::thread::current().id()
+            )
+            .as_bytes(),
+        );
         Store {
+            shared,
+            nonce,
             memory: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(MEMORY_ENTRIES).expect("non-zero"),
             )),
@@ -88,22 +112,25 @@ impl Store {
             key: format!("{key:016x}"),
             value,
         };
+        // Each write's own number: two threads never share a temporary file.
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(dir)?;
             let file = Self::file(dir, key);
-            let temporary = file.with_extension(format!(
-                "tmp{}-{}",
-                std::process::id(),
-                self.writes.load(Ordering::Relaxed)
-            ));
-            std::fs::write(&temporary, serde_json::to_vec(&entry)?)?;
-            std::fs::rename(&temporary, &file)
+            let temporary =
+                file.with_extension(format!("tmp{}-{n}-{:016x}", std::process::id(), self.nonce));
+            let written = std::fs::write(&temporary, serde_json::to_vec(&entry)?)
+                .and_then(|()| std::fs::rename(&temporary, &file));
+            if written.is_err() {
+                let _ = std::fs::remove_file(&temporary);
+            }
+            written
         };
         if let Err(error) = write() {
             tracing::warn!(dir = %dir.display(), "cannot write the result cache: {error}");
             return;
         }
-        if self.writes.fetch_add(1, Ordering::Relaxed) % 64 == 0 {
+        if n % 64 == 0 {
             self.trim(dir);
         }
     }
@@ -111,7 +138,7 @@ impl Store {
     /// Removes the oldest entries while there are more than `max_files`, and what killed
     /// writers left behind.
     fn trim(&self, dir: &Path) {
-        super::remove_stale_temporaries(dir);
+        super::remove_stale_temporaries(dir, !self.shared);
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };

@@ -91,16 +91,43 @@ impl LanguageServer for Backend {
         if !settings.use_model {
             return;
         }
-        let Some((path, _)) = crate::model::resolve(settings.model_path.as_deref()) else {
-            self.client
-                .show_message(MessageType::WARNING, "aidiag: no model path (neither modelPath, XDG_CACHE_HOME nor HOME is set); the rule checks keep working without the model")
-                .await;
-            return;
-        };
         // The model is loaded only when something will use it: explanations, fixes, or verdicts under
-        // the policy set (or the model's own default, read from its header).
-        let (policy, review) =
-            crate::model::judge::resolve(&path, settings.model_verdicts, settings.model_review);
+        // the policy set (or the model's own default, read from its header or its served name).
+        let (source, (policy, review)) = match &settings.endpoint {
+            Some(endpoint) => {
+                let name = endpoint.model.clone().unwrap_or_default();
+                (
+                    model_worker::Source::Server(endpoint.clone()),
+                    crate::model::judge::resolve_named(
+                        &name,
+                        &name,
+                        None,
+                        settings.model_verdicts,
+                        settings.model_review,
+                    ),
+                )
+            }
+            None => {
+                let Some((path, _)) = crate::model::resolve(settings.model_path.as_deref()) else {
+                    self.client
+                        .show_message(MessageType::WARNING, "aidiag: no model path (neither modelPath, XDG_CACHE_HOME nor HOME is set); the rule checks keep working without the model")
+                        .await;
+                    return;
+                };
+                let resolved = crate::model::judge::resolve(
+                    &path,
+                    settings.model_verdicts,
+                    settings.model_review,
+                );
+                (
+                    model_worker::Source::File {
+                        path,
+                        tokenizer: settings.tokenizer_path.clone(),
+                    },
+                    resolved,
+                )
+            }
+        };
         if !settings.model_explanations
             && !settings.model_fixes
             && policy == VerdictPolicy::Off
@@ -140,8 +167,8 @@ impl LanguageServer for Backend {
                 .load(std::sync::atomic::Ordering::Relaxed),
         };
         let worker = model_worker::ModelWorker::start(
-            path,
-            settings.tokenizer_path.clone(),
+            source,
+            settings.shared_cache.clone(),
             policy,
             review,
             self.client.clone(),

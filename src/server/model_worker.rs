@@ -24,8 +24,9 @@ use tower_lsp::Client;
 
 use crate::model::engine::Engine;
 use crate::model::judge::{Verdict, VerdictPolicy};
+use crate::model::remote::{Endpoint, Remote};
 use crate::model::review::Review;
-use crate::model::service::ModelService;
+use crate::model::service::{Backend, ModelService};
 use crate::model::store::{self, Store};
 use crate::model::FindingText;
 
@@ -128,6 +129,17 @@ enum Next {
     Ahead(u64, String),
 }
 
+/// Where the model runs.
+pub enum Source {
+    /// In this process, from a GGUF file (and a `tokenizer.json` for files without one inside).
+    File {
+        path: PathBuf,
+        tokenizer: Option<PathBuf>,
+    },
+    /// On a server (`model.endpoint`, the `endpoint` setting).
+    Server(Endpoint),
+}
+
 /// What the worker needs from the session.
 pub struct Hooks {
     /// Whether a function hash still exists in an open document.
@@ -144,8 +156,8 @@ impl ModelWorker {
     /// reviews on or off (`judge::resolve` decides both). A model that cannot be loaded is
     /// reported once with `window/showMessage`; the rule checks go on without it.
     pub fn start(
-        path: PathBuf,
-        tokenizer: Option<PathBuf>,
+        source: Source,
+        shared_cache: Option<PathBuf>,
         policy: VerdictPolicy,
         review: bool,
         client: Client,
@@ -161,8 +173,22 @@ impl ModelWorker {
         });
         let me = worker.clone();
         tokio::spawn(async move {
-            let engine = match Engine::load_with(&path, tokenizer.as_deref()).await {
-                Ok(engine) => engine,
+            let backend: Result<Backend, String> = match &source {
+                Source::File { path, tokenizer } => {
+                    Engine::load_with(path, tokenizer.as_deref())
+                        .await
+                        .map(|engine| {
+                            tracing::info!(model = %engine.path.display(), weights = %engine.weights.display(), "model loaded");
+                            engine.into()
+                        })
+                }
+                Source::Server(endpoint) => Remote::connect(endpoint).await.map(|remote| {
+                    tracing::info!(model = %remote.name, "model server connected");
+                    remote.into()
+                }),
+            };
+            let backend = match backend {
+                Ok(backend) => backend,
                 Err(message) => {
                     tracing::warn!("model unavailable: {message}");
                     *me.status.write().unwrap_or_else(|e| e.into_inner()) = Status::Unavailable;
@@ -172,11 +198,15 @@ impl ModelWorker {
                     return;
                 }
             };
-            tracing::info!(model = %engine.path.display(), weights = %engine.weights.display(), "model loaded");
-            let name = engine.name.clone();
+            let name = backend.name().to_owned();
+            let shared = shared_cache.is_some();
             let service = Arc::new(ModelService::new(
-                engine,
-                Store::new(store::default_dir(), store::DISK_ENTRIES),
+                backend,
+                Store::shared(
+                    shared_cache.or_else(store::default_dir),
+                    store::DISK_ENTRIES,
+                    shared,
+                ),
             ));
             let _ = me.service.set(service.clone());
             *me.status.write().unwrap_or_else(|e| e.into_inner()) = Status::Ready {
@@ -306,16 +336,33 @@ impl ModelWorker {
                 Work::Draft => {
                     service.draft(function_hash, &job.text, &cancelled).await;
                 }
+                // Published again only when the answer is in: a server that did not answer
+                // leaves nothing stored, and publishing would only ask again at once.
                 Work::Review(uri) => {
                     service
                         .review(function_hash, &job.text.function, &cancelled)
                         .await;
-                    (hooks.republish)(Some(uri));
+                    if service
+                        .cached_review(service.review_key(function_hash))
+                        .is_some()
+                    {
+                        (hooks.republish)(Some(uri));
+                    }
                 }
                 Work::Verdict(uri) => {
                     service.verdict(function_hash, &job.text).await;
-                    (hooks.republish)(Some(uri));
+                    if service
+                        .cached_verdict(service.verdict_key(function_hash, &job.text))
+                        .is_some()
+                    {
+                        (hooks.republish)(Some(uri));
+                    }
                 }
+            }
+            if let Some(message) = service.backend.notice() {
+                client
+                    .show_message(MessageType::WARNING, format!("aidiag: {message}."))
+                    .await;
             }
             tracing::debug!(
                 kind,

@@ -31,6 +31,11 @@ pub struct Settings {
     /// Findings that the HEAD version of the same function already has are shown as hints
     /// ("present before this change"), so the ones an edit adds stand out.
     pub baseline_head: bool,
+    /// A server that runs the model instead of this process (`model.endpoint` and its settings
+    /// from `.aidiag.toml`; the `endpoint` and `modelName` settings replace URL and name).
+    pub endpoint: Option<crate::model::remote::Endpoint>,
+    /// `cache.shared` from `.aidiag.toml`: the result store a team shares.
+    pub shared_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -45,6 +50,8 @@ impl Default for Settings {
             model_verdicts: None,
             model_review: None,
             baseline_head: false,
+            endpoint: None,
+            shared_cache: None,
         }
     }
 }
@@ -73,6 +80,12 @@ impl Settings {
         }
         if let Some(on) = project.fixes {
             self.model_fixes = on;
+        }
+        if let Some(endpoint) = &project.endpoint {
+            self.endpoint = Some(endpoint.clone());
+        }
+        if let Some(dir) = &project.shared_cache {
+            self.shared_cache = Some(dir.clone());
         }
     }
 
@@ -141,8 +154,35 @@ impl Settings {
                         "setting aidiag.baseline must be \"none\" or \"HEAD\", got {v}"
                     )),
                 },
+                "endpoint" => match v.as_str() {
+                    Some("") => self.endpoint = None,
+                    Some(url) => {
+                        let endpoint = self.endpoint.get_or_insert_with(|| crate::model::remote::Endpoint {
+                            url: String::new(),
+                            model: None,
+                            credential: None,
+                            allow_insecure: false,
+                            timeout: crate::model::remote::DEFAULT_TIMEOUT,
+                        });
+                        endpoint.url = url.to_owned();
+                    }
+                    None => problems.push(format!(
+                        "setting aidiag.endpoint must be the URL of an OpenAI-compatible server (\"\" for none), got {v}"
+                    )),
+                },
+                "modelName" => match (v.as_str(), self.endpoint.as_mut()) {
+                    (Some(name), Some(endpoint)) => {
+                        endpoint.model = (!name.is_empty()).then(|| name.to_owned())
+                    }
+                    (Some(_), None) => problems.push(
+                        "setting aidiag.modelName needs aidiag.endpoint (or model.endpoint in .aidiag.toml), given before it".to_owned(),
+                    ),
+                    (None, _) => problems.push(format!(
+                        "setting aidiag.modelName must be the served model's name, got {v}"
+                    )),
+                },
                 other => problems.push(format!(
-                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelFixes, modelPath, tokenizerPath, modelVerdicts, modelReview, baseline"
+                    "unknown setting aidiag.{other}; accepted settings: debounceMs, useModel, modelExplanations, modelFixes, modelPath, tokenizerPath, modelVerdicts, modelReview, baseline, endpoint, modelName"
                 )),
             }
         }
