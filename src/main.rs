@@ -88,12 +88,12 @@ struct ModelArgs {
     #[arg(long)]
     model: Option<PathBuf>,
     /// What the model's verdicts may do: off, annotate (say it beside the finding), demote
-    /// (a confident rejection becomes information) or drop. Default: off for
-    /// SmolLM2-135M (measured at chance), annotate for other models.
+    /// (a confident rejection becomes information) or drop. Default: what the model file
+    /// earned in models/policy.toml (`aidiag model list`), annotate for a model not measured.
     #[arg(long, value_parser = parse_policy)]
     verdicts: Option<aidiag::model::judge::VerdictPolicy>,
     /// Whether the model reviews every function for bugs outside the rules (findings at
-    /// information severity): on or off. Default: off for SmolLM2-135M, on for others.
+    /// information severity): on or off. Default: as models/policy.toml says, on for others.
     #[arg(long, value_parser = parse_on_off)]
     review: Option<bool>,
     /// An OpenAI-compatible server on your network (llama.cpp's server, vLLM) that runs the
@@ -156,6 +156,9 @@ impl ModelArgs {
 
 #[derive(Subcommand)]
 enum ModelCommand {
+    /// List the models in the cache and those scripts/fetch-model.sh can fetch, with what each
+    /// one's verdicts were measured to be worth and the policy that earned.
+    List,
     /// Say which model is configured, where, its architecture, quantization and size.
     Info {
         /// A GGUF file to use instead of the default model in the cache.
@@ -252,6 +255,12 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
         Some(Command::Lsp { .. }) => serve(),
+        Some(Command::Model {
+            command: ModelCommand::List,
+        }) => {
+            print!("{}", aidiag::model::list());
+            ExitCode::SUCCESS
+        }
         Some(Command::Model {
             command: ModelCommand::Info { model },
         }) => {

@@ -223,3 +223,33 @@ fn the_project_file_is_read_and_a_broken_one_is_an_error() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn model_list_shows_what_is_installed_and_what_each_measured_model_earned() {
+    let cache = std::env::temp_dir().join(format!("aidiag-model-list-{}", std::process::id()));
+    let models = cache.join("aidiag/models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::write(models.join("mine.gguf"), b"GGUF a model nobody measured").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aidiag"))
+        .args(["model", "list"])
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("mine.gguf") && text.contains("not measured: verdicts annotate"),
+        "{text}"
+    );
+    // The three measured models, none installed here, with the policy each earned.
+    assert!(text.contains("measured, not installed"), "{text}");
+    for file in [
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    ] {
+        let line = text.lines().find(|l| l.contains(file)).expect(file);
+        assert!(line.contains("verdicts off"), "{line}");
+    }
+    let _ = std::fs::remove_dir_all(&cache);
+}

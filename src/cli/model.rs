@@ -65,10 +65,8 @@ pub fn apply(
     }
     // What the model is decides its default policy; for a server, its served name.
     let (policy, review, path) = match &options.endpoint {
-        Some(endpoint) => {
-            let name = endpoint.model.clone().unwrap_or_default();
-            let (policy, review) =
-                judge::resolve_named(&name, &name, None, options.verdicts, options.review);
+        Some(_) => {
+            let (policy, review) = judge::resolve_served(options.verdicts, options.review);
             (policy, review, None)
         }
         None => {

@@ -5,7 +5,6 @@
 //! and awaiting a whole completion with `with_max_length` did not return within 10 minutes, so
 //! neither is used.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
@@ -70,19 +69,6 @@ type Encoded = (Vec<u32>, Vec<(usize, usize)>);
 /// step costs about 0.1 s with the default model here, and 64 rows still fill the matmul's
 /// four-row tiles.
 const WARM_STEP: usize = 64;
-
-fn hash_file(path: &Path) -> std::io::Result<u64> {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
-    let mut buf = vec![0; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hasher.digest());
-        }
-        hasher.update(&buf[..n]);
-    }
-}
 
 /// How many leading items `a` and `b` share.
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {
@@ -225,7 +211,7 @@ impl Engine {
             .and_then(|id| u32::try_from(id).ok());
         let owned = path.to_path_buf();
         let (file_hash, weights, prepared) = tokio::task::spawn_blocking(move || {
-            let file_hash = hash_file(&owned)
+            let file_hash = super::file_hash(&owned)
                 .map_err(|e| format!("model file {} cannot be read: {e}", owned.display()))?;
             let cache = super::cache_dir();
             let (weights, prepared) =

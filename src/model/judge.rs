@@ -64,63 +64,85 @@ impl VerdictPolicy {
             _ => None,
         }
     }
+}
 
-    /// The policy when the user sets none: off for models whose verdicts were measured and do
-    /// not help (SmolLM2-135M-Instruct, AUC 0.44 on held-out kernel functions), annotate for any
-    /// other model until it is measured with `aidiag eval`.
-    pub fn default_for(model_name: &str, file_name: &str) -> VerdictPolicy {
-        if measured_at_chance(model_name, file_name) {
-            VerdictPolicy::Off
-        } else {
-            VerdictPolicy::Annotate
+/// One row of the policy table (`models/policy.toml`): a model file, what its verdicts were
+/// measured to be worth, and what that lets them do.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Measured {
+    pub name: String,
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+    /// `model::file_hash` of the file, in hex.
+    pub xxh3: String,
+    pub auc: Option<f32>,
+    /// How many findings the measurement judged.
+    pub findings: usize,
+    pub set: String,
+    pub policy: VerdictPolicy,
+    pub review: bool,
+    pub date: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Table {
+    model: Vec<Measured>,
+}
+
+/// The policy table, as the repository has it (compiled in, parsed here).
+pub fn table() -> Vec<Measured> {
+    const TEXT: &str = include_str!("../../models/policy.toml");
+    match toml::from_str::<Table>(TEXT) {
+        Ok(table) => table.model,
+        Err(error) => {
+            // A test parses it; this is for a table edited without running the tests.
+            tracing::error!("models/policy.toml does not parse: {error}");
+            Vec::new()
         }
     }
 }
 
-/// Whether this model's judgement was measured and found no better than chance on held-out
-/// kernel functions (issue 3: SmolLM2-135M-Instruct, AUC 0.44). Such a model judges and reviews
-/// nothing unless the user asks.
-pub fn measured_at_chance(model_name: &str, file_name: &str) -> bool {
-    [model_name, file_name].iter().any(|n| {
-        let n = n.to_ascii_lowercase();
-        n.contains("smollm2") && n.contains("135m")
-    })
+/// The table's row for the model file at `path`: matched by size, then by hash (hashed only
+/// when the size matches a row).
+pub fn measured(path: &std::path::Path) -> Option<Measured> {
+    let size = std::fs::metadata(path).ok()?.len();
+    let rows: Vec<Measured> = table().into_iter().filter(|m| m.size == size).collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let hash = format!("{:016x}", super::file_hash(path).ok()?);
+    rows.into_iter().find(|m| m.xxh3 == hash)
 }
 
 /// The verdict policy and whether to review, for the model file at `path`: what the user set,
-/// or else the model's own defaults, decided by its `general.name` and its file name.
+/// or else what the policy table says this file earned (found by its bytes, never its name),
+/// or else annotate and review, for a model nobody measured.
 pub fn resolve(
     path: &std::path::Path,
     verdicts: Option<VerdictPolicy>,
     review: Option<bool>,
 ) -> (VerdictPolicy, bool) {
-    let name = super::gguf::read_file(path)
-        .ok()
-        .and_then(|h| {
-            h.get("general.name")
-                .and_then(super::gguf::Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    resolve_named(&name, &file_name, None, verdicts, review)
+    let row = measured(path);
+    (
+        verdicts.unwrap_or(row.as_ref().map_or(VerdictPolicy::Annotate, |m| m.policy)),
+        review.unwrap_or(row.as_ref().is_none_or(|m| m.review)),
+    )
 }
 
-/// As `resolve`, for a model known by its name and file name (a served model: both are its
-/// served name) and, where known, its file's hash.
-pub fn resolve_named(
-    name: &str,
-    file_name: &str,
-    _file_hash: Option<u64>,
+/// For a model on a server, which the table cannot know by its bytes: what the user set, or
+/// annotate and review.
+pub fn resolve_served(
     verdicts: Option<VerdictPolicy>,
     review: Option<bool>,
 ) -> (VerdictPolicy, bool) {
     (
-        verdicts.unwrap_or_else(|| VerdictPolicy::default_for(name, file_name)),
-        review.unwrap_or_else(|| !measured_at_chance(name, file_name)),
+        verdicts.unwrap_or(VerdictPolicy::Annotate),
+        review.unwrap_or(true),
     )
 }
 
@@ -189,19 +211,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_model_does_not_judge_unless_asked() {
+    fn the_policy_table_parses_and_earns_nothing_below_the_bar() {
+        let table = table();
+        assert_eq!(table.len(), 3);
+        for row in &table {
+            assert_eq!(row.xxh3.len(), 16, "{}", row.name);
+            assert_eq!(row.sha256.len(), 64, "{}", row.name);
+            // Demote or drop only with an AUC of at least 0.80 (the model issue's bar).
+            if matches!(row.policy, VerdictPolicy::Demote | VerdictPolicy::Drop) {
+                assert!(row.auc.is_some_and(|auc| auc >= 0.80), "{}", row.name);
+            }
+        }
+        assert!(table
+            .iter()
+            .any(|m| m.file == crate::model::DEFAULT_MODEL_FILE
+                && m.sha256 == crate::model::DEFAULT_MODEL_SHA256
+                && m.policy == VerdictPolicy::Off));
+        // A file nobody measured: annotate and review, unless the user says otherwise.
+        let unknown =
+            std::env::temp_dir().join(format!("aidiag-unknown-{}.gguf", std::process::id()));
+        std::fs::write(&unknown, b"GGUF not a model").unwrap();
         assert_eq!(
-            VerdictPolicy::default_for("Smollm2 135M 8k Lc100K Mix1 Ep2", "x.gguf"),
-            VerdictPolicy::Off
+            resolve(&unknown, None, None),
+            (VerdictPolicy::Annotate, true)
         );
         assert_eq!(
-            VerdictPolicy::default_for("", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-            VerdictPolicy::Off
+            resolve(&unknown, Some(VerdictPolicy::Off), Some(false)),
+            (VerdictPolicy::Off, false)
         );
-        assert_eq!(
-            VerdictPolicy::default_for("Qwen2.5 Coder 7B Instruct", "qwen.gguf"),
-            VerdictPolicy::Annotate
-        );
+        let _ = std::fs::remove_file(&unknown);
+        assert_eq!(resolve_served(None, None), (VerdictPolicy::Annotate, true));
         assert_eq!(VerdictPolicy::parse("demote"), Some(VerdictPolicy::Demote));
         assert_eq!(VerdictPolicy::parse("yes"), None);
     }

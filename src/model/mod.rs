@@ -72,6 +72,22 @@ pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const DEFAULT_MODEL_SHA256: &str =
     "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 
+/// The xxh3 hash of a file's bytes: what names a model's weights in cache keys and in the
+/// policy table (`models/policy.toml`).
+pub fn file_hash(path: &Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.digest());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
 /// `$XDG_CACHE_HOME/aidiag/models`, or `~/.cache/aidiag/models`.
 pub fn cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -216,5 +232,100 @@ mod tests {
         let corrupt = describe(&path, "--model").unwrap_err();
         assert!(corrupt.contains("not a GGUF file"), "{corrupt}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// `aidiag model list`: the GGUF files in the model cache and the models of the policy table
+/// (`models/policy.toml`), each with its measured worth and the policy it earned.
+pub fn list() -> String {
+    let table = judge::table();
+    let mut out = String::new();
+    let dir = cache_dir();
+    let mut files: Vec<PathBuf> = dir
+        .as_deref()
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let _ = writeln!(
+        out,
+        "model cache: {}",
+        dir.as_deref().map_or_else(
+            || "(none: set XDG_CACHE_HOME or HOME)".into(),
+            |d| d.display().to_string()
+        )
+    );
+    let mut installed = Vec::new();
+    for file in &files {
+        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match judge::measured(file) {
+            Some(row) => {
+                installed.push(row.xxh3.clone());
+                let _ = writeln!(
+                    out,
+                    "  {name}  {:.0} MB  {}: verdicts {}, review {}; AUC {} on {} ({})",
+                    size as f64 / 1e6,
+                    row.name,
+                    policy_word(row.policy),
+                    if row.review { "on" } else { "off" },
+                    row.auc
+                        .map_or_else(|| "not measured".into(), |a| format!("{a:.2}")),
+                    row.set,
+                    row.date
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  {name}  {:.0} MB  not measured: verdicts annotate, review on (until measured and added to models/policy.toml)",
+                    size as f64 / 1e6
+                );
+            }
+        }
+    }
+    if files.is_empty() {
+        let _ = writeln!(out, "  (no model installed: scripts/fetch-model.sh)");
+    }
+    let missing: Vec<&judge::Measured> = table
+        .iter()
+        .filter(|m| !installed.contains(&m.xxh3))
+        .collect();
+    if !missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "measured, not installed (scripts/fetch-model.sh NAME):"
+        );
+        for row in missing {
+            let _ = writeln!(
+                out,
+                "  {}  {:.0} MB  {}: verdicts {}, AUC {}",
+                row.file,
+                row.size as f64 / 1e6,
+                row.name,
+                policy_word(row.policy),
+                row.auc
+                    .map_or_else(|| "not measured".into(), |a| format!("{a:.2}")),
+            );
+        }
+    }
+    out
+}
+
+fn policy_word(policy: judge::VerdictPolicy) -> &'static str {
+    match policy {
+        judge::VerdictPolicy::Off => "off",
+        judge::VerdictPolicy::Annotate => "annotate",
+        judge::VerdictPolicy::Demote => "demote",
+        judge::VerdictPolicy::Drop => "drop",
     }
 }

@@ -94,19 +94,10 @@ impl LanguageServer for Backend {
         // The model is loaded only when something will use it: explanations, fixes, or verdicts under
         // the policy set (or the model's own default, read from its header or its served name).
         let (source, (policy, review)) = match &settings.endpoint {
-            Some(endpoint) => {
-                let name = endpoint.model.clone().unwrap_or_default();
-                (
-                    model_worker::Source::Server(endpoint.clone()),
-                    crate::model::judge::resolve_named(
-                        &name,
-                        &name,
-                        None,
-                        settings.model_verdicts,
-                        settings.model_review,
-                    ),
-                )
-            }
+            Some(endpoint) => (
+                model_worker::Source::Server(endpoint.clone()),
+                crate::model::judge::resolve_served(settings.model_verdicts, settings.model_review),
+            ),
             None => {
                 let Some((path, _)) = crate::model::resolve(settings.model_path.as_deref()) else {
                     self.client

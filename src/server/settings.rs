@@ -23,10 +23,10 @@ pub struct Settings {
     /// A `tokenizer.json` for a GGUF file without a BPE tokenizer inside.
     pub tokenizer_path: Option<std::path::PathBuf>,
     /// What the model's verdicts may do to findings; `None` ("auto") takes the model's default
-    /// (off for SmolLM2-135M, whose verdicts were measured at chance; annotate for others).
+    /// (what models/policy.toml says the model file earned; annotate for a model not measured).
     pub model_verdicts: Option<VerdictPolicy>,
     /// Whether the model reviews changed functions for bugs outside the rules (findings at
-    /// information severity); `None` ("auto"): off for SmolLM2-135M, on for other models.
+    /// information severity); `None` ("auto"): as models/policy.toml says, on for others.
     pub model_review: Option<bool>,
     /// Findings that the HEAD version of the same function already has are shown as hints
     /// ("present before this change"), so the ones an edit adds stand out.
