@@ -202,39 +202,6 @@ pub fn describe(path: &Path, origin: &str) -> Result<String, String> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn describes_a_model_and_explains_a_missing_one() {
-        let dir = std::env::temp_dir().join(format!("aidiag-model-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("tiny.gguf");
-        // The header, then room for its tensors' data.
-        let mut file = gguf::tests::sample();
-        file.resize(file.len() + 1024, 0);
-        std::fs::write(&path, file).unwrap();
-        let text = describe(&path, "--model").unwrap();
-        assert!(text.contains("architecture:   llama\n"), "{text}");
-        assert!(
-            text.contains("quantization:   F32 (1 tensors), Q4_1 (1 tensors)\n"),
-            "{text}"
-        );
-        assert!(text.contains("context length: 2048\n"), "{text}");
-        assert!(text.contains("BPE (gpt2), 3 tokens"), "{text}");
-        let missing = describe(&dir.join("nope.gguf"), "default").unwrap_err();
-        assert!(
-            missing.contains("does not exist: run scripts/fetch-model.sh"),
-            "{missing}"
-        );
-        std::fs::write(&path, b"not a model").unwrap();
-        let corrupt = describe(&path, "--model").unwrap_err();
-        assert!(corrupt.contains("not a GGUF file"), "{corrupt}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
-
 /// `aidiag model list`: the GGUF files in the model cache and the models of the policy table
 /// (`models/policy.toml`), each with its measured worth and the policy it earned.
 pub fn list() -> String {
@@ -327,5 +294,38 @@ fn policy_word(policy: judge::VerdictPolicy) -> &'static str {
         judge::VerdictPolicy::Annotate => "annotate",
         judge::VerdictPolicy::Demote => "demote",
         judge::VerdictPolicy::Drop => "drop",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_a_model_and_explains_a_missing_one() {
+        let dir = std::env::temp_dir().join(format!("aidiag-model-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tiny.gguf");
+        // The header, then room for its tensors' data.
+        let mut file = gguf::tests::sample();
+        file.resize(file.len() + 1024, 0);
+        std::fs::write(&path, file).unwrap();
+        let text = describe(&path, "--model").unwrap();
+        assert!(text.contains("architecture:   llama\n"), "{text}");
+        assert!(
+            text.contains("quantization:   F32 (1 tensors), Q4_1 (1 tensors)\n"),
+            "{text}"
+        );
+        assert!(text.contains("context length: 2048\n"), "{text}");
+        assert!(text.contains("BPE (gpt2), 3 tokens"), "{text}");
+        let missing = describe(&dir.join("nope.gguf"), "default").unwrap_err();
+        assert!(
+            missing.contains("does not exist: run scripts/fetch-model.sh"),
+            "{missing}"
+        );
+        std::fs::write(&path, b"not a model").unwrap();
+        let corrupt = describe(&path, "--model").unwrap_err();
+        assert!(corrupt.contains("not a GGUF file"), "{corrupt}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
