@@ -95,13 +95,14 @@ def findings(name):
     return [(x["rule"], f["path"].rsplit("/", 1)[-1], x["range"]["start"]["line"], x["message"])
             for f in report["files"] for x in f["findings"]]
 note = re.compile(r"judged this report (correct|wrong) \(p = ([0-9.]+)\)")
+strip = re.compile(r" \(the local model \(.*")
 def verdicts(name):
     out = {}
     for rule, path, line, message in findings(name):
         m = note.search(message)
         if m:
             p = float(m.group(2))
-            out[(rule, path, line, note.sub("", message))] = p if m.group(1) == "correct" else 1 - p
+            out[(rule, path, line, strip.sub("", message))] = p if m.group(1) == "correct" else 1 - p
     return out
 failed = False
 local, served = verdicts("local"), verdicts("jobs1")
@@ -116,10 +117,16 @@ for key, p in local.items():
     print(f"  {key[0]:15} {key[1]:20} line {key[2] + 1:4}: p(yes) in-process {p:.2f}, server {q:.2f}{'' if same else '  DIFFERENT ANSWER'}")
     failed |= not same or abs(p - q) > 0.05
 print(f"largest difference in p(yes): {worst:.3f} (must be <= 0.05)")
-base = findings("jobs1")
+# The same findings and answers at 4 and 16 in flight; the server's probabilities themselves move
+# by a few hundredths between requests (its prompt cache), so they are compared within 0.05.
+base = [(r, p, l, strip.sub("", m)) for r, p, l, m in findings("jobs1")]
 for jobs in (4, 16):
-    if findings(f"jobs{jobs}") != base:
-        print(f"  {jobs} in flight gave other findings than 1"); failed = True
+    other = verdicts(f"jobs{jobs}")
+    same = [(r, p, l, strip.sub("", m)) for r, p, l, m in findings(f"jobs{jobs}")] == base
+    moved = max((abs(served[k] - other.get(k, -9)) for k in served), default=0.0)
+    flipped = sum((served[k] >= 0.5) != (other.get(k, -9) >= 0.5) for k in served)
+    print(f"{jobs:2} in flight: same findings as 1: {same}; answers that differ: {flipped}; largest move in p(yes): {moved:.3f}")
+    failed |= not same or flipped > 0 or moved > 0.05
 for jobs in (1, 4, 16):
     t = float(open(f"{work}/jobs{jobs}.time").read())
     print(f"{jobs:2} in flight: {len(served)} verdicts in {t:.2f} s, {len(served) / t:.2f} verdicts/s (whole run, start included)")

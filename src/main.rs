@@ -72,6 +72,13 @@ enum Command {
         /// The name of the tool whose warnings --external holds.
         #[arg(long, requires = "external")]
         name: Option<String>,
+        /// CORPUS is a judgement set (JSON Lines from scripts/judgement-set.py materialize):
+        /// score the model's verdicts on it (AUC, what each policy keeps and drops).
+        #[arg(long, conflicts_with = "external")]
+        judge: bool,
+        /// With --judge: what the model sees besides the function.
+        #[arg(long, value_enum, default_value = "comment", requires = "judge")]
+        context: aidiag::cli::judgement::Context,
     },
 }
 
@@ -238,11 +245,24 @@ fn main() -> ExitCode {
             model,
             external,
             name,
+            judge,
+            context,
         }) => {
             let model = match model.options(&corpus) {
                 Ok(model) => model,
                 Err(code) => return code,
             };
+            if judge {
+                let code = aidiag::cli::judgement::run(
+                    &corpus,
+                    context,
+                    matches!(format, aidiag::cli::eval::EvalFormat::Json),
+                    &model,
+                    &mut std::io::stdout(),
+                    &mut std::io::stderr(),
+                );
+                return ExitCode::from(code as u8);
+            }
             let settings = aidiag::cli::eval::EvalSettings {
                 corpus,
                 format,

@@ -167,6 +167,43 @@ pub fn function_name(node: Node) -> Option<Node> {
     }
 }
 
+/// Where the comment right above the function starting at `start` begins: a `/* ... */` block
+/// or a run of `//` lines that ends on the line before the function (blank space between them
+/// allowed, at most one empty line), at most `MAX_COMMENT_BYTES` long. It is what a reviewer reads
+/// first: "Called with desc->iuspin locked", "Context: ncm->lock held", who frees what.
+pub fn leading_comment(text: &str, start: usize) -> Option<usize> {
+    let before = &text[..start.min(text.len())];
+    let trimmed = before.trim_end();
+    if before[trimmed.len()..].matches('\n').count() > 2 {
+        return None;
+    }
+    let begin = if trimmed.ends_with("*/") {
+        trimmed.rfind("/*")?
+    } else {
+        // A run of `//` lines.
+        let mut begin = None;
+        let mut end = trimmed.len();
+        loop {
+            let line_start = trimmed[..end].rfind('\n').map_or(0, |i| i + 1);
+            if !trimmed[line_start..end].trim_start().starts_with("//") {
+                break;
+            }
+            begin = Some(line_start + (trimmed[line_start..end].len() - trimmed[line_start..end].trim_start().len()));
+            if line_start == 0 {
+                break;
+            }
+            end = line_start - 1;
+        }
+        begin?
+    };
+    // Only a comment that starts its line: not the tail of a statement's trailing comment.
+    let line_start = before[..begin].rfind('\n').map_or(0, |i| i + 1);
+    (before[line_start..begin].trim().is_empty() && start - begin <= MAX_COMMENT_BYTES).then_some(begin)
+}
+
+/// The longest comment `leading_comment` takes.
+pub const MAX_COMMENT_BYTES: usize = 4096;
+
 /// The function definitions of a tree, including those inside `#if` blocks and `extern "C"`,
 /// and those that a macro pushed into an `ERROR` node.
 pub fn function_nodes(tree: &Tree) -> Vec<Node<'_>> {
@@ -457,5 +494,22 @@ mod tests {
         // `get` did not change, but what `put` now does to its lock changes what `get` holds.
         assert_eq!(changed, vec![0, 1]);
         assert_ne!(idx.functions()[1].context, caller_context);
+    }
+
+    #[test]
+    fn the_comment_above_a_function_is_found_and_nothing_else() {
+        let text = "int x; /* trailing */\n\n/*\n * Called with d->lock held.\n */\nstatic void f(void)\n{\n}\n// one\n// two\nint g(void) { return 0; }\nint y;\nint h(void) { return 1; }\n";
+        let f = text.find("static void f").unwrap();
+        assert_eq!(
+            leading_comment(text, f).map(|b| &text[b..f]),
+            Some("/*\n * Called with d->lock held.\n */\n")
+        );
+        let g = text.find("int g").unwrap();
+        assert_eq!(leading_comment(text, g).map(|b| &text[b..g]), Some("// one\n// two\n"));
+        assert_eq!(leading_comment(text, text.find("int h").unwrap()), None);
+        let trailing = "int x; /* trailing */\nint k(void) { return 2; }\n";
+        assert_eq!(leading_comment(trailing, trailing.find("int k").unwrap()), None);
+        let far = "/* far */\n\n\n\nint m(void) { return 3; }\n";
+        assert_eq!(leading_comment(far, far.find("int m").unwrap()), None);
     }
 }

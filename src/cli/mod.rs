@@ -2,6 +2,7 @@
 //! compiler, as JSON or as SARIF.
 
 pub mod eval;
+pub mod judgement;
 pub mod model;
 mod output;
 pub mod review;

@@ -78,50 +78,7 @@ pub fn apply(
     if policy == VerdictPolicy::Off && !review {
         return None;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .thread_stack_size(crate::analysis::rules::ANALYSIS_STACK_BYTES)
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            let _ = writeln!(stderr, "aidiag: warning: cannot start the model: {error}");
-            return None;
-        }
-    };
-    let backend: Backend = match (&options.endpoint, path) {
-        (Some(endpoint), _) => match runtime.block_on(Remote::connect(endpoint)) {
-            Ok(remote) => remote.into(),
-            Err(message) => {
-                let _ = writeln!(
-                    stderr,
-                    "aidiag: warning: {message}; reporting the rule findings without the model's verdicts"
-                );
-                return None;
-            }
-        },
-        (None, Some(path)) => {
-            match runtime.block_on(Engine::load_with(&path, options.tokenizer.as_deref())) {
-                Ok(engine) => engine.into(),
-                Err(message) => {
-                    let _ = writeln!(
-                        stderr,
-                        "aidiag: warning: {message}; reporting the rule findings without the model's verdicts"
-                    );
-                    return None;
-                }
-            }
-        }
-        (None, None) => return None,
-    };
-    let dir = options.shared_cache.clone().or_else(store::default_dir);
-    let store = if options.no_cache {
-        Store::new(None, 1)
-    } else {
-        Store::shared(dir, store::DISK_ENTRIES, options.shared_cache.is_some())
-    };
-    let service = ModelService::new(backend, store);
+    let (runtime, service) = open(options, path, stderr)?;
     let jobs = if service.backend.parallel() {
         options.jobs.max(1)
     } else {
@@ -223,6 +180,60 @@ pub fn apply(
         model_findings,
         calls: service.calls.load(std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+/// Starts the model the options name (the server at `options.endpoint`, or the file at `path`)
+/// behind the result store; `None` after one warning that says why it cannot be used.
+pub fn open(
+    options: &ModelOptions,
+    path: Option<PathBuf>,
+    stderr: &mut dyn Write,
+) -> Option<(tokio::runtime::Runtime, ModelService)> {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(crate::analysis::rules::ANALYSIS_STACK_BYTES)
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = writeln!(stderr, "aidiag: warning: cannot start the model: {error}");
+            return None;
+        }
+    };
+    let backend: Backend = match (&options.endpoint, path) {
+        (Some(endpoint), _) => match runtime.block_on(Remote::connect(endpoint)) {
+            Ok(remote) => remote.into(),
+            Err(message) => {
+                let _ = writeln!(
+                    stderr,
+                    "aidiag: warning: {message}; reporting the rule findings without the model's verdicts"
+                );
+                return None;
+            }
+        },
+        (None, Some(path)) => {
+            match runtime.block_on(Engine::load_with(&path, options.tokenizer.as_deref())) {
+                Ok(engine) => engine.into(),
+                Err(message) => {
+                    let _ = writeln!(
+                        stderr,
+                        "aidiag: warning: {message}; reporting the rule findings without the model's verdicts"
+                    );
+                    return None;
+                }
+            }
+        }
+        (None, None) => return None,
+    };
+    let dir = options.shared_cache.clone().or_else(store::default_dir);
+    let store = if options.no_cache {
+        Store::new(None, 1)
+    } else {
+        Store::shared(dir, store::DISK_ENTRIES, options.shared_cache.is_some())
+    };
+    let service = ModelService::new(backend, store);
+    Some((runtime, service))
 }
 
 impl ModelOptions {

@@ -375,7 +375,8 @@ impl Remote {
                     attempt += 1;
                 }
                 Err(failure) => {
-                    tracing::warn!("model server: {failure}");
+                    // The user is told once, through `Breaker::notice`; each failure only here.
+                    tracing::debug!("model server: {failure}");
                     self.breaker.failure(&failure);
                     return Err(failure);
                 }
