@@ -188,7 +188,11 @@ pub fn leading_comment(text: &str, start: usize) -> Option<usize> {
             if !trimmed[line_start..end].trim_start().starts_with("//") {
                 break;
             }
-            begin = Some(line_start + (trimmed[line_start..end].len() - trimmed[line_start..end].trim_start().len()));
+            begin = Some(
+                line_start
+                    + (trimmed[line_start..end].len()
+                        - trimmed[line_start..end].trim_start().len()),
+            );
             if line_start == 0 {
                 break;
             }
@@ -198,7 +202,8 @@ pub fn leading_comment(text: &str, start: usize) -> Option<usize> {
     };
     // Only a comment that starts its line: not the tail of a statement's trailing comment.
     let line_start = before[..begin].rfind('\n').map_or(0, |i| i + 1);
-    (before[line_start..begin].trim().is_empty() && start - begin <= MAX_COMMENT_BYTES).then_some(begin)
+    (before[line_start..begin].trim().is_empty() && start - begin <= MAX_COMMENT_BYTES)
+        .then_some(begin)
 }
 
 /// The longest comment `leading_comment` takes.
@@ -505,10 +510,16 @@ mod tests {
             Some("/*\n * Called with d->lock held.\n */\n")
         );
         let g = text.find("int g").unwrap();
-        assert_eq!(leading_comment(text, g).map(|b| &text[b..g]), Some("// one\n// two\n"));
+        assert_eq!(
+            leading_comment(text, g).map(|b| &text[b..g]),
+            Some("// one\n// two\n")
+        );
         assert_eq!(leading_comment(text, text.find("int h").unwrap()), None);
         let trailing = "int x; /* trailing */\nint k(void) { return 2; }\n";
-        assert_eq!(leading_comment(trailing, trailing.find("int k").unwrap()), None);
+        assert_eq!(
+            leading_comment(trailing, trailing.find("int k").unwrap()),
+            None
+        );
         let far = "/* far */\n\n\n\nint m(void) { return 3; }\n";
         assert_eq!(leading_comment(far, far.find("int m").unwrap()), None);
     }

@@ -132,7 +132,11 @@ pub fn run(
         }
     };
     let mut cases = Vec::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         match serde_json::from_str::<Case>(line) {
             Ok(case) => cases.push(case),
             Err(e) => {
@@ -202,7 +206,13 @@ pub fn run(
                         };
                         runtime
                             .block_on(service.verdict(function.hash, &text))
-                            .map(|v| if v.real { v.confidence } else { 1.0 - v.confidence })
+                            .map(|v| {
+                                if v.real {
+                                    v.confidence
+                                } else {
+                                    1.0 - v.confidence
+                                }
+                            })
                     }
                     None => {
                         let _ = writeln!(

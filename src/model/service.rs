@@ -352,6 +352,7 @@ impl ModelService {
         if cancelled() {
             return None;
         }
+        let written = explain::finish(&written);
         self.store.put(key, written.clone());
         Some(written)
     }

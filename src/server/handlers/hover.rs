@@ -60,11 +60,13 @@ fn model_section(
         .get_byte_slice(function.range.start..function.range.end)
         .map(|s| s.to_string())
         .unwrap_or_default();
-    let text = FindingText::new(finding, code, line_of(function.range.start), &line_of);
+    let first_line = line_of(function.range.start);
+    let text = FindingText::new(finding, code, first_line, &line_of);
     match worker.explanation(function.hash, text) {
         Some(written) if written.is_empty() => String::new(),
         Some(written) => format!(
-            "\n---\n**Explanation written by the local model ({name}); it may be wrong:**\n\n{written}\n"
+            "\n---\n**Explanation written by the local model ({name}); it may be wrong:**\n\n{}\n",
+            crate::model::explain::render(&written, first_line)
         ),
         None => format!(
             "\n---\n_The local model ({name}) is writing an explanation; hover again in a few seconds._\n"
