@@ -88,7 +88,8 @@ pub struct ProjectConfig {
 /// The nearest `.aidiag.toml` in `start` or a directory above it.
 pub fn find(start: &Path) -> Option<PathBuf> {
     let start = if start.is_file() {
-        start.parent()?
+        // `bad.c` in the working directory has the parent "".
+        start.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
     } else {
         start
     };

@@ -253,3 +253,20 @@ fn model_list_shows_what_is_installed_and_what_each_measured_model_earned() {
     }
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+#[test]
+fn the_project_file_is_found_for_a_file_named_relative_to_the_working_directory() {
+    let dir = std::env::temp_dir().join(format!("aidiag-relative-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.c"), "int f(void) { return 0; }\n").unwrap();
+    std::fs::write(dir.join(".aidiag.toml"), "[model]\nverdict = \"off\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aidiag"))
+        .args(["check", "a.c"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown field `verdict`"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
