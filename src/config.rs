@@ -89,7 +89,10 @@ pub struct ProjectConfig {
 pub fn find(start: &Path) -> Option<PathBuf> {
     let start = if start.is_file() {
         // `bad.c` in the working directory has the parent "".
-        start.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+        start
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
     } else {
         start
     };

@@ -64,7 +64,8 @@ struct Report {
     auc: f64,
     /// The AUC within each rule's cases (the set's rules are not balanced: most false cases are
     /// lock-imbalance, most real ones use-after-free, so a model could score by rule alone).
-    auc_by_rule: Vec<(String, usize, f64)>,
+    /// `None` where the rule's cases are all real or all false.
+    auc_by_rule: Vec<(String, usize, Option<f64>)>,
     /// (threshold on p(wrong), real findings kept, false findings demoted)
     policies: Vec<(f32, usize, usize)>,
     seconds: f64,
@@ -256,7 +257,8 @@ pub fn run(
                 .filter(|j| j.rule == rule)
                 .map(|j| (j.real, j.p_correct.map_or(0.5, f64::from)))
                 .collect();
-            (rule, scored.len(), auc(&scored))
+            let both = scored.iter().any(|s| s.0) && scored.iter().any(|s| !s.0);
+            (rule, scored.len(), both.then(|| auc(&scored)))
         })
         .collect();
     let policies = [0.6f32, 0.7, judge::REJECT_CONFIDENCE, 0.9]
@@ -309,7 +311,10 @@ fn text_report(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         r.seconds / r.cases.max(1) as f64
     )?;
     for (rule, n, auc) in &r.auc_by_rule {
-        writeln!(out, "  {rule}: AUC {auc:.3} over {n} cases")?;
+        match auc {
+            Some(auc) => writeln!(out, "  {rule}: AUC {auc:.3} over {n} cases")?,
+            None => writeln!(out, "  {rule}: {n} cases, all of one label")?,
+        }
     }
     writeln!(out, "demote (or drop) when p(wrong) >= t:")?;
     for (t, kept, dropped) in &r.policies {

@@ -240,14 +240,14 @@ pub fn list() -> String {
                 installed.push(row.xxh3.clone());
                 let _ = writeln!(
                     out,
-                    "  {name}  {:.0} MB  {}: verdicts {}, review {}; AUC {} on {} ({})",
+                    "  {name}  {:.0} MB  {}: verdicts {}, review {}; AUC {} on {} real-code findings ({})",
                     size as f64 / 1e6,
                     row.name,
                     policy_word(row.policy),
                     if row.review { "on" } else { "off" },
                     row.auc
                         .map_or_else(|| "not measured".into(), |a| format!("{a:.2}")),
-                    row.set,
+                    row.findings,
                     row.date
                 );
             }
