@@ -138,6 +138,14 @@ impl ModelService {
         }
     }
 
+    /// Prompt tokens the local engine has run so far (0 for a server).
+    fn computed(&self) -> usize {
+        match &self.backend {
+            Backend::Local(engine) => engine.computed.load(Ordering::Relaxed),
+            Backend::Remote(_) => 0,
+        }
+    }
+
     pub fn verdict_key(&self, function_hash: u64, text: &FindingText) -> u64 {
         judge::key(
             function_hash,
@@ -174,6 +182,7 @@ impl ModelService {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let (system, rest) = judge::prompt_parts(text);
         let started = std::time::Instant::now();
+        let computed = self.computed();
         let verdict = match self.backend.choose(system, &rest, &judge::CHOICES).await {
             Ok(answer) => answer.map(|(choice, confidence)| Verdict {
                 real: choice == 0,
@@ -185,6 +194,8 @@ impl ModelService {
         };
         tracing::debug!(
             prompt_tokens = self.backend.token_count(&(system.to_owned() + &rest)),
+            // Tokens the local engine ran (0 for a server): what kept prompts saved shows here.
+            computed_tokens = self.computed().saturating_sub(computed),
             ms = started.elapsed().as_millis() as u64,
             "verdict asked"
         );
