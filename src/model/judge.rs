@@ -127,7 +127,14 @@ pub fn resolve(
     verdicts: Option<VerdictPolicy>,
     review: Option<bool>,
 ) -> (VerdictPolicy, bool) {
-    let row = measured(path);
+    // A file that is not there yet (the default model before scripts/fetch-model.sh) is taken
+    // to be what that script puts under its name: nothing is loaded for a policy of off.
+    let row = measured(path).or_else(|| {
+        let name = path.file_name()?.to_str()?;
+        (!path.exists())
+            .then(|| table().into_iter().find(|m| m.file == name))
+            .flatten()
+    });
     (
         verdicts.unwrap_or(row.as_ref().map_or(VerdictPolicy::Annotate, |m| m.policy)),
         review.unwrap_or(row.as_ref().is_none_or(|m| m.review)),
@@ -240,6 +247,11 @@ mod tests {
             (VerdictPolicy::Off, false)
         );
         let _ = std::fs::remove_file(&unknown);
+        // The default model before it is fetched: its row's policy, so nothing is loaded.
+        let missing = std::env::temp_dir()
+            .join(format!("aidiag-missing-{}", std::process::id()))
+            .join(crate::model::DEFAULT_MODEL_FILE);
+        assert_eq!(resolve(&missing, None, None), (VerdictPolicy::Off, false));
         assert_eq!(resolve_served(None, None), (VerdictPolicy::Annotate, true));
         assert_eq!(VerdictPolicy::parse("demote"), Some(VerdictPolicy::Demote));
         assert_eq!(VerdictPolicy::parse("yes"), None);
