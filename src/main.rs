@@ -130,13 +130,7 @@ impl ModelArgs {
             no_cache: self.no_cache,
             verdicts: self.verdicts,
             review: self.review,
-            endpoint: self.endpoint.map(|url| aidiag::model::remote::Endpoint {
-                url,
-                model: None,
-                credential: None,
-                allow_insecure: false,
-                timeout: aidiag::model::remote::DEFAULT_TIMEOUT,
-            }),
+            endpoint: self.endpoint.map(aidiag::model::remote::Endpoint::new),
             shared_cache: None,
             jobs: usize::from(self.jobs),
         };

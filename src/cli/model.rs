@@ -201,30 +201,24 @@ pub fn open(
             return None;
         }
     };
-    let backend: Backend = match (&options.endpoint, path) {
-        (Some(endpoint), _) => match runtime.block_on(Remote::connect(endpoint)) {
-            Ok(remote) => remote.into(),
-            Err(message) => {
-                let _ = writeln!(
-                    stderr,
-                    "aidiag: warning: {message}; reporting the rule findings without the model's verdicts"
-                );
-                return None;
-            }
-        },
-        (None, Some(path)) => {
-            match runtime.block_on(Engine::load_with(&path, options.tokenizer.as_deref())) {
-                Ok(engine) => engine.into(),
-                Err(message) => {
-                    let _ = writeln!(
-                        stderr,
-                        "aidiag: warning: {message}; reporting the rule findings without the model's verdicts"
-                    );
-                    return None;
-                }
-            }
-        }
+    let backend: Result<Backend, String> = match (&options.endpoint, path) {
+        (Some(endpoint), _) => runtime
+            .block_on(Remote::connect(endpoint))
+            .map(Backend::from),
+        (None, Some(path)) => runtime
+            .block_on(Engine::load_with(&path, options.tokenizer.as_deref()))
+            .map(Backend::from),
         (None, None) => return None,
+    };
+    let backend = match backend {
+        Ok(backend) => backend,
+        Err(message) => {
+            let _ = writeln!(
+                stderr,
+                "aidiag: warning: {message}; reporting the rule findings without the model's verdicts"
+            );
+            return None;
+        }
     };
     let dir = options.shared_cache.clone().or_else(store::default_dir);
     let store = if options.no_cache {

@@ -38,6 +38,20 @@ pub struct Endpoint {
     pub timeout: Duration,
 }
 
+impl Endpoint {
+    /// A server at `url` with the defaults: the first model it lists, no token, https or
+    /// loopback only, `DEFAULT_TIMEOUT`.
+    pub fn new(url: String) -> Endpoint {
+        Endpoint {
+            url,
+            model: None,
+            credential: None,
+            allow_insecure: false,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
 /// Where the token is read from. The token itself is never part of a configuration value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Credential {

@@ -157,13 +157,9 @@ impl Settings {
                 "endpoint" => match v.as_str() {
                     Some("") => self.endpoint = None,
                     Some(url) => {
-                        let endpoint = self.endpoint.get_or_insert_with(|| crate::model::remote::Endpoint {
-                            url: String::new(),
-                            model: None,
-                            credential: None,
-                            allow_insecure: false,
-                            timeout: crate::model::remote::DEFAULT_TIMEOUT,
-                        });
+                        let endpoint = self
+                            .endpoint
+                            .get_or_insert_with(|| crate::model::remote::Endpoint::new(String::new()));
                         endpoint.url = url.to_owned();
                     }
                     None => problems.push(format!(
