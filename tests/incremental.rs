@@ -239,3 +239,37 @@ proptest! {
         run(&steps)?;
     }
 }
+
+/// Found by the property test in CI: a function pasted after the last one, a split, then the
+/// brace that closed `use` deleted.
+#[test]
+fn a_deleted_brace_after_pasted_functions() {
+    let steps = [
+        (
+            Step::Replace {
+                at: 0.9951764235008929,
+                len: 0,
+                piece: 18,
+            },
+            false,
+        ),
+        (
+            Step::Replace {
+                at: 0.86611716081384,
+                len: 0,
+                piece: 18,
+            },
+            false,
+        ),
+        (
+            Step::Replace {
+                at: 0.28817669148872954,
+                len: 2,
+                piece: 2,
+            },
+            true,
+        ),
+        (Step::DeleteBrace { nth: 10 }, false),
+    ];
+    run(&steps).unwrap();
+}

@@ -32,6 +32,10 @@ pub struct Function {
     outer: ByteRange,
     /// Inside an `#if 0` block: never compiled, never reported (part of the hash).
     disabled: bool,
+    /// For a function with a syntax error, the shape of its tree (0 otherwise; part of the
+    /// hash): the parser's error recovery can read the same text two ways depending on the code
+    /// around it, and the rules read the tree.
+    shape: u64,
     tokens: Arc<[Token]>,
 }
 
@@ -58,6 +62,11 @@ impl Function {
                 .chars()
                 .filter(|c| !c.is_whitespace()),
         );
+        let shape = error_shape(node);
+        if shape != 0 {
+            normalized.push('\0');
+            normalized.push_str(&shape.to_string());
+        }
         Function {
             name,
             range: ByteRange::of(node),
@@ -65,6 +74,7 @@ impl Function {
             context: 0,
             outer: ByteRange::of(node),
             disabled: false,
+            shape,
             tokens: tokens.into(),
         }
     }
@@ -307,6 +317,32 @@ fn read_function(node: Node, text: &(impl TextSource + ?Sized), context: u64) ->
     }
 }
 
+/// The shape of a tree with a syntax error: a hash of its node kinds in preorder, with where
+/// each node's children end; 0 for a tree without one (the usual case, answered in O(1)).
+fn error_shape(node: Node) -> u64 {
+    if !node.has_error() {
+        return 0;
+    }
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    // A cursor walk, not recursion: broken code nests `ERROR` nodes without bound.
+    let mut cursor = node.walk();
+    loop {
+        hasher.update(&cursor.node().kind_id().to_le_bytes());
+        if cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            hasher.update(b")");
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return hasher.digest().max(1);
+            }
+        }
+    }
+}
+
 /// Whether the function of `node` is in an `#if 0` block (an edit far above it can change that).
 fn disabled(node: Node, text: &(impl TextSource + ?Sized)) -> bool {
     super::syntax::never_compiled(node, |c| text.slice(ByteRange::of(c)).trim() == "0")
@@ -385,7 +421,7 @@ impl FunctionIndex {
         for node in function_nodes(tree) {
             let untouched = untouched
                 .remove(&(node.start_byte(), node.end_byte()))
-                .filter(|f| f.disabled == disabled(node, text));
+                .filter(|f| f.disabled == disabled(node, text) && f.shape == error_shape(node));
             let function = match untouched {
                 Some(function) => {
                     if all {
