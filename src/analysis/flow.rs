@@ -351,11 +351,20 @@ impl<'a, 't> Engine<'a, 't> {
         text(node, self.source)
     }
 
-    /// The locals that the function returns (`return p;`, `return &p->member;`) or stores
-    /// where it outlives the call (`dev->priv = p;`, `*out = p;`) somewhere in its body.
+    /// The locals that the function still owns after lending them to a callee: it returns
+    /// them (`return p;`, `return &p->member;`), stores them where they outlive the call
+    /// (`dev->priv = p;`, `*out = p;`) or frees them itself (`kfree(p);` on another path)
+    /// somewhere in its body.
     fn handed_on_later(&self) -> &HashSet<String> {
         self.handed_later.get_or_init(|| {
-            let mut out = HashSet::new();
+            let mut out: HashSet<String> = self
+                .inputs
+                .frees
+                .values()
+                .map(|arg| strip_parens(*arg))
+                .filter(|arg| arg.kind() == "identifier")
+                .map(|arg| self.text(arg).to_owned())
+                .collect();
             let mut stack = vec![self.body];
             while let Some(node) = stack.pop() {
                 let value = match node.kind() {
@@ -1187,13 +1196,14 @@ impl<'a, 't> Engine<'a, 't> {
                     let t = self.text(a);
                     t.contains("destroy") || t.contains("release") || t.contains("_free")
                 }));
-        // A callee of the same file that frees the parameter it is given (on some path).
+        // A callee of the same file that takes over the parameter it is given (on some path):
+        // frees it, drops its last reference, stores it or hands it on (`summary::takers`).
         if tracking {
             let summaries = self
                 .summaries
                 .get_or_init(|| summary::for_file(self.function, self.source))
                 .clone();
-            if let Some(freed) = summaries.freers.get(name) {
+            if let Some(freed) = summaries.takers.get(name) {
                 for (i, arg) in call_arguments(node).into_iter().enumerate() {
                     if !freed.contains(&i) {
                         continue;

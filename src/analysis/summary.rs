@@ -72,10 +72,13 @@ pub struct Releaser {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LockSummaries {
     pub releasers: BTreeMap<String, Releaser>,
-    /// Functions defined in the file that free (on some path) what a parameter points to, by
-    /// name, with the positions of those parameters: a caller's object given there may be
-    /// gone, so it is not leaked.
-    pub freers: BTreeMap<String, Vec<usize>>,
+    /// Functions defined in the file that take over (on some path) what a parameter points
+    /// to, by name, with the positions of those parameters: they free it (`kfree(p)`, also
+    /// through `container_of`/`to_*()`), drop a reference whose release frees it
+    /// (`put_device(&p->dev)`), store it where it outlives the call (`*head = p`,
+    /// `list_add(&p->list, ...)`), or give it to another such function of the file. A caller's
+    /// object given there may be gone or owned elsewhere, so it is not leaked.
+    pub takers: BTreeMap<String, Vec<usize>>,
     /// True unless the file is a user-space program (it defines `main()`) that never tests an
     /// allocation's result for NULL right after it: kernel code believes allocations fail, a
     /// host build tool that lets the process die on `malloc()` failure does not.
@@ -95,7 +98,7 @@ impl LockSummaries {
             all.push_str(&r.locks.join(","));
             all.push(if r.annotated { '!' } else { ';' });
         }
-        for (name, params) in &self.freers {
+        for (name, params) in &self.takers {
             all.push_str(name);
             all.push_str(&format!("{params:?}"));
         }
@@ -137,11 +140,12 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
         ..LockSummaries::default()
     };
     let mut stack = vec![root];
+    let mut definitions = Vec::new();
     while let Some(node) = stack.pop() {
         match node.kind() {
             "function_definition" | "declaration" => {
-                if let Some((name, params)) = freer(node, source) {
-                    out.freers.insert(name, params);
+                if node.kind() == "function_definition" {
+                    definitions.push(node);
                 }
                 if let Some((name, releaser)) = releaser(node, source) {
                     // A definition's body says more than a prototype's annotation.
@@ -160,6 +164,7 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
             _ => {}
         }
     }
+    out.takers = takers(&definitions, source);
     out
 }
 
@@ -283,35 +288,168 @@ fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
     ))
 }
 
-/// The name of a function definition and the positions of the parameters it frees
-/// (`kfree(param)`, `kvfree(param)`, `vfree(param)`) somewhere in its body.
-fn freer(node: Node, source: &str) -> Option<(String, Vec<usize>)> {
+/// The takers of the file (see `LockSummaries::takers`): read from each definition, then
+/// again with what the others take, until nothing changes (a chain of helpers that hand the
+/// object on, at most a few rounds deep).
+fn takers(definitions: &[Node], source: &str) -> BTreeMap<String, Vec<usize>> {
+    let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for _round in 0..4 {
+        let mut changed = false;
+        for &node in definitions {
+            let Some((name, taken)) = taker(node, source, &out) else {
+                continue;
+            };
+            if out.get(&name) != Some(&taken) {
+                out.insert(name, taken);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    out
+}
+
+/// Calls that free the memory given as their first argument.
+const FREES: &[&str] = &["kfree", "kvfree", "vfree", "kfree_sensitive", "kzfree"];
+
+/// True when a call named `name` drops or frees what its first argument is: `put_device`,
+/// `kref_put`, `fput`, `foo_release`, `foo_destroy`, `usb_free_urb`.
+fn releases_first(name: &str) -> bool {
+    FREES.contains(&name)
+        || name.split('_').any(|w| {
+            matches!(
+                w,
+                "put"
+                    | "release"
+                    | "destroy"
+                    | "unref"
+                    | "free"
+                    | "kfree"
+                    | "vfree"
+                    | "kvfree"
+                    | "fput"
+            )
+        })
+}
+
+/// The parameters of `node`'s function that it takes over, given the takers known so far.
+fn taker(
+    node: Node,
+    source: &str,
+    known: &BTreeMap<String, Vec<usize>>,
+) -> Option<(String, Vec<usize>)> {
     let body = node.child_by_field_name("body")?;
     let declarator = function_declarator(node)?;
     let name = declarator
         .child_by_field_name("declarator")
         .filter(|n| n.kind() == "identifier")?;
+    let name = text(name, source);
     let params = parameter_names(declarator, source);
-    let mut freed = BTreeSet::new();
-    let mut stack = vec![body];
-    while let Some(n) = stack.pop() {
-        if n.kind() == "call_expression"
-            && matches!(
-                callee_name(n, source),
-                Some("kfree" | "kvfree" | "vfree" | "kfree_sensitive" | "kzfree")
-            )
+    // Locals that name a parameter's object: `struct x *a = to_x(p)`, `container_of(p, ...)`,
+    // `q = p`.
+    let mut aliases: BTreeMap<String, usize> = BTreeMap::new();
+    let param_of = |arg: Node, aliases: &BTreeMap<String, usize>| -> Option<usize> {
+        let mut arg = syntax::strip_parens(arg);
+        while arg.kind() == "cast_expression" {
+            arg = syntax::strip_parens(arg.child_by_field_name("value")?);
+        }
+        let mut base = arg;
+        if arg.kind() == "pointer_expression"
+            && arg
+                .child_by_field_name("operator")
+                .is_some_and(|o| text(o, source) == "&")
         {
-            if let Some(arg) = call_arguments(n).first() {
-                let arg = syntax::squash(text(syntax::strip_parens(*arg), source));
-                if let Some(i) = params.iter().position(|p| !p.is_empty() && *p == arg) {
-                    freed.insert(i);
-                }
+            base = syntax::strip_parens(arg.child_by_field_name("argument")?);
+            // `&p->member`: an object embedded in `*p`.
+            while base.kind() == "field_expression" {
+                base = syntax::strip_parens(base.child_by_field_name("argument")?);
             }
         }
+        if base.kind() != "identifier" {
+            return None;
+        }
+        let base = text(base, source);
+        params
+            .iter()
+            .position(|p| !p.is_empty() && p == base)
+            .or_else(|| aliases.get(base).copied())
+    };
+    let mut taken = BTreeSet::new();
+    let mut stack = vec![body];
+    while let Some(n) = stack.pop() {
+        match n.kind() {
+            "init_declarator" | "assignment_expression" => {
+                let (left, right) = match n.kind() {
+                    "init_declarator" => (
+                        n.child_by_field_name("declarator").and_then(declared_name),
+                        n.child_by_field_name("value"),
+                    ),
+                    _ => (
+                        n.child_by_field_name("left"),
+                        n.child_by_field_name("right"),
+                    ),
+                };
+                if let (Some(left), Some(right)) = (left, right) {
+                    let right = syntax::strip_parens(right);
+                    let converted = (right.kind() == "call_expression")
+                        .then(|| {
+                            let callee = callee_name(right, source)?;
+                            let converts = callee.starts_with("to_")
+                                || callee.starts_with("container_of")
+                                || callee == "list_entry";
+                            converts.then(|| call_arguments(right).first().copied())?
+                        })
+                        .flatten();
+                    let value = converted.unwrap_or(right);
+                    if let Some(i) = param_of(value, &aliases) {
+                        if left.kind() == "identifier"
+                            && !params.iter().any(|p| p == text(left, source))
+                        {
+                            aliases.insert(text(left, source).to_owned(), i);
+                        } else if converted.is_none()
+                            && matches!(left.kind(), "pointer_expression" | "field_expression")
+                            && value.kind() == "identifier"
+                        {
+                            // `*head = p`, `other->next = p`: stored where it outlives the call.
+                            let mut target = syntax::strip_parens(left);
+                            while let Some(inner) = target.child_by_field_name("argument") {
+                                target = syntax::strip_parens(inner);
+                            }
+                            if param_of(target, &aliases) != Some(i) {
+                                taken.insert(i);
+                            }
+                        }
+                    }
+                }
+            }
+            "call_expression" => {
+                let callee = callee_name(n, source).unwrap_or("");
+                let args = call_arguments(n);
+                let first = args.first().and_then(|a| param_of(*a, &aliases));
+                if releases_first(callee)
+                    || callee.starts_with("list_add")
+                    || callee.starts_with("hlist_add")
+                {
+                    taken.extend(first);
+                }
+                if let Some(positions) = known.get(callee).filter(|_| callee != name) {
+                    for &at in positions {
+                        if let Some(i) = args.get(at).and_then(|a| param_of(*a, &aliases)) {
+                            taken.insert(i);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
         let mut cursor = n.walk();
-        stack.extend(n.named_children(&mut cursor));
+        // In source order, so that an alias is known before its use.
+        let children: Vec<Node> = n.named_children(&mut cursor).collect();
+        stack.extend(children.into_iter().rev());
     }
-    (!freed.is_empty()).then(|| (text(name, source).to_owned(), freed.into_iter().collect()))
+    (!taken.is_empty()).then(|| (name.to_owned(), taken.into_iter().collect()))
 }
 
 /// The parameter names of a `function_declarator`, in order (empty strings for unnamed ones).

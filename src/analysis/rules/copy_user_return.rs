@@ -31,12 +31,19 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             .is_some_and(|n| ctx.text(n).contains("ioctl"));
     let signed = declarations::returns_signed_int(ctx.function, ctx.source)
         && (handler || !passes_the_count_through(ctx));
+    // A function named after the copy it wraps (`vhost_copy_to_user()` around
+    // `__copy_to_user()`) states that it keeps the copy's contract: its callers read a count.
+    let own_name = crate::analysis::functions::function_name(ctx.function)
+        .map(|n| ctx.text(n))
+        .unwrap_or("");
     for m in &ctx.matches {
         let (Some(call), Some(name)) = (m.get("call"), m.get("fn")) else {
             continue;
         };
         let name = ctx.text(name);
-        if let (Some(_), true) = (m.get("return"), signed) {
+        let named_after =
+            !handler && own_name.contains(name.trim_start_matches('_').trim_start_matches("raw_"));
+        if let (Some(_), true, false) = (m.get("return"), signed, named_after) {
             out.push(Candidate {
  severity: None,
                 range: ByteRange::of(call),
@@ -114,7 +121,11 @@ fn later_misuse(
         let prefix = Message::new()
             .text(format!("`{var}` holds the result of {name}() at "))
             .line_of(assign.start_byte());
-        if parent.kind() == "return_statement" && signed && !guarded(ctx, var, assign, node) {
+        if parent.kind() == "return_statement"
+            && signed
+            && !guarded(ctx, var, assign, node)
+            && !known_zero(ctx, var, assign, node)
+        {
             out.push(Candidate {
  severity: None,
                 range: ByteRange::of(node),
@@ -213,6 +224,67 @@ fn passes_the_count_through(ctx: &Context) -> bool {
 
 /// True when an `if` between `assign` and `use` tests `var` and `use` lies outside it: past
 /// `if (ret) return -EFAULT;` the variable holds 0.
+/// True when `used` sits in the branch of an `if` (after the copy) where `var` is 0: the
+/// `else` of `if (var)`/`if (var != 0)`, or the body of `if (!var)`/`if (var == 0)`.
+fn known_zero(
+    ctx: &Context,
+    var: &str,
+    assign: tree_sitter::Node,
+    used: tree_sitter::Node,
+) -> bool {
+    let mut child = used;
+    while let Some(parent) = child.parent() {
+        if parent.start_byte() < assign.end_byte() {
+            return false;
+        }
+        if parent.kind() == "if_statement" {
+            let branch = |field: &str| {
+                parent
+                    .child_by_field_name(field)
+                    .is_some_and(|b| b.id() == child.id())
+            };
+            let nonzero = parent
+                .child_by_field_name("condition")
+                .map(strip_parens)
+                .and_then(|c| tests_nonzero(ctx, c, var));
+            match nonzero {
+                Some(true) if branch("alternative") => return true,
+                Some(false) if branch("consequence") => return true,
+                _ => {}
+            }
+        }
+        child = parent;
+    }
+    false
+}
+
+/// Whether `condition` is true when `var` is non-zero (`var`, `var != 0`) or when it is zero
+/// (`!var`, `var == 0`); `None` for any other condition.
+fn tests_nonzero(ctx: &Context, condition: tree_sitter::Node, var: &str) -> Option<bool> {
+    let is_var = |n: tree_sitter::Node| ctx.text(strip_parens(n)) == var;
+    match condition.kind() {
+        "identifier" if is_var(condition) => Some(true),
+        "unary_expression" => {
+            let operator = condition.child_by_field_name("operator")?;
+            let argument = condition.child_by_field_name("argument")?;
+            (ctx.text(operator) == "!" && is_var(argument)).then_some(false)
+        }
+        "binary_expression" => {
+            let operator = ctx.text(condition.child_by_field_name("operator")?);
+            let left = condition.child_by_field_name("left")?;
+            let right = condition.child_by_field_name("right")?;
+            let zero = |n: tree_sitter::Node| ctx.text(strip_parens(n)) == "0";
+            let compares = (is_var(left) && zero(right)) || (zero(left) && is_var(right));
+            match operator {
+                "!=" if compares => Some(true),
+                "==" if compares => Some(false),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 fn guarded(ctx: &Context, var: &str, assign: tree_sitter::Node, used: tree_sitter::Node) -> bool {
     let mut stack = vec![ctx.function];
     while let Some(node) = stack.pop() {
