@@ -351,20 +351,11 @@ impl<'a, 't> Engine<'a, 't> {
         text(node, self.source)
     }
 
-    /// The locals that the function still owns after lending them to a callee: it returns
-    /// them (`return p;`, `return &p->member;`), stores them where they outlive the call
-    /// (`dev->priv = p;`, `*out = p;`) or frees them itself (`kfree(p);` on another path)
-    /// somewhere in its body.
+    /// The locals that the function returns (`return p;`, `return &p->member;`) or stores
+    /// where it outlives the call (`dev->priv = p;`, `*out = p;`) somewhere in its body.
     fn handed_on_later(&self) -> &HashSet<String> {
         self.handed_later.get_or_init(|| {
-            let mut out: HashSet<String> = self
-                .inputs
-                .frees
-                .values()
-                .map(|arg| strip_parens(*arg))
-                .filter(|arg| arg.kind() == "identifier")
-                .map(|arg| self.text(arg).to_owned())
-                .collect();
+            let mut out = HashSet::new();
             let mut stack = vec![self.body];
             while let Some(node) = stack.pop() {
                 let value = match node.kind() {
@@ -1260,7 +1251,7 @@ impl<'a, 't> Engine<'a, 't> {
                 } else if !borrows {
                     if keeps_or_releases(name) {
                         r.escaped = true;
-                    } else {
+                    } else if !initializes(name) {
                         r.lent = true;
                     }
                     r.checked = true;
@@ -1832,13 +1823,15 @@ impl<'a, 't> Engine<'a, 't> {
             // The grammar reads `-1` as one literal.
             "number_literal" => self.text(value).starts_with('-'),
             "null" | "false" => true,
+            // A notifier's failure: `notifier_from_errno(-ENOMEM)`, `NOTIFY_BAD`.
             "call_expression" => matches!(
                 callee_name(value, self.source),
-                Some("ERR_PTR" | "ERR_CAST" | "PTR_ERR")
+                Some("ERR_PTR" | "ERR_CAST" | "PTR_ERR" | "notifier_from_errno")
             ),
             "identifier" => {
                 let name = self.text(value);
-                name == "NULL" || name == "false" || state.ints.get(name) == Some(&IntValue::Error)
+                matches!(name, "NULL" | "false" | "NOTIFY_BAD")
+                    || state.ints.get(name) == Some(&IntValue::Error)
             }
             _ => false,
         }
@@ -1946,6 +1939,14 @@ pub fn same_fields(a: &str, b: &str) -> bool {
     }
 }
 
+/// True for initializers, which only fill in what they are given and neither keep it nor lend
+/// it out: `INIT_WORK(&p->work, fn)`, `init_waitqueue_head(&p->wq)`, `timer_setup(&p->timer,
+/// fn, 0)`.
+fn initializes(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("init_") || lower == "timer_setup"
+}
+
 /// True when a callee's name says it keeps what it is given (`list_add`, `device_register`,
 /// `queue_work`, `xa_store`, `dev_set_drvdata`) or releases it (`put_device`, `fput`,
 /// `foo_destroy`, `foo_detach`): the object is handed on. Any other callee is lent the object
@@ -1983,6 +1984,9 @@ fn keeps_or_releases(name: &str) -> bool {
         "kvfree",
     ];
     const ENDS: &[&str] = &["put", "free", "release", "destroy"];
+    if initializes(name) {
+        return false;
+    }
     name.to_ascii_lowercase()
         .split('_')
         .filter(|w| !w.is_empty())

@@ -350,32 +350,35 @@ fn taker(
     // Locals that name a parameter's object: `struct x *a = to_x(p)`, `container_of(p, ...)`,
     // `q = p`.
     let mut aliases: BTreeMap<String, usize> = BTreeMap::new();
-    let param_of = |arg: Node, aliases: &BTreeMap<String, usize>| -> Option<usize> {
-        let mut arg = syntax::strip_parens(arg);
-        while arg.kind() == "cast_expression" {
-            arg = syntax::strip_parens(arg.child_by_field_name("value")?);
-        }
-        let mut base = arg;
-        if arg.kind() == "pointer_expression"
-            && arg
-                .child_by_field_name("operator")
-                .is_some_and(|o| text(o, source) == "&")
-        {
-            base = syntax::strip_parens(arg.child_by_field_name("argument")?);
-            // `&p->member`: an object embedded in `*p`.
-            while base.kind() == "field_expression" {
-                base = syntax::strip_parens(base.child_by_field_name("argument")?);
+    // The parameter whose object `arg` is: the parameter itself (or an alias of it), or with
+    // `embedded`, also an object embedded in it (`&p->dev`).
+    let param_of =
+        |arg: Node, aliases: &BTreeMap<String, usize>, embedded: bool| -> Option<usize> {
+            let mut arg = syntax::strip_parens(arg);
+            while arg.kind() == "cast_expression" {
+                arg = syntax::strip_parens(arg.child_by_field_name("value")?);
             }
-        }
-        if base.kind() != "identifier" {
-            return None;
-        }
-        let base = text(base, source);
-        params
-            .iter()
-            .position(|p| !p.is_empty() && p == base)
-            .or_else(|| aliases.get(base).copied())
-    };
+            let mut base = arg;
+            if embedded
+                && arg.kind() == "pointer_expression"
+                && arg
+                    .child_by_field_name("operator")
+                    .is_some_and(|o| text(o, source) == "&")
+            {
+                base = syntax::strip_parens(arg.child_by_field_name("argument")?);
+                while base.kind() == "field_expression" {
+                    base = syntax::strip_parens(base.child_by_field_name("argument")?);
+                }
+            }
+            if base.kind() != "identifier" {
+                return None;
+            }
+            let base = text(base, source);
+            params
+                .iter()
+                .position(|p| !p.is_empty() && p == base)
+                .or_else(|| aliases.get(base).copied())
+        };
     let mut taken = BTreeSet::new();
     let mut stack = vec![body];
     while let Some(n) = stack.pop() {
@@ -403,21 +406,25 @@ fn taker(
                         })
                         .flatten();
                     let value = converted.unwrap_or(right);
-                    if let Some(i) = param_of(value, &aliases) {
-                        if left.kind() == "identifier"
-                            && !params.iter().any(|p| p == text(left, source))
-                        {
+                    if let Some(i) = param_of(value, &aliases, false) {
+                        let is_param = |n: Node| params.iter().any(|p| p == text(n, source));
+                        if left.kind() == "identifier" && !is_param(left) {
                             aliases.insert(text(left, source).to_owned(), i);
-                        } else if converted.is_none()
-                            && matches!(left.kind(), "pointer_expression" | "field_expression")
-                            && value.kind() == "identifier"
-                        {
-                            // `*head = p`, `other->next = p`: stored where it outlives the call.
+                        } else if converted.is_none() && value.kind() == "identifier" {
+                            // `*head = p`, `other->next = p`: stored where the caller or
+                            // another of its objects keeps it. A store into the function's own
+                            // locals (`child->parent = p`) or into `*p` itself is not.
                             let mut target = syntax::strip_parens(left);
+                            let mut through = false;
                             while let Some(inner) = target.child_by_field_name("argument") {
+                                through = true;
                                 target = syntax::strip_parens(inner);
                             }
-                            if param_of(target, &aliases) != Some(i) {
+                            if through
+                                && target.kind() == "identifier"
+                                && is_param(target)
+                                && param_of(target, &aliases, false) != Some(i)
+                            {
                                 taken.insert(i);
                             }
                         }
@@ -427,16 +434,22 @@ fn taker(
             "call_expression" => {
                 let callee = callee_name(n, source).unwrap_or("");
                 let args = call_arguments(n);
-                let first = args.first().and_then(|a| param_of(*a, &aliases));
-                if releases_first(callee)
+                let first = |embedded| args.first().and_then(|a| param_of(*a, &aliases, embedded));
+                // Freeing or releasing the object itself takes it; an object embedded in it
+                // (`&p->dev`, `&p->list`) takes it when a reference to it is dropped (its
+                // release callback frees the whole) or it is linked into a list.
+                if releases_first(callee) {
+                    taken.extend(first(false));
+                }
+                if callee.split('_').any(|w| w == "put" || w == "fput")
                     || callee.starts_with("list_add")
                     || callee.starts_with("hlist_add")
                 {
-                    taken.extend(first);
+                    taken.extend(first(true));
                 }
                 if let Some(positions) = known.get(callee).filter(|_| callee != name) {
                     for &at in positions {
-                        if let Some(i) = args.get(at).and_then(|a| param_of(*a, &aliases)) {
+                        if let Some(i) = args.get(at).and_then(|a| param_of(*a, &aliases, true)) {
                             taken.insert(i);
                         }
                     }

@@ -15,7 +15,7 @@ pub const RULE: Rule = Rule {
           stored in a struct, put on a list or passed to a function that keeps or releases what \
           it is given (`list_add`, `*_register`, `put_device`, `fput`, a call given a destructor), \
           and it is not returned. A function it was only lent to (`foo_setup(&p->table)`) did \
-          not take it: the function itself returns, stores or frees it elsewhere. Once the function returns \
+          not take it: the function itself returns or stores it later. Once the function returns \
           the error, nobody can free it.",
     how_to_fix: "Free it before the return, or jump to the unwinding label that frees it \
                  (`goto err_free;`).",
