@@ -1209,8 +1209,26 @@ impl<'a, 't> Engine<'a, 't> {
                 }
             }
         }
+        // A call that only frees memory (`usb_free_urb(p->urb)`, `free_page(p->buf)`) given a
+        // pointer read out of an object frees that pointer's memory, not the object; one that
+        // drops a reference (`fput(p->filp)`) may free the object through a release callback.
+        let only_frees = {
+            let lower = name.to_ascii_lowercase();
+            let words: Vec<&str> = lower.split('_').filter(|w| !w.is_empty()).collect();
+            words.iter().any(|w| w.ends_with("free"))
+                && !words.iter().any(|w| {
+                    w.ends_with("put") || w.starts_with("release") || w.starts_with("destroy")
+                })
+        };
         if keeps {
             for arg in call_arguments(node) {
+                let read_out = matches!(
+                    strip_parens(arg).kind(),
+                    "field_expression" | "subscript_expression"
+                );
+                if only_frees && read_out {
+                    continue;
+                }
                 let mut base = strip_parens(arg);
                 loop {
                     base = match base.kind() {
