@@ -367,6 +367,35 @@ impl<'a, 't> Engine<'a, 't> {
                             l.kind() != "identifier" || !self.locals.contains(self.text(*l))
                         })
                         .and_then(|_| node.child_by_field_name("right")),
+                    // `list_add(&p->list, head)`, `usb_set_serial_data(serial, p)`: kept by
+                    // a callee later, so still the function's own before.
+                    "call_expression" => {
+                        let name = callee_name(node, self.source).unwrap_or("");
+                        if keeps(name) {
+                            let args = call_arguments(node);
+                            let given = if links_first(name) {
+                                &args[..args.len().min(1)]
+                            } else {
+                                &args[..]
+                            };
+                            for arg in given {
+                                let mut base = strip_parens(*arg);
+                                while matches!(
+                                    base.kind(),
+                                    "pointer_expression" | "field_expression"
+                                ) {
+                                    match base.child_by_field_name("argument") {
+                                        Some(b) => base = strip_parens(b),
+                                        None => break,
+                                    }
+                                }
+                                if base.kind() == "identifier" {
+                                    out.insert(self.text(base).to_owned());
+                                }
+                            }
+                        }
+                        None
+                    }
                     _ => None,
                 };
                 if let Some(value) = value.map(strip_parens) {
@@ -1220,8 +1249,14 @@ impl<'a, 't> Engine<'a, 't> {
                     w.ends_with("put") || w.starts_with("release") || w.starts_with("destroy")
                 })
         };
+        // `list_add(&new->list, head)` links `new`; the list's head stays where it was.
+        let linked = |i: usize| i == 0 || !links_first(name);
         if keeps {
-            for arg in call_arguments(node) {
+            for (_, arg) in call_arguments(node)
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| linked(*i))
+            {
                 let read_out = matches!(
                     strip_parens(arg).kind(),
                     "field_expression" | "subscript_expression"
@@ -1248,7 +1283,7 @@ impl<'a, 't> Engine<'a, 't> {
                 }
             }
         }
-        for arg in call_arguments(node) {
+        for (i, arg) in call_arguments(node).into_iter().enumerate() {
             for key in self.handed_on(arg, state) {
                 let Some(r) = state.resources.get_mut(&key) else {
                     continue;
@@ -1267,7 +1302,7 @@ impl<'a, 't> Engine<'a, 't> {
                         self.dereference(arg, arg, state);
                     }
                 } else if !borrows {
-                    if keeps_or_releases(name) {
+                    if keeps_or_releases(name) && linked(i) {
                         r.escaped = true;
                     } else if !initializes(name) {
                         r.lent = true;
@@ -1962,7 +1997,36 @@ pub fn same_fields(a: &str, b: &str) -> bool {
 /// fn, 0)`.
 fn initializes(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    lower.starts_with("init_") || lower == "timer_setup"
+    lower.starts_with("init_")
+        || lower == "timer_setup"
+        || (lower.ends_with("_init")
+            && ["lock", "mutex", "sem", "kref", "queue_head"]
+                .iter()
+                .any(|w| lower.contains(w)))
+}
+
+/// True for the list calls that link their first argument into the list their second one
+/// heads: only the first is handed on (`list_add_tail(&req->queue, &ep->queue)`).
+fn links_first(name: &str) -> bool {
+    ["list_add", "hlist_add", "list_move", "list_splice"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// True when a callee's name says it keeps what it is given (stores, links, registers, queues
+/// or sends it), as opposed to releasing it.
+fn keeps(name: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "add", "set", "own", "link", "hold", "bind", "post", "send", "save", "store", "push",
+        "queue", "xmit", "attach", "assign", "append", "insert", "submit",
+    ];
+    const STARTS: &[&str] = &["register", "enqueue", "install", "publish", "schedule"];
+    !initializes(name)
+        && name
+            .to_ascii_lowercase()
+            .split('_')
+            .filter(|w| !w.is_empty())
+            .any(|w| WORDS.contains(&w) || STARTS.iter().any(|s| w.starts_with(s)))
 }
 
 /// True when a callee's name says it keeps what it is given (`list_add`, `device_register`,
