@@ -1027,6 +1027,11 @@ impl<'a, 't> Engine<'a, 't> {
                 .child_by_field_name("operator")
                 .is_some_and(|o| matches!(self.text(o), "==" | "!=")),
             "unary_expression" => value.child(0).is_some_and(|o| self.text(o) == "!"),
+            // `ret = PTR_ERR_OR_ZERO(p); if (ret) return ret;`: testing `ret` tests `p`.
+            "call_expression" => matches!(
+                callee_name(value, self.source),
+                Some("PTR_ERR_OR_ZERO" | "IS_ERR" | "IS_ERR_OR_NULL")
+            ),
             _ => false,
         };
         if comparison {
@@ -1753,12 +1758,13 @@ impl<'a, 't> Engine<'a, 't> {
                             .map(|c| self.knowledge(*c, state))
                             .unwrap_or_default()
                     }
-                    ("IS_ERR" | "IS_ERR_OR_NULL" | "ZERO_OR_NULL_PTR", Some(arg)) => {
-                        match self.key(arg) {
-                            Some(k) => (vec![Known::Null(k.clone())], vec![Known::NonNull(k)]),
-                            None => Default::default(),
-                        }
-                    }
+                    (
+                        "IS_ERR" | "IS_ERR_OR_NULL" | "ZERO_OR_NULL_PTR" | "PTR_ERR_OR_ZERO",
+                        Some(arg),
+                    ) => match self.key(arg) {
+                        Some(k) => (vec![Known::Null(k.clone())], vec![Known::NonNull(k)]),
+                        None => Default::default(),
+                    },
                     _ => Default::default(),
                 }
             }
@@ -1779,8 +1785,15 @@ impl<'a, 't> Engine<'a, 't> {
                     .conds
                     .remove(self.text(node))
                     .and_then(|r| self.body.descendant_for_byte_range(r.start, r.end));
-                test.map(|c| self.knowledge(c, &without))
-                    .unwrap_or_default()
+                let (mut t, mut f) = test
+                    .map(|c| self.knowledge(c, &without))
+                    .unwrap_or_default();
+                let key = self.text(node).to_owned();
+                if self.int_locals.contains(&key) {
+                    t.push(Known::IntError(key.clone()));
+                    f.push(Known::IntZero(key));
+                }
+                (t, f)
             }
             "subscript_expression" => match self.element_key(node) {
                 Some(element) => (
@@ -2016,6 +2029,17 @@ fn links_first(name: &str) -> bool {
 /// True when a callee's name says it keeps what it is given (stores, links, registers, queues
 /// or sends it), as opposed to releasing it.
 fn keeps(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    // `rpc_cb_add_xprt_release()` releases; `WRITE_ONCE(dst, p)` stores.
+    if ["release", "free", "put", "destroy"]
+        .iter()
+        .any(|w| lower.split('_').any(|x| x.ends_with(w)))
+    {
+        return false;
+    }
+    if name == "WRITE_ONCE" {
+        return true;
+    }
     const WORDS: &[&str] = &[
         "add", "set", "own", "link", "hold", "bind", "post", "send", "save", "store", "push",
         "queue", "xmit", "attach", "assign", "append", "insert", "submit",
@@ -2068,6 +2092,9 @@ fn keeps_or_releases(name: &str) -> bool {
     const ENDS: &[&str] = &["put", "free", "release", "destroy"];
     if initializes(name) {
         return false;
+    }
+    if name == "WRITE_ONCE" {
+        return true;
     }
     name.to_ascii_lowercase()
         .split('_')
