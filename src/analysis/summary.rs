@@ -1,7 +1,8 @@
 //! What the functions of one file do with locks and memory, for their callers: a function that
 //! releases a lock it was given (annotated `__releases(lock)`, or whose body releases a lock
 //! reached from a parameter or a global without taking it) releases that lock at every call, and
-//! a function that frees what a parameter points to may free the caller's object given there.
+//! a function that takes over what a parameter points to (frees it, drops its reference, stores
+//! or links it) may free or keep the caller's object given there.
 //!
 //! The summaries are read from the whole file, so a function's findings depend on its callees in
 //! the same file; `fingerprint` lets the function index treat every function as changed when a
