@@ -2026,31 +2026,67 @@ fn links_first(name: &str) -> bool {
         .any(|p| name.starts_with(p))
 }
 
-/// True when a callee's name says it keeps what it is given (stores, links, registers, queues
-/// or sends it), as opposed to releasing it.
+/// Words of a callee's name that say it keeps what it is given (stores, links, registers,
+/// queues or sends it). Short words match whole (`set`, not `setup`); long ones as a prefix
+/// (`registered`).
+const KEEP_WORDS: &[&str] = &[
+    "add", "set", "own", "link", "hold", "bind", "post", "send", "save", "store", "push", "queue",
+    "xmit", "attach", "assign", "append", "insert", "submit",
+];
+const KEEP_STARTS: &[&str] = &["register", "enqueue", "install", "publish", "schedule"];
+/// Words that say it releases what it is given, or passes it to something that will (a work
+/// item, a timer, RCU).
+const RELEASE_WORDS: &[&str] = &[
+    "put", "del", "dec", "drop", "exit", "stop", "kill", "work", "hash", "rcu", "timer", "fini",
+    "undo", "abort", "close", "kref", "unref", "unpin", "unmap", "unlink", "unbind", "detach",
+    "cancel",
+];
+const RELEASE_STARTS: &[&str] = &[
+    "delete",
+    "unregister",
+    "remove",
+    "release",
+    "destroy",
+    "free",
+    "uninit",
+    "deinit",
+    "cleanup",
+    "teardown",
+    "transfer",
+    "notifier",
+    "dispose",
+    "discard",
+    "kfree",
+    "vfree",
+    "kvfree",
+];
+const RELEASE_ENDS: &[&str] = &["put", "free", "release", "destroy"];
+
+/// True when some `_`-separated word of `name`, lowercased, satisfies `test`.
+fn any_word(name: &str, test: impl Fn(&str) -> bool) -> bool {
+    name.to_ascii_lowercase()
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .any(test)
+}
+
+fn keep_word(w: &str) -> bool {
+    KEEP_WORDS.contains(&w) || KEEP_STARTS.iter().any(|s| w.starts_with(s))
+}
+
+fn release_word(w: &str) -> bool {
+    RELEASE_WORDS.contains(&w)
+        || RELEASE_STARTS.iter().any(|s| w.starts_with(s))
+        || RELEASE_ENDS.iter().any(|e| w.ends_with(e))
+}
+
+/// True when a callee's name says it keeps what it is given and does not release it
+/// (`rpc_cb_add_xprt_release()` releases); `WRITE_ONCE(dst, p)` stores.
 fn keeps(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    // `rpc_cb_add_xprt_release()` releases; `WRITE_ONCE(dst, p)` stores.
-    if ["release", "free", "put", "destroy"]
-        .iter()
-        .any(|w| lower.split('_').any(|x| x.ends_with(w)))
-    {
+    if any_word(name, |w| RELEASE_ENDS.iter().any(|e| w.ends_with(e))) {
         return false;
     }
-    if name == "WRITE_ONCE" {
-        return true;
-    }
-    const WORDS: &[&str] = &[
-        "add", "set", "own", "link", "hold", "bind", "post", "send", "save", "store", "push",
-        "queue", "xmit", "attach", "assign", "append", "insert", "submit",
-    ];
-    const STARTS: &[&str] = &["register", "enqueue", "install", "publish", "schedule"];
-    !initializes(name)
-        && name
-            .to_ascii_lowercase()
-            .split('_')
-            .filter(|w| !w.is_empty())
-            .any(|w| WORDS.contains(&w) || STARTS.iter().any(|s| w.starts_with(s)))
+    name == "WRITE_ONCE" || (!initializes(name) && any_word(name, keep_word))
 }
 
 /// True when a callee's name says it keeps what it is given (`list_add`, `device_register`,
@@ -2058,50 +2094,8 @@ fn keeps(name: &str) -> bool {
 /// `foo_destroy`, `foo_detach`): the object is handed on. Any other callee is lent the object
 /// for the call. Read word by word (`setup` is not `set`, `address` is not `add`).
 fn keeps_or_releases(name: &str) -> bool {
-    // Short words match whole (`set`, not `setup`); long ones as a prefix (`registered`).
-    const WORDS: &[&str] = &[
-        "add", "set", "put", "del", "own", "dec", "link", "hold", "bind", "drop", "exit", "stop",
-        "kill", "post", "send", "save", "work", "hash", "rcu", "timer", "store", "push", "queue",
-        "fini", "undo", "abort", "close", "kref", "xmit", "unref", "unpin", "unmap", "unlink",
-        "unbind", "attach", "detach", "assign", "append", "insert", "submit", "cancel",
-    ];
-    const STARTS: &[&str] = &[
-        "register",
-        "delete",
-        "unregister",
-        "enqueue",
-        "remove",
-        "release",
-        "destroy",
-        "free",
-        "uninit",
-        "deinit",
-        "cleanup",
-        "teardown",
-        "transfer",
-        "install",
-        "publish",
-        "schedule",
-        "notifier",
-        "dispose",
-        "discard",
-        "kfree",
-        "vfree",
-        "kvfree",
-    ];
-    const ENDS: &[&str] = &["put", "free", "release", "destroy"];
     if initializes(name) {
         return false;
     }
-    if name == "WRITE_ONCE" {
-        return true;
-    }
-    name.to_ascii_lowercase()
-        .split('_')
-        .filter(|w| !w.is_empty())
-        .any(|w| {
-            WORDS.contains(&w)
-                || STARTS.iter().any(|s| w.starts_with(s))
-                || ENDS.iter().any(|e| w.ends_with(e))
-        })
+    name == "WRITE_ONCE" || any_word(name, |w| keep_word(w) || release_word(w))
 }
