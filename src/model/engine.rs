@@ -160,6 +160,19 @@ impl llm_samplers::types::Sampler for ChoiceSampler {
     }
 }
 
+/// The device the model runs on: the first CUDA GPU when aidiag was built with the `cuda`
+/// feature and the driver finds one (`CUDA_VISIBLE_DEVICES=` with nothing after it hides them
+/// all), else the CPU. Without the feature this is always the CPU.
+fn device() -> candle_core::Device {
+    if candle_core::utils::cuda_is_available() {
+        match candle_core::Device::new_cuda(0) {
+            Ok(gpu) => return gpu,
+            Err(error) => tracing::warn!("built with CUDA, but no GPU is usable ({error}): the model runs on the CPU"),
+        }
+    }
+    candle_core::Device::Cpu
+}
+
 impl Engine {
     /// Loads the model at `path`. The GGUF header is checked first, so a missing, corrupt or
     /// unsupported file gives an error that says what to do.
@@ -262,7 +275,7 @@ impl Engine {
             .with_source(source)
             // Naming the device skips kalosm's accelerator probe, which prints to stdout (the
             // LSP channel, or the CLI's JSON).
-            .with_device(candle_core::Device::Cpu)
+            .with_device(device())
             .build_with_loading_handler(|_| {})
             .await
             .map_err(|e| format!("model file {} could not be loaded: {e}", weights.display()))

@@ -80,9 +80,12 @@ pub struct RopeScalingConfig {
 /// with only the rows of the tokens being run dequantized. Upstream dequantized the whole table
 /// to f32 at load (49,152 x 576 x 4 bytes = 113 MB for SmolLM2-135M), while the output layer
 /// keeps the quantized table too when the two are tied. The rows come out of the same
-/// `dequantize` as before, so the values are identical.
+/// `dequantize` as before, so the values are identical. On a GPU (the `cuda` feature) candle
+/// cannot read a quantized tensor's bytes back, so there the table is dequantized once at load,
+/// as upstream does (`dense`).
 struct QuantizedEmbedding {
     table: Arc<QTensor>,
+    dense: Option<Tensor>,
     hidden_size: usize,
     row_bytes: usize,
     rows: usize,
@@ -99,8 +102,15 @@ impl QuantizedEmbedding {
             )
         }
         let row_bytes = hidden_size / dtype.block_size() * dtype.type_size();
+        let device = table.device();
+        let dense = if device.is_cpu() {
+            None
+        } else {
+            Some(table.dequantize(&device)?)
+        };
         Ok(Self {
             table,
+            dense,
             hidden_size,
             row_bytes,
             rows,
@@ -110,6 +120,11 @@ impl QuantizedEmbedding {
     /// `ids` of shape (batch, seq) to embeddings of shape (batch, seq, hidden).
     fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (batch, seq) = ids.dims2()?;
+        if let Some(dense) = &self.dense {
+            return dense
+                .embedding(&ids.flatten_all()?)?
+                .reshape((batch, seq, self.hidden_size));
+        }
         let data = self.table.data()?;
         let mut bytes = Vec::with_capacity(batch * seq * self.row_bytes);
         for id in ids.flatten_all()?.to_vec1::<u32>()? {
