@@ -2,7 +2,7 @@
 
 ; Allocations the caller owns. devm_* allocations are managed by the device and are not here.
 ((call_expression function: (identifier) @fn) @alloc
-  (#match? @fn "^(kmalloc|kzalloc|kcalloc|kmalloc_array|kmalloc_node|kzalloc_node|kcalloc_node|kvmalloc|kvzalloc|kvcalloc|kvmalloc_array|vmalloc|vzalloc|vmalloc_array|vcalloc|kmemdup|kstrdup|kstrndup|kmem_cache_alloc|kmem_cache_zalloc|memdup_user|vmemdup_user|strndup_user|malloc|calloc|strdup|strndup)$"))
+  (#match? @fn "^(kmalloc|kzalloc|kcalloc|kmalloc_array|kmalloc_node|kzalloc_node|kcalloc_node|kvmalloc|kvzalloc|kvcalloc|kvmalloc_array|vmalloc|vzalloc|vmalloc_array|vcalloc|kmemdup|kstrdup|kstrndup|kmem_cache_alloc|kmem_cache_zalloc|kvmalloc_node|kvzalloc_node|kmalloc_array_node|vmalloc_node|vzalloc_node|vmalloc_user|kmem_cache_alloc_node|kasprintf|kmemdup_nul|kvmemdup|memdup_user|vmemdup_user|strndup_user|malloc|calloc|strdup|strndup)$"))
 
 ; Frees: the freed pointer is the first argument, or the second for kmem_cache_free.
 ((call_expression function: (identifier) @fn arguments: (argument_list . (_) @free.arg)) @free

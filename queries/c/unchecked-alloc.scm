@@ -2,7 +2,7 @@
 
 ; Allocators that return NULL on failure (devm_* ones too: managed, but they still fail).
 ((call_expression function: (identifier) @fn) @alloc
-  (#match? @fn "^(kmalloc|kzalloc|kcalloc|kmalloc_array|kmalloc_node|kzalloc_node|kcalloc_node|kvmalloc|kvzalloc|kvcalloc|kvmalloc_array|vmalloc|vzalloc|vmalloc_array|vcalloc|kmemdup|kstrdup|kstrndup|kmem_cache_alloc|kmem_cache_zalloc|devm_kmalloc|devm_kzalloc|devm_kcalloc|devm_kmalloc_array|devm_kstrdup|devm_kmemdup|malloc|calloc|realloc|strdup|strndup)$"))
+  (#match? @fn "^(kmalloc|kzalloc|kcalloc|kmalloc_array|kmalloc_node|kzalloc_node|kcalloc_node|kvmalloc|kvzalloc|kvcalloc|kvmalloc_array|vmalloc|vzalloc|vmalloc_array|vcalloc|kmemdup|kstrdup|kstrndup|kmem_cache_alloc|kmem_cache_zalloc|kvmalloc_node|kvzalloc_node|kmalloc_array_node|vmalloc_node|vzalloc_node|vmalloc_user|kmem_cache_alloc_node|kasprintf|kmemdup_nul|kvmemdup|devm_kasprintf|devm_kmalloc|devm_kzalloc|devm_kcalloc|devm_kmalloc_array|devm_kstrdup|devm_kmemdup|malloc|calloc|realloc|strdup|strndup)$"))
 
 ; Calls that dereference the pointers they are given.
 ((call_expression function: (identifier) @fn) @deref

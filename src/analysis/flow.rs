@@ -138,6 +138,8 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         auto_freed: HashSet::new(),
         summaries: OnceCell::new(),
         handed_later: OnceCell::new(),
+        lent_leaks: Vec::new(),
+        given_back: HashSet::new(),
         function,
     };
     engine.index(body);
@@ -149,6 +151,13 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
     }
     if engine.steps > STEP_LIMIT {
         return Vec::new();
+    }
+    for fact in std::mem::take(&mut engine.lent_leaks) {
+        if let Fact::Leak { alloc, .. } = &fact {
+            if engine.given_back.contains(alloc) {
+                engine.report(fact);
+            }
+        }
     }
     engine.facts
 }
@@ -341,6 +350,10 @@ struct Engine<'a, 't> {
     auto_freed: HashSet<String>,
     /// Locals the function itself returns or stores outside its frame somewhere.
     handed_later: OnceCell<HashSet<String>>,
+    /// Leaks of lent objects, reported after the walk if their allocation is in `given_back`.
+    lent_leaks: Vec<Fact>,
+    /// Allocations some path lends, then frees itself, and returns success on.
+    given_back: HashSet<ByteRange>,
     /// What the functions of the same file do with locks, read on first need.
     summaries: OnceCell<Rc<LockSummaries>>,
     function: Node<'t>,
@@ -981,10 +994,16 @@ impl<'a, 't> Engine<'a, 't> {
         }
     }
 
-    /// The name of an array element, `base[index]`, for telling a test of the element from a
-    /// test of what was stored in it. Not a key: elements are not tracked as resources.
+    /// The name of an array element, `base[index]`, or of a pointee, `*base`, for telling a
+    /// test of the element from a test of what was stored in it. Not a key: elements are not tracked as resources.
     fn element_key(&self, node: Node) -> Option<String> {
         let node = strip_parens(node);
+        // `*out = buf = kmalloc(...); if (!*out)` tests `buf` through what `out` points to.
+        if node.kind() == "pointer_expression" {
+            let star = node.child_by_field_name("operator")?;
+            let base = self.key(node.child_by_field_name("argument")?)?;
+            return (self.text(star) == "*").then(|| format!("*{base}"));
+        }
         if node.kind() != "subscript_expression" {
             return None;
         }
@@ -1288,6 +1307,16 @@ impl<'a, 't> Engine<'a, 't> {
                 }
             }
         }
+        let tolerant: Vec<usize> = if tracking {
+            self.summaries
+                .get_or_init(|| summary::for_file(self.function, self.source))
+                .null_tolerant
+                .get(name)
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         for (i, arg) in call_arguments(node).into_iter().enumerate() {
             for key in self.handed_on(arg, state) {
                 let Some(r) = state.resources.get_mut(&key) else {
@@ -1307,12 +1336,20 @@ impl<'a, 't> Engine<'a, 't> {
                         self.dereference(arg, arg, state);
                     }
                 } else if !borrows {
+                    // Lending a pointer does not test it: the callee gets the same value, NULL
+                    // or not (`qed_dcbx_query_params(hwfn, info, ...)` before `info->x`). A
+                    // macro may test it, and so may a function of the file that tests that
+                    // parameter (`if (!ret) return -EINVAL;`) for a caller that tests its
+                    // result.
                     if keeps_or_releases(name) && linked(i) {
                         r.escaped = true;
+                        r.checked = true;
                     } else if !initializes(name) {
                         r.lent = true;
                     }
-                    r.checked = true;
+                    if macro_name || tolerant.contains(&i) {
+                        r.checked = true;
+                    }
                 }
             }
         }
@@ -1358,6 +1395,22 @@ impl<'a, 't> Engine<'a, 't> {
                     }
                     _ => None,
                 }
+            }
+            // `mutex_lock_interruptible(&m) < 0`, `down_trylock(&s) != 0`: the call compared
+            // with zero; `< 0` and `!= 0` hold when it returned nonzero, `== 0` and `>= 0` when
+            // it returned zero.
+            "binary_expression" => {
+                let (op, left, right) = self.binary_parts(node)?;
+                if self.text(strip_parens(right)) != "0" {
+                    return None;
+                }
+                let nonzero = match op {
+                    "<" | "!=" => true,
+                    "==" | ">=" => false,
+                    _ => return None,
+                };
+                let (key, at, held_when_nonzero) = self.conditional_lock(left)?;
+                Some((key, at, held_when_nonzero == nonzero))
             }
             _ => None,
         }
@@ -1795,7 +1848,7 @@ impl<'a, 't> Engine<'a, 't> {
                 }
                 (t, f)
             }
-            "subscript_expression" => match self.element_key(node) {
+            "subscript_expression" | "pointer_expression" => match self.element_key(node) {
                 Some(element) => (
                     vec![Known::NonNull(element.clone())],
                     vec![Known::Null(element)],
@@ -1957,6 +2010,15 @@ impl<'a, 't> Engine<'a, 't> {
                 });
             }
         }
+        if returns == Returns::Success {
+            // Lent, then freed by the function itself, on a path that succeeds: the callees it
+            // was lent to did not keep it.
+            for r in state.resources.values() {
+                if let (Some(alloc), Some(_), true) = (r.alloc, r.freed, r.lent) {
+                    self.given_back.insert(alloc);
+                }
+            }
+        }
         if !self.is_error(value, state) {
             return;
         }
@@ -1968,6 +2030,12 @@ impl<'a, 't> Engine<'a, 't> {
                 continue;
             };
             if r.lent && !self.handed_on_later().contains(key) {
+                // Reported only if some path frees it after lending it and succeeds.
+                self.lent_leaks.push(Fact::Leak {
+                    var: key.clone(),
+                    alloc,
+                    exit: exit.clone(),
+                });
                 continue;
             }
             if !self.locals.contains(key)

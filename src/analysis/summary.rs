@@ -80,6 +80,11 @@ pub struct LockSummaries {
     /// `list_add(&p->list, ...)`), or give it to another such function of the file. A caller's
     /// object given there may be gone or owned elsewhere, so it is not leaked.
     pub takers: BTreeMap<String, Vec<usize>>,
+    /// Functions defined in the file that return an error when a parameter is NULL (`if (!p)
+    /// return -EINVAL;`), or give it to such a function of the file, by name, with the
+    /// positions of those parameters. A caller may hand them an allocation it has not
+    /// tested and test their result instead.
+    pub null_tolerant: BTreeMap<String, Vec<usize>>,
     /// True unless the file is a user-space program (it defines `main()`) that never tests an
     /// allocation's result for NULL right after it: kernel code believes allocations fail, a
     /// host build tool that lets the process die on `malloc()` failure does not.
@@ -102,6 +107,10 @@ impl LockSummaries {
         for (name, params) in &self.takers {
             all.push_str(name);
             all.push_str(&format!("{params:?}"));
+        }
+        for (name, params) in &self.null_tolerant {
+            all.push_str(name);
+            all.push_str(&format!("?{params:?}"));
         }
         all.push(if self.tests_allocations { 'T' } else { 'F' });
         xxhash_rust::xxh3::xxh3_64(all.as_bytes())
@@ -166,6 +175,7 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
         }
     }
     out.takers = takers(&definitions, source);
+    out.null_tolerant = per_parameter(&definitions, source, null_tester);
     out
 }
 
@@ -293,11 +303,23 @@ fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
 /// again with what the others take, until nothing changes (a chain of helpers that hand the
 /// object on, at most a few rounds deep).
 fn takers(definitions: &[Node], source: &str) -> BTreeMap<String, Vec<usize>> {
+    per_parameter(definitions, source, taker)
+}
+
+/// Function names, each with the positions of some of its parameters.
+type PerParameter = BTreeMap<String, Vec<usize>>;
+/// Reads one definition's entry of a `PerParameter` summary, given the others known so far.
+type ReadParameters = fn(Node, &str, &PerParameter) -> Option<(String, Vec<usize>)>;
+
+/// A per-parameter summary of every definition (`read` gives a function's name and positions,
+/// given what is known of the others), read again until nothing changes (at most four rounds:
+/// a chain of helpers a few calls deep).
+fn per_parameter(definitions: &[Node], source: &str, read: ReadParameters) -> PerParameter {
     let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for _round in 0..4 {
         let mut changed = false;
         for &node in definitions {
-            let Some((name, taken)) = taker(node, source, &out) else {
+            let Some((name, taken)) = read(node, source, &out) else {
                 continue;
             };
             if out.get(&name) != Some(&taken) {
@@ -464,6 +486,129 @@ fn taker(
         stack.extend(children.into_iter().rev());
     }
     (!taken.is_empty()).then(|| (name.to_owned(), taken.into_iter().collect()))
+}
+
+/// The parameters of `node`'s function that it tests for NULL and then returns an error
+/// (`if (!p) return -EINVAL;`), or gives to such a function of the file, given the testers
+/// known so far (see `LockSummaries::null_tolerant`). A test that only skips work (`if (p)
+/// memcpy(p, ...); return 0;`) is not one: its caller sees success either way.
+fn null_tester(
+    node: Node,
+    source: &str,
+    known: &BTreeMap<String, Vec<usize>>,
+) -> Option<(String, Vec<usize>)> {
+    let body = node.child_by_field_name("body")?;
+    let declarator = function_declarator(node)?;
+    let name = declarator
+        .child_by_field_name("declarator")
+        .filter(|n| n.kind() == "identifier")?;
+    let name = text(name, source);
+    let params = parameter_names(declarator, source);
+    let param = |n: Node| -> Option<usize> {
+        let n = syntax::strip_parens(n);
+        (n.kind() == "identifier")
+            .then(|| {
+                params
+                    .iter()
+                    .position(|p| !p.is_empty() && p == text(n, source))
+            })
+            .flatten()
+    };
+    let mut tested = BTreeSet::new();
+    let mut stack = vec![body];
+    while let Some(n) = stack.pop() {
+        match n.kind() {
+            "if_statement" => {
+                let fails = n
+                    .child_by_field_name("consequence")
+                    .is_some_and(|c| returns_error(c, source));
+                if fails {
+                    if let Some(condition) = n.child_by_field_name("condition") {
+                        null_when_true(condition, source, &param, &mut tested);
+                    }
+                }
+            }
+            "call_expression" => {
+                let callee = callee_name(n, source).unwrap_or("");
+                if let Some(positions) = known.get(callee).filter(|_| callee != name) {
+                    let args = call_arguments(n);
+                    for &at in positions {
+                        tested.extend(args.get(at).and_then(|a| param(*a)));
+                    }
+                }
+            }
+            _ => {}
+        }
+        let mut cursor = n.walk();
+        stack.extend(n.named_children(&mut cursor));
+    }
+    (!tested.is_empty()).then(|| (name.to_owned(), tested.into_iter().collect()))
+}
+
+/// Adds to `out` the parameters that `condition` being true says are NULL: `!p`, `p == NULL`,
+/// `IS_ERR_OR_NULL(p)`, either side of `||`.
+fn null_when_true(
+    condition: Node,
+    source: &str,
+    param: &dyn Fn(Node) -> Option<usize>,
+    out: &mut BTreeSet<usize>,
+) {
+    let is_null = |n: Node| matches!(text(syntax::strip_parens(n), source), "NULL" | "0");
+    // A work list, not recursion: a condition may chain thousands of `||`.
+    let mut work = vec![condition];
+    while let Some(n) = work.pop() {
+        let n = syntax::strip_parens(n);
+        match n.kind() {
+            "unary_expression" if n.child(0).is_some_and(|o| text(o, source) == "!") => {
+                out.extend(n.child_by_field_name("argument").and_then(param));
+            }
+            "binary_expression" => {
+                let op = n.child_by_field_name("operator").map(|o| text(o, source));
+                let (Some(left), Some(right)) = (
+                    n.child_by_field_name("left"),
+                    n.child_by_field_name("right"),
+                ) else {
+                    continue;
+                };
+                match op {
+                    Some("==") if is_null(right) => out.extend(param(left)),
+                    Some("==") if is_null(left) => out.extend(param(right)),
+                    Some("||") => work.extend([left, right]),
+                    _ => {}
+                }
+            }
+            "call_expression" => {
+                let callee = callee_name(n, source).unwrap_or("");
+                let first = call_arguments(n).first().copied();
+                match (callee, first) {
+                    ("IS_ERR_OR_NULL" | "ZERO_OR_NULL_PTR", Some(a)) => out.extend(param(a)),
+                    ("unlikely" | "likely" | "WARN_ON" | "WARN_ON_ONCE", Some(a)) => work.push(a),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// True when `node` (an if's consequence) is, or directly holds, a return of an error:
+/// `return -EINVAL;`, `{ pr_err(...); return ERR_PTR(-EINVAL); }`. Only one level is read, so
+/// that nested ifs cost no more than their number.
+fn returns_error(node: Node, source: &str) -> bool {
+    let error = |n: Node| {
+        n.kind() == "return_statement"
+            && n.named_child(0).is_some_and(|v| {
+                let value = syntax::squash(text(v, source));
+                value.starts_with('-') || value.starts_with("(-") || value.starts_with("ERR_PTR")
+            })
+    };
+    if node.kind() == "compound_statement" {
+        let mut cursor = node.walk();
+        let found = node.named_children(&mut cursor).any(error);
+        found
+    } else {
+        error(node)
+    }
 }
 
 /// The parameter names of a `function_declarator`, in order (empty strings for unnamed ones).
