@@ -380,31 +380,37 @@ impl<'a, 't> Engine<'a, 't> {
                             l.kind() != "identifier" || !self.locals.contains(self.text(*l))
                         })
                         .and_then(|_| node.child_by_field_name("right")),
-                    // `list_add(&p->list, head)`, `usb_set_serial_data(serial, p)`: kept by
-                    // a callee later, so still the function's own before.
+                    // `list_add(&p->list, head)`, `usb_set_serial_data(serial, p)`, or a
+                    // function of the file that stores or links the parameter: kept by a
+                    // callee later, so still the function's own before.
                     "call_expression" => {
                         let name = callee_name(node, self.source).unwrap_or("");
-                        if keeps(name) {
-                            let args = call_arguments(node);
-                            let given = if links_first(name) {
-                                &args[..args.len().min(1)]
-                            } else {
-                                &args[..]
-                            };
-                            for arg in given {
-                                let mut base = strip_parens(*arg);
-                                while matches!(
-                                    base.kind(),
-                                    "pointer_expression" | "field_expression"
-                                ) {
-                                    match base.child_by_field_name("argument") {
-                                        Some(b) => base = strip_parens(b),
-                                        None => break,
-                                    }
+                        let args = call_arguments(node);
+                        let taken = self
+                            .summaries
+                            .get_or_init(|| summary::for_file(self.function, self.source))
+                            .storers
+                            .get(name)
+                            .cloned();
+                        let given: Vec<Node> = if let Some(taken) = taken {
+                            taken.iter().filter_map(|&i| args.get(i).copied()).collect()
+                        } else if !keeps(name) {
+                            Vec::new()
+                        } else if links_first(name) {
+                            args[..args.len().min(1)].to_vec()
+                        } else {
+                            args.clone()
+                        };
+                        for arg in &given {
+                            let mut base = strip_parens(*arg);
+                            while matches!(base.kind(), "pointer_expression" | "field_expression") {
+                                match base.child_by_field_name("argument") {
+                                    Some(b) => base = strip_parens(b),
+                                    None => break,
                                 }
-                                if base.kind() == "identifier" {
-                                    out.insert(self.text(base).to_owned());
-                                }
+                            }
+                            if base.kind() == "identifier" {
+                                out.insert(self.text(base).to_owned());
                             }
                         }
                         None
@@ -2142,6 +2148,20 @@ fn keep_word(w: &str) -> bool {
     KEEP_WORDS.contains(&w) || KEEP_STARTS.iter().any(|s| w.starts_with(s))
 }
 
+/// Words that, after a keeping word, make it a noun in the name of a query:
+/// `bnxt_hwrm_queue_cos2bw_qcfg()` reads a queue's configuration into what it is given.
+const QUERY_WORDS: &[&str] = &["qcfg", "query", "qry", "get", "read", "show", "dump"];
+
+/// True when some word of `name` says it keeps what it is given, and no query word follows it.
+fn says_keeps(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let words: Vec<&str> = lower.split('_').filter(|w| !w.is_empty()).collect();
+    words
+        .iter()
+        .enumerate()
+        .any(|(i, w)| keep_word(w) && !words[i + 1..].iter().any(|q| QUERY_WORDS.contains(q)))
+}
+
 fn release_word(w: &str) -> bool {
     RELEASE_WORDS.contains(&w)
         || RELEASE_STARTS.iter().any(|s| w.starts_with(s))
@@ -2154,7 +2174,7 @@ fn keeps(name: &str) -> bool {
     if any_word(name, |w| RELEASE_ENDS.iter().any(|e| w.ends_with(e))) {
         return false;
     }
-    name == "WRITE_ONCE" || (!initializes(name) && any_word(name, keep_word))
+    name == "WRITE_ONCE" || (!initializes(name) && says_keeps(name))
 }
 
 /// True when a callee's name says it keeps what it is given (`list_add`, `device_register`,
@@ -2165,5 +2185,5 @@ fn keeps_or_releases(name: &str) -> bool {
     if initializes(name) {
         return false;
     }
-    name == "WRITE_ONCE" || any_word(name, |w| keep_word(w) || release_word(w))
+    name == "WRITE_ONCE" || says_keeps(name) || any_word(name, release_word)
 }

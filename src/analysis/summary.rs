@@ -80,6 +80,9 @@ pub struct LockSummaries {
     /// `list_add(&p->list, ...)`), or give it to another such function of the file. A caller's
     /// object given there may be gone or owned elsewhere, so it is not leaked.
     pub takers: BTreeMap<String, Vec<usize>>,
+    /// The takers that store or link the parameter (`*head = p`, `list_add(&p->list, ...)`)
+    /// rather than free it: after such a call the object still exists, owned elsewhere.
+    pub storers: BTreeMap<String, Vec<usize>>,
     /// Functions defined in the file that return an error when a parameter is NULL (`if (!p)
     /// return -EINVAL;`), or give it to such a function of the file, by name, with the
     /// positions of those parameters. A caller may hand them an allocation it has not
@@ -107,6 +110,10 @@ impl LockSummaries {
         for (name, params) in &self.takers {
             all.push_str(name);
             all.push_str(&format!("{params:?}"));
+        }
+        for (name, params) in &self.storers {
+            all.push_str(name);
+            all.push_str(&format!("+{params:?}"));
         }
         for (name, params) in &self.null_tolerant {
             all.push_str(name);
@@ -175,6 +182,7 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
         }
     }
     out.takers = takers(&definitions, source);
+    out.storers = per_parameter(&definitions, source, storer);
     out.null_tolerant = per_parameter(&definitions, source, null_tester);
     out
 }
@@ -358,10 +366,22 @@ fn releases_first(name: &str) -> bool {
 }
 
 /// The parameters of `node`'s function that it takes over, given the takers known so far.
-fn taker(
+fn taker(node: Node, source: &str, known: &PerParameter) -> Option<(String, Vec<usize>)> {
+    take_over(node, source, known, true)
+}
+
+/// The parameters of `node`'s function that it stores or links where they outlive the call
+/// (takes over without freeing), given the storers known so far.
+fn storer(node: Node, source: &str, known: &PerParameter) -> Option<(String, Vec<usize>)> {
+    take_over(node, source, known, false)
+}
+
+/// `taker` (with `frees`) or `storer`.
+fn take_over(
     node: Node,
     source: &str,
-    known: &BTreeMap<String, Vec<usize>>,
+    known: &PerParameter,
+    frees: bool,
 ) -> Option<(String, Vec<usize>)> {
     let body = node.child_by_field_name("body")?;
     let declarator = function_declarator(node)?;
@@ -461,10 +481,10 @@ fn taker(
                 // Freeing or releasing the object itself takes it; an object embedded in it
                 // (`&p->dev`, `&p->list`) takes it when a reference to it is dropped (its
                 // release callback frees the whole) or it is linked into a list.
-                if releases_first(callee) {
+                if frees && releases_first(callee) {
                     taken.extend(first(false));
                 }
-                if callee.split('_').any(|w| w == "put" || w == "fput")
+                if (frees && callee.split('_').any(|w| w == "put" || w == "fput"))
                     || callee.starts_with("list_add")
                     || callee.starts_with("hlist_add")
                 {
