@@ -136,6 +136,7 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         aliases: OnceCell::new(),
         last_breaks: None,
         auto_freed: HashSet::new(),
+        aggregates: HashSet::new(),
         summaries: OnceCell::new(),
         handed_later: OnceCell::new(),
         lent_leaks: Vec::new(),
@@ -348,6 +349,8 @@ struct Engine<'a, 't> {
     /// Locals declared with `__free(...)` (cleanup.h): freed automatically when they go out of
     /// scope, so they never leak.
     auto_freed: HashSet<String>,
+    /// Locals that are arrays or structs (not pointers): objects of the frame.
+    aggregates: HashSet<String>,
     /// Locals the function itself returns or stores outside its frame somewhere.
     handed_later: OnceCell<HashSet<String>>,
     /// Leaks of lent objects, reported after the walk if their allocation is in `given_back`.
@@ -377,7 +380,8 @@ impl<'a, 't> Engine<'a, 't> {
                         .child_by_field_name("left")
                         .map(strip_parens)
                         .filter(|l| {
-                            l.kind() != "identifier" || !self.locals.contains(self.text(*l))
+                            (l.kind() != "identifier" || !self.locals.contains(self.text(*l)))
+                                && !self.in_local_aggregate(*l)
                         })
                         .and_then(|_| node.child_by_field_name("right")),
                     // `list_add(&p->list, head)`, `usb_set_serial_data(serial, p)`, or a
@@ -471,6 +475,22 @@ impl<'a, 't> Engine<'a, 't> {
                         }
                         if self.declares_auto_free(declarator) {
                             self.auto_freed.insert(name.clone());
+                        }
+                        // `struct i2c_msg msgs[] = ...`, `struct foo_cfg cfg;`: the object
+                        // itself lives in the frame.
+                        let inner = match declarator.kind() {
+                            "init_declarator" => declarator.child_by_field_name("declarator"),
+                            _ => Some(declarator),
+                        };
+                        let aggregate = inner.is_some_and(|d| {
+                            d.kind() == "array_declarator"
+                                || (d.kind() == "identifier"
+                                    && node.child_by_field_name("type").is_some_and(|t| {
+                                        matches!(t.kind(), "struct_specifier" | "union_specifier")
+                                    }))
+                        });
+                        if aggregate {
+                            self.aggregates.insert(name.clone());
                         }
                         self.locals.insert(name);
                     }
@@ -983,6 +1003,19 @@ impl<'a, 't> Engine<'a, 't> {
         if !plain {
             return;
         }
+        // `msgs[0].buf = buf`: stored in an object of the frame, which dies with it; the
+        // pointer is lent to whatever that object is given to, not handed on.
+        if self.in_local_aggregate(left) {
+            let handed = self.handed_on(right, state);
+            if !handed.is_empty() {
+                for key in handed {
+                    if let Some(r) = state.resources.get_mut(&key) {
+                        r.lent = true;
+                    }
+                }
+                return;
+            }
+        }
         match self.key(left) {
             Some(key) => self.bind(&key, right, state),
             None => {
@@ -996,6 +1029,29 @@ impl<'a, 't> Engine<'a, 't> {
                     }
                 }
                 self.escape(right, state)
+            }
+        }
+    }
+
+    /// True when `lvalue` is a field or element of a local array or struct reached without a
+    /// dereference: `msgs[0].buf`, `cfg.data`.
+    fn in_local_aggregate(&self, lvalue: Node) -> bool {
+        let mut node = strip_parens(lvalue);
+        let mut inside = false;
+        loop {
+            match node.kind() {
+                "field_expression"
+                    if node
+                        .child_by_field_name("operator")
+                        .is_some_and(|o| self.text(o) == ".") => {}
+                "subscript_expression" => {}
+                "identifier" => return inside && self.aggregates.contains(self.text(node)),
+                _ => return false,
+            }
+            inside = true;
+            match node.child_by_field_name("argument") {
+                Some(base) => node = strip_parens(base),
+                None => return false,
             }
         }
     }
@@ -2182,7 +2238,11 @@ fn keeps(name: &str) -> bool {
 /// `foo_destroy`, `foo_detach`): the object is handed on. Any other callee is lent the object
 /// for the call. Read word by word (`setup` is not `set`, `address` is not `add`).
 fn keeps_or_releases(name: &str) -> bool {
-    if initializes(name) {
+    // `put_unaligned_le16(v, buf)`, `put_user(v, p)`: store a value through the pointer.
+    let stores_value = ["put_unaligned", "put_user"]
+        .iter()
+        .any(|p| name.trim_start_matches('_').starts_with(p));
+    if initializes(name) || stores_value {
         return false;
     }
     name == "WRITE_ONCE" || says_keeps(name) || any_word(name, release_word)
