@@ -19,4 +19,4 @@
 ; parse_reply): they use the pointer during the call and do not keep it. This is a naming
 ; heuristic; the model (issue 3) judges the calls it cannot decide.
 ((call_expression function: (identifier) @fn) @borrow
-  (#match? @fn "(^|_)(read|write|fill|copy|parse|get|fetch|recv|receive|dump|format|check|verify|validate|compute|calc|decode|encode|scan|crc|checksum|print|show)(_|$)"))
+  (#match? @fn "^print|(^|_)(read|write|fill|copy|parse|get|fetch|recv|receive|dump|format|check|verify|validate|compute|calc|decode|encode|scan|crc|checksum|print|show)(_|$)"))

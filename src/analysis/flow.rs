@@ -61,6 +61,9 @@ pub enum Fact {
         var: String,
         alloc: ByteRange,
         exit: Exit,
+        /// At a return that is not an error: the memory was never freed, lent or handed on,
+        /// and nothing but a few plain buffer calls (`memcpy`, `strcpy`, `printf`) was given it.
+        normal: bool,
     },
     /// A lock taken in this function and still held when the function returns.
     LockHeld {
@@ -177,6 +180,8 @@ struct Resource {
     /// is not a leak unless the function itself hands the object on later (`return p;`,
     /// `dev->p = p;`), which it could not do with something it had given away.
     lent: bool,
+    /// Given to a call other than the plain buffer and printing calls of `only_reads`.
+    passed: bool,
     /// Other names the pointer was copied to (`prop->value = buf = kzalloc(...)`): a NULL test
     /// of any of them tests it.
     also: Vec<String>,
@@ -244,6 +249,7 @@ impl State {
                         checked: x.checked || y.checked,
                         escaped: x.escaped || y.escaped,
                         lent: x.lent || y.lent,
+                        passed: x.passed || y.passed,
                         also,
                         ..x
                     };
@@ -369,6 +375,70 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// The locals that the function returns (`return p;`, `return &p->member;`) or stores
     /// where it outlives the call (`dev->priv = p;`, `*out = p;`) somewhere in its body.
+    /// True when every mention of the local `key` in the function is plain: assigned to,
+    /// tested, written through (`key->f = v`, `key[i] = v`), measured (`sizeof(*key)`), or
+    /// given (itself, a field or an element of it) to a call of `only_reads`. Then no copy of
+    /// the pointer, or of a pointer into its memory (`urb->buf = key->data`, `return key->kv`,
+    /// `vaddr = key + 8`), can outlive the function.
+    fn only_plain_uses(&self, key: &str) -> bool {
+        !syntax::any_node(self.body, |node| {
+            (node.kind() == "identifier" && self.text(node) == key).then(|| !self.plain_use(node))
+        })
+    }
+
+    /// One mention of a local for `only_plain_uses`.
+    fn plain_use(&self, node: Node) -> bool {
+        // Climb through the field and element accesses based on it: `key->a.b[i]`.
+        let mut at = node;
+        let mut through = false;
+        while let Some(parent) = at.parent() {
+            let based = matches!(parent.kind(), "field_expression" | "subscript_expression")
+                && parent.child_by_field_name("argument") == Some(at);
+            if !based {
+                break;
+            }
+            through = true;
+            at = parent;
+        }
+        let Some(parent) = at.parent() else {
+            return false;
+        };
+        match parent.kind() {
+            // `key = ...`, `key->f = ...`: written, not copied.
+            "assignment_expression" => parent.child_by_field_name("left") == Some(at),
+            // Its declaration: `char *key;`, `char *key = kmalloc(...)`.
+            "pointer_declarator" | "init_declarator" | "array_declarator" => {
+                !through && parent.child_by_field_name("declarator") == Some(at)
+            }
+            "declaration" => !through,
+            // `!key`, `key == NULL`, `if (key)`.
+            "unary_expression" => !through && parent.child(0).is_some_and(|o| self.text(o) == "!"),
+            "binary_expression" => {
+                !through
+                    && parent
+                        .child_by_field_name("operator")
+                        .is_some_and(|o| matches!(self.text(o), "==" | "!="))
+            }
+            "parenthesized_expression" => parent
+                .parent()
+                .is_some_and(|p| matches!(p.kind(), "if_statement" | "while_statement")),
+            // `sizeof(*key)`; `&key[0]` or `&key->f` given to a plain call.
+            "pointer_expression" => parent.parent().is_some_and(|p| {
+                p.kind() == "sizeof_expression"
+                    || (p.kind() == "argument_list"
+                        && p.parent()
+                            .and_then(|call| callee_name(call, self.source))
+                            .is_some_and(only_reads))
+            }),
+            "sizeof_expression" => true,
+            "argument_list" => parent
+                .parent()
+                .and_then(|call| callee_name(call, self.source))
+                .is_some_and(only_reads),
+            _ => false,
+        }
+    }
+
     fn handed_on_later(&self) -> &HashSet<String> {
         self.handed_later.get_or_init(|| {
             let mut out = HashSet::new();
@@ -789,7 +859,17 @@ impl<'a, 't> Engine<'a, 't> {
             }
             "declaration" => self.declaration(node, state),
             "expression_statement" | "parenthesized_expression" | "comma_expression" => {
-                self.children(node, state)
+                self.children(node, state);
+                // `exit(1);`, `panic(...)`, `BUG();`: the path ends here, without returning.
+                let call = node.named_child(0).filter(|c| {
+                    node.kind() == "expression_statement" && c.kind() == "call_expression"
+                });
+                if call
+                    .and_then(|c| callee_name(c, self.source))
+                    .is_some_and(|n| NO_RETURN.contains(&n))
+                {
+                    state.live = false;
+                }
             }
             "if_statement" => self.if_statement(node, state),
             "for_statement" | "while_statement" => self.loop_statement(node, state),
@@ -1089,6 +1169,7 @@ impl<'a, 't> Engine<'a, 't> {
                     checked: self.text(value).contains("__GFP_NOFAIL"),
                     escaped: !self.locals.contains(key) || self.auto_freed.contains(key),
                     lent: false,
+                    passed: false,
                     also: Vec::new(),
                 },
             );
@@ -1201,6 +1282,7 @@ impl<'a, 't> Engine<'a, 't> {
                         checked: true,
                         escaped: true,
                         lent: false,
+                        passed: false,
                         also: Vec::new(),
                     });
                     entry.freed = Some(here);
@@ -1379,11 +1461,13 @@ impl<'a, 't> Engine<'a, 't> {
         } else {
             Vec::new()
         };
+        let plain = only_reads(name);
         for (i, arg) in call_arguments(node).into_iter().enumerate() {
             for key in self.handed_on(arg, state) {
                 let Some(r) = state.resources.get_mut(&key) else {
                     continue;
                 };
+                r.passed |= !plain;
                 if let Some(free) = r.freed {
                     if derefs || !names_freed {
                         self.report(Fact::UseAfterFree {
@@ -2081,12 +2165,35 @@ impl<'a, 't> Engine<'a, 't> {
                 }
             }
         }
-        if !self.is_error(value, state) {
-            return;
-        }
         let returned = value
             .map(|v| syntax::squash(self.text(v)))
             .unwrap_or_default();
+        if !self.is_error(value, state) {
+            // Any other return: memory the path never freed, stored, handed on or gave to any
+            // call but a plain buffer or printing one (`strcpy(data, ...)`, `printf`) is lost.
+            for (key, r) in &state.resources {
+                let (Some(alloc), None, false, false, false) =
+                    (r.alloc, r.freed, r.escaped, r.lent, r.passed)
+                else {
+                    continue;
+                };
+                if !self.locals.contains(key)
+                    || self.auto_freed.contains(key)
+                    || mentions(&returned, key)
+                    || self.handed_on_later().contains(key)
+                    || !self.only_plain_uses(key)
+                {
+                    continue;
+                }
+                self.report(Fact::Leak {
+                    var: key.clone(),
+                    alloc,
+                    exit: exit.clone(),
+                    normal: true,
+                });
+            }
+            return;
+        }
         for (key, r) in &state.resources {
             let (Some(alloc), None, false) = (r.alloc, r.freed, r.escaped) else {
                 continue;
@@ -2097,6 +2204,7 @@ impl<'a, 't> Engine<'a, 't> {
                     var: key.clone(),
                     alloc,
                     exit: exit.clone(),
+                    normal: false,
                 });
                 continue;
             }
@@ -2110,6 +2218,7 @@ impl<'a, 't> Engine<'a, 't> {
                 var: key.clone(),
                 alloc,
                 exit: exit.clone(),
+                normal: false,
             });
         }
     }
@@ -2155,6 +2264,48 @@ fn links_first(name: &str) -> bool {
         .iter()
         .any(|p| name.starts_with(p))
 }
+
+/// True for calls that only read or write the bytes of a buffer during the call, or print it:
+/// `memset`, `strcpy`, `snprintf`, `printf`, `pr_info`. What else a pointer is given to may
+/// keep it, even when its name says it reads or fills (`usb_fill_bulk_urb()` with
+/// `URB_FREE_BUFFER` hands the buffer to the URB).
+fn only_reads(name: &str) -> bool {
+    const PLAIN: &[&str] = &[
+        "memset",
+        "memcpy",
+        "memmove",
+        "memcmp",
+        "strlen",
+        "strnlen",
+        "strcmp",
+        "strncmp",
+        "strcpy",
+        "strncpy",
+        "strscpy",
+        "strlcpy",
+        "strcat",
+        "strncat",
+        "strlcat",
+        "sprintf",
+        "snprintf",
+        "scnprintf",
+        "sscanf",
+        "wcscpy",
+        "wcslen",
+        "wcsncpy",
+        "printk",
+        "puts",
+        "dev_err",
+        "dev_warn",
+        "dev_info",
+        "dev_dbg",
+        "dev_notice",
+    ];
+    PLAIN.contains(&name) || name.starts_with("print") || name.starts_with("pr_")
+}
+
+/// Calls that never return.
+const NO_RETURN: &[&str] = &["exit", "_exit", "_Exit", "abort", "panic", "BUG", "do_exit"];
 
 /// Words of a callee's name that say it keeps what it is given (stores, links, registers,
 /// queues or sends it). Short words match whole (`set`, not `setup`); long ones as a prefix

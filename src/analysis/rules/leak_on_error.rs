@@ -10,7 +10,8 @@ pub const RULE: Rule = Rule {
     id: "leak-on-error",
     severity: Severity::Warning,
     confidence: 0.85,
-    summary: "Memory allocated in the function is not freed on an early error return.",
+    summary: "Memory allocated in the function is not freed on an early error return, or is \
+              never freed, stored or handed on at all.",
     why: "The pointer is the only reference to the allocation: it is a local variable, it was not \
           stored in a struct, put on a list or passed to a function that keeps or releases what \
           it is given (`list_add`, `*_register`, `put_device`, `fput`, a call given a destructor), \
@@ -57,7 +58,13 @@ fn comment_says_freed(ctx: &Context, exit: ByteRange) -> bool {
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     for fact in ctx.facts() {
-        let Fact::Leak { var, alloc, exit } = fact else {
+        let Fact::Leak {
+            var,
+            alloc,
+            exit,
+            normal,
+        } = fact
+        else {
             continue;
         };
         let Some(call) = ctx.node_at(alloc) else {
@@ -71,9 +78,11 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             range: alloc,
             message: Message::new().text(format!("`{var}` is allocated here by {allocator}()")),
         }];
-        related.extend(exit_related(&exit, "the error return"));
+        let exit_word = if normal { "return" } else { "error return" };
+        related.extend(exit_related(&exit, &format!("the {exit_word}")));
         let mut fixes: Vec<Fix> = ctx
             .node_at(exit.decision())
+            .filter(|_| !normal)
             .and_then(|statement| jump_to_ladder(ctx, statement, &var, alloc.start))
             .into_iter()
             .collect();
@@ -100,9 +109,13 @@ fn check(ctx: &Context) -> Vec<Candidate> {
                 Message::new()
                     .text(format!("`{var}` allocated at "))
                     .line_of(alloc.start)
-                    .text(" is not freed "),
+                    .text(if normal {
+                        " is never freed, stored or handed on, so it is lost "
+                    } else {
+                        " is not freed "
+                    }),
                 &exit,
-                "error return",
+                exit_word,
             ),
             related,
             fixes,
