@@ -182,6 +182,9 @@ struct Resource {
     lent: bool,
     /// Given to a call other than the plain buffer and printing calls of `only_reads`.
     passed: bool,
+    /// Escaped only by being linked into a list (`list_add(&p->list, head)`): unlinking it
+    /// again (`list_del(&p->list)`) makes it the function's own again.
+    linked: bool,
     /// Other names the pointer was copied to (`prop->value = buf = kzalloc(...)`): a NULL test
     /// of any of them tests it.
     also: Vec<String>,
@@ -250,6 +253,7 @@ impl State {
                         escaped: x.escaped || y.escaped,
                         lent: x.lent || y.lent,
                         passed: x.passed || y.passed,
+                        linked: x.linked && y.linked,
                         also,
                         ..x
                     };
@@ -422,14 +426,23 @@ impl<'a, 't> Engine<'a, 't> {
             "parenthesized_expression" => parent
                 .parent()
                 .is_some_and(|p| matches!(p.kind(), "if_statement" | "while_statement")),
-            // `sizeof(*key)`; `&key[0]` or `&key->f` given to a plain call.
-            "pointer_expression" => parent.parent().is_some_and(|p| {
-                p.kind() == "sizeof_expression"
-                    || (p.kind() == "argument_list"
-                        && p.parent()
-                            .and_then(|call| callee_name(call, self.source))
-                            .is_some_and(only_reads))
-            }),
+            // `sizeof(*key)`; `&key[0]` or `&key->f` given to a plain call, also through a
+            // cast (`printStructLine((twoIntsStruct *)&data[0])`).
+            "pointer_expression" => {
+                let mut up = parent.parent();
+                while let Some(p) = up
+                    .filter(|p| matches!(p.kind(), "cast_expression" | "parenthesized_expression"))
+                {
+                    up = p.parent();
+                }
+                up.is_some_and(|p| {
+                    p.kind() == "sizeof_expression"
+                        || (p.kind() == "argument_list"
+                            && p.parent()
+                                .and_then(|call| callee_name(call, self.source))
+                                .is_some_and(only_reads))
+                })
+            }
             "sizeof_expression" => true,
             "argument_list" => parent
                 .parent()
@@ -1170,6 +1183,7 @@ impl<'a, 't> Engine<'a, 't> {
                     escaped: !self.locals.contains(key) || self.auto_freed.contains(key),
                     lent: false,
                     passed: false,
+                    linked: false,
                     also: Vec::new(),
                 },
             );
@@ -1283,6 +1297,7 @@ impl<'a, 't> Engine<'a, 't> {
                         escaped: true,
                         lent: false,
                         passed: false,
+                        linked: false,
                         also: Vec::new(),
                     });
                     entry.freed = Some(here);
@@ -1419,6 +1434,11 @@ impl<'a, 't> Engine<'a, 't> {
         };
         // `list_add(&new->list, head)` links `new`; the list's head stays where it was.
         let linked = |i: usize| i == 0 || !links_first(name);
+        // `list_del(&p->list)` after this function's own `list_add(&p->list, head)`.
+        let unlinks = ["list_del", "hlist_del"]
+            .iter()
+            .any(|u| name.starts_with(u));
+        let mut unlinked: Vec<String> = Vec::new();
         if keeps {
             for (_, arg) in call_arguments(node)
                 .into_iter()
@@ -1444,8 +1464,19 @@ impl<'a, 't> Engine<'a, 't> {
                         _ => break,
                     };
                 }
-                if let Some(r) = self.key(base).and_then(|k| state.resources.get_mut(&k)) {
-                    if r.freed.is_none() {
+                if let Some((key, r)) = self
+                    .key(base)
+                    .and_then(|k| state.resources.get_mut(&k).map(|r| (k, r)))
+                {
+                    if r.freed.is_some() {
+                        continue;
+                    }
+                    if unlinks && r.linked {
+                        r.escaped = false;
+                        r.linked = false;
+                        unlinked.push(key);
+                    } else {
+                        r.linked = links_first(name) && (r.linked || !r.escaped);
                         r.escaped = true;
                     }
                 }
@@ -1487,7 +1518,9 @@ impl<'a, 't> Engine<'a, 't> {
                     // macro may test it, and so may a function of the file that tests that
                     // parameter (`if (!ret) return -EINVAL;`) for a caller that tests its
                     // result.
-                    if keeps_or_releases(name) && linked(i) {
+                    if unlinked.contains(&key) {
+                        // Taken back out of the list it was linked into: the function's own.
+                    } else if keeps_or_releases(name) && linked(i) {
                         r.escaped = true;
                         r.checked = true;
                     } else if !initializes(name) {
@@ -2355,18 +2388,15 @@ fn keep_word(w: &str) -> bool {
     KEEP_WORDS.contains(&w) || KEEP_STARTS.iter().any(|s| w.starts_with(s))
 }
 
-/// Words that, after a keeping word, make it a noun in the name of a query:
-/// `bnxt_hwrm_queue_cos2bw_qcfg()` reads a queue's configuration into what it is given.
+/// Words that make a keeping word a noun in the name of a query: `bnxt_hwrm_queue_cos2bw_qcfg()`
+/// reads a queue's configuration into what it is given, `netdev_get_tx_queue()` looks one up.
 const QUERY_WORDS: &[&str] = &["qcfg", "query", "qry", "get", "read", "show", "dump"];
 
-/// True when some word of `name` says it keeps what it is given, and no query word follows it.
+/// True when some word of `name` says it keeps what it is given, and none says it is a query.
 fn says_keeps(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     let words: Vec<&str> = lower.split('_').filter(|w| !w.is_empty()).collect();
-    words
-        .iter()
-        .enumerate()
-        .any(|(i, w)| keep_word(w) && !words[i + 1..].iter().any(|q| QUERY_WORDS.contains(q)))
+    !words.iter().any(|q| QUERY_WORDS.contains(q)) && words.iter().any(|w| keep_word(w))
 }
 
 fn release_word(w: &str) -> bool {
