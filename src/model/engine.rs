@@ -167,9 +167,18 @@ fn device() -> candle_core::Device {
     if candle_core::utils::cuda_is_available() {
         match candle_core::Device::new_cuda(0) {
             Ok(gpu) => return gpu,
-            Err(error) => tracing::warn!(
-                "built with CUDA, but no GPU is usable ({error}): the model runs on the CPU"
-            ),
+            Err(error) => {
+                // candle's error text carries a backtrace after its first line.
+                let error = error.to_string();
+                let error = error
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches(',');
+                tracing::warn!(
+                    "built with CUDA, but no GPU is usable ({error}): the model runs on the CPU"
+                )
+            }
         }
     }
     candle_core::Device::Cpu
