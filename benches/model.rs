@@ -42,6 +42,7 @@ async fn main() {
         message: "`buf` allocated at line 6 is not freed on the error return at line 11".to_owned(),
         evidence: vec!["line 6: `buf` is allocated here".to_owned()],
         function: function.to_owned(),
+        context: String::new(),
     };
     let prompt = explain::prompt(&finding);
     let prompt_tokens = engine.token_count(&prompt);

@@ -79,6 +79,9 @@ enum Command {
         /// With --judge: what the model sees besides the function.
         #[arg(long, value_enum, default_value = "comment", requires = "judge")]
         context: aidiag::cli::judgement::Context,
+        /// With --judge: what the verdict prompt asks.
+        #[arg(long, value_enum, default_value = "report", requires = "judge")]
+        question: aidiag::model::judge::Question,
     },
 }
 
@@ -241,6 +244,7 @@ fn main() -> ExitCode {
             name,
             judge,
             context,
+            question,
         }) => {
             let model = match model.options(&corpus) {
                 Ok(model) => model,
@@ -250,6 +254,7 @@ fn main() -> ExitCode {
                 let code = aidiag::cli::judgement::run(
                     &corpus,
                     context,
+                    question,
                     matches!(format, aidiag::cli::eval::EvalFormat::Json),
                     &model,
                     &mut std::io::stdout(),

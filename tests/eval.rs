@@ -72,15 +72,16 @@ fn kernel_corpus_figures_do_not_regress() {
         covered["found"].as_u64().unwrap(),
         covered["bugs"].as_u64().unwrap(),
     );
-    // Measured 2026-11-26: 21 hits, 1 false alarm, 21 of 30 bugs found, 1 of 30 clean cases
-    // flagged on the classes the rules cover.
+    // Measured 2026-11-30 with the 30 cases of the recall issue added (15 buggy, 15 clean): 23
+    // hits, no false alarm, 23 of 42 bugs found, 0 of 42 clean cases flagged on the classes the
+    // rules cover.
     assert_eq!(
-        bugs, 30,
+        bugs, 42,
         "the corpus changed: update this test and docs/quality.md"
     );
-    assert!(hits >= 21, "hits fell to {hits}");
+    assert!(hits >= 23, "hits fell to {hits}");
     assert!(false_alarms <= 1, "false alarms rose to {false_alarms}");
-    assert!(found >= 21, "bugs found fell to {found} of {bugs}");
+    assert!(found >= 23, "bugs found fell to {found} of {bugs}");
     assert!(covered["clean_flagged"].as_u64().unwrap() <= 1);
     let precision = hits as f64 / (hits + false_alarms) as f64;
     assert!(

@@ -20,3 +20,18 @@
 ; heuristic; the model (issue 3) judges the calls it cannot decide.
 ((call_expression function: (identifier) @fn) @borrow
   (#match? @fn "^print|(^|_)(read|write|fill|copy|parse|get|fetch|recv|receive|dump|format|check|verify|validate|compute|calc|decode|encode|scan|crc|checksum|print|show)(_|$)"))
+
+; Resources other than memory, named by the first argument: acquisitions that return 0 when
+; they took it (a clock enabled, a regulator, an IRQ, a runtime-PM reference) ...
+((call_expression function: (identifier) @fn) @resource.take
+  (#match? @fn "^(clk_prepare_enable|clk_enable|clk_prepare|clk_bulk_prepare_enable|regulator_enable|regulator_bulk_enable|pci_enable_device|pci_enable_device_mem|request_irq|request_threaded_irq|pm_runtime_resume_and_get)$"))
+; ... this one takes it whatever it returns (`pm_runtime_get_sync` counts the reference even
+; when it fails) ...
+((call_expression function: (identifier) @fn) @resource.take_always
+  (#eq? @fn "pm_runtime_get_sync"))
+; ... and their releases. A path that returns an error holding one is reported only where the
+; function releases it on another path after taking it. (Reset lines are left out: asserting a
+; reset before deasserting it is a pulse, not a release; device references are for a
+; reference-count rule.)
+((call_expression function: (identifier) @fn) @resource.put
+  (#match? @fn "^(clk_disable_unprepare|clk_disable|clk_unprepare|clk_bulk_disable_unprepare|regulator_disable|regulator_bulk_disable|pci_disable_device|free_irq|pm_runtime_put|pm_runtime_put_sync|pm_runtime_put_noidle|pm_runtime_put_autosuspend|pm_runtime_put_sync_autosuspend|pm_runtime_put_sync_suspend)$"))

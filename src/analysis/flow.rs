@@ -35,6 +35,12 @@ pub struct FlowInputs<'t> {
     /// is held when the call returns non-zero (`mutex_trylock`) rather than zero
     /// (`mutex_lock_interruptible`).
     pub conditional_acquires: HashMap<usize, (Node<'t>, bool)>,
+    /// Calls that take a resource other than memory, named by their first argument (a clock,
+    /// an IRQ, a runtime-PM reference), and whether they can fail (returning non-zero when
+    /// they did not take it).
+    pub takes: HashMap<usize, bool>,
+    /// Calls that release such a resource, named by their first argument.
+    pub puts: HashSet<usize>,
 }
 
 /// Where a path leaves the function.
@@ -88,6 +94,15 @@ pub enum Fact {
     /// holding it (or a callee's annotation says it keeps it), so what it does with it is the
     /// caller's business.
     EnteredHeld { lock: String },
+    /// A resource other than memory (a clock enabled, a runtime-PM reference, an IRQ) taken in
+    /// this function, still held at an error return, and released by the function on another
+    /// path (`release`, the sibling that says the function owns it).
+    Unreleased {
+        key: String,
+        acquire: ByteRange,
+        release: ByteRange,
+        exit: Exit,
+    },
     /// A pointer used after it was freed on the same path.
     UseAfterFree {
         var: String,
@@ -144,6 +159,9 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         handed_later: OnceCell::new(),
         lent_leaks: Vec::new(),
         given_back: HashSet::new(),
+        acquired_into: HashMap::new(),
+        released: HashMap::new(),
+        unreleased: Vec::new(),
         function,
     };
     engine.index(body);
@@ -155,6 +173,18 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
     }
     if engine.steps > STEP_LIMIT {
         return Vec::new();
+    }
+    // A resource held at an error return is reported only where the function releases it on
+    // another path: its own code says the release is its business.
+    for (key, acquire, exit) in std::mem::take(&mut engine.unreleased) {
+        if let Some(&release) = engine.released.get(&key) {
+            engine.report(Fact::Unreleased {
+                key,
+                acquire,
+                release,
+                exit,
+            });
+        }
     }
     for fact in std::mem::take(&mut engine.lent_leaks) {
         if let Fact::Leak { alloc, .. } = &fact {
@@ -212,6 +242,8 @@ struct State {
     /// Calls this path made while holding a lock that were given the lock itself: the callee
     /// may release it.
     lock_calls: BTreeSet<(String, ByteRange)>,
+    /// Resources of `FlowInputs::takes` taken on this path and not released, with where.
+    held: BTreeMap<String, ByteRange>,
 }
 
 impl State {
@@ -224,6 +256,7 @@ impl State {
             ints: BTreeMap::new(),
             conds: BTreeMap::new(),
             lock_calls: BTreeSet::new(),
+            held: BTreeMap::new(),
         }
     }
 
@@ -287,6 +320,11 @@ impl State {
             .into_iter()
             .filter(|(k, v)| b.conds.get(k) == Some(v))
             .collect();
+        let held = a
+            .held
+            .into_iter()
+            .filter(|(k, v)| b.held.get(k) == Some(v))
+            .collect();
         State {
             live: true,
             resources,
@@ -295,6 +333,7 @@ impl State {
             ints,
             conds,
             lock_calls,
+            held,
         }
     }
 
@@ -365,6 +404,13 @@ struct Engine<'a, 't> {
     handed_later: OnceCell<HashSet<String>>,
     /// Leaks of lent objects, reported after the walk if their allocation is in `given_back`.
     lent_leaks: Vec<Fact>,
+    /// Locals holding the result of a `FlowInputs::takes` acquisition that can fail (`ret =
+    /// clk_prepare_enable(clk)`), with the resource: testing them tells whether it was taken.
+    acquired_into: HashMap<String, String>,
+    /// The resources of `FlowInputs::takes` the function releases somewhere, with the first release.
+    released: HashMap<String, ByteRange>,
+    /// Resources held at an error return: (resource, acquisition, exit).
+    unreleased: Vec<(String, ByteRange, Exit)>,
     /// Allocations some path lends, then frees itself, and returns success on.
     given_back: HashSet<ByteRange>,
     /// What the functions of the same file do with locks, read on first need.
@@ -853,11 +899,17 @@ impl<'a, 't> Engine<'a, 't> {
                 }
                 Vec::new()
             }
-            _ => self
-                .key(node)
-                .filter(|k| state.resources.contains_key(k))
-                .into_iter()
-                .collect(),
+            _ => match self.key(node) {
+                Some(key) if state.resources.contains_key(&key) => vec![key],
+                // A local the object was copied to, or that points into it (`bind`).
+                Some(key) if node.kind() == "identifier" => state
+                    .resources
+                    .iter()
+                    .filter(|(_, r)| r.also.contains(&key))
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -1170,6 +1222,11 @@ impl<'a, 't> Engine<'a, 't> {
     /// `key = value`: a new allocation, an integer we can classify, or a value handed on.
     fn bind(&mut self, key: &str, value: Node, state: &mut State) {
         let value = strip_parens(value);
+        let acquisition = self.inputs.takes.get(&value.id()) == Some(&true);
+        if !acquisition {
+            // `ret` holds something else now: testing it tests that.
+            self.acquired_into.remove(key);
+        }
         let handed = self.handed_on(value, state);
         state.reset(key);
         if value.kind() == "call_expression" && self.inputs.allocs.contains(&value.id()) {
@@ -1256,12 +1313,15 @@ impl<'a, 't> Engine<'a, 't> {
         self.children(node, state);
         let id = node.id();
         let here = ByteRange::of(node);
+        self.pair_call(node, here, state);
         // An iterator macro (`list_for_each_entry_safe(pos, n, head, member)`) assigns its
         // cursors, and a callee given `&x` may assign `x`: whatever was known about them is gone.
         let iterator = name.contains("for_each");
-        for arg in call_arguments(node) {
+        let args = call_arguments(node);
+        let head = list_head(name, args.len());
+        for (i, arg) in args.into_iter().enumerate() {
             let arg = strip_parens(arg);
-            if iterator && arg.kind() == "identifier" {
+            if iterator && arg.kind() == "identifier" && head != Some(i) {
                 state.reset(self.text(arg));
             }
             let address = arg.kind() == "pointer_expression"
@@ -1548,6 +1608,103 @@ impl<'a, 't> Engine<'a, 't> {
         }
     }
 
+    /// A call of `FlowInputs::takes`: an acquisition that is a statement of its own, or whose result goes
+    /// to a local or a test, holds the resource named by its first argument; a release lets it go.
+    fn pair_call(&mut self, node: Node<'t>, here: ByteRange, state: &mut State) {
+        let name = callee_name(node, self.source).unwrap_or("");
+        // The bulk calls name their resources by the second argument (the first is a count).
+        let at = usize::from(name.contains("_bulk_"));
+        let Some(arg) = call_arguments(node).into_iter().nth(at) else {
+            return;
+        };
+        if let Some(&can_fail) = self.inputs.takes.get(&node.id()) {
+            let key = self.canonical(arg, 0);
+            let mut parent = node.parent();
+            while let Some(p) = parent.filter(|p| p.kind() == "parenthesized_expression") {
+                parent = p.parent();
+            }
+            let into = parent.and_then(|p| match p.kind() {
+                "assignment_expression" => p
+                    .child_by_field_name("left")
+                    .filter(|l| l.kind() == "identifier"),
+                "init_declarator" => p.child_by_field_name("declarator"),
+                _ => None,
+            });
+            let taken = match parent.map(|p| p.kind()) {
+                Some("expression_statement") => true,
+                Some("assignment_expression" | "init_declarator") => into.is_some(),
+                // Tested where it is called (`if (clk_enable(c))`): `pair_test` decides.
+                _ => can_fail,
+            };
+            if !taken {
+                return;
+            }
+            if let Some(var) = into.filter(|_| can_fail) {
+                self.acquired_into
+                    .insert(self.text(var).to_owned(), key.clone());
+            }
+            state.held.insert(key, here);
+        } else if self.inputs.puts.contains(&node.id()) {
+            let key = self.canonical(arg, 0);
+            // Only a release of what this path took says the function owns it: a clock
+            // disabled before it is set up and enabled again was on when the function began.
+            if state.held.remove(&key).is_some() {
+                self.released.entry(key).or_insert(here);
+            }
+        } else if !state.held.is_empty() && undoes(name) {
+            // `snd_foo_free(chip)`, `foo_cleanup(priv)`: a teardown helper may release what
+            // the function took; the walk cannot see inside it, so it stops tracking.
+            state.held.clear();
+        }
+    }
+
+    /// A test of whether a `FlowInputs::takes` acquisition that can fail failed (`if (ret)`, `if (ret <
+    /// 0)`, `if (clk_prepare_enable(c))`): the resource, and whether the test is true when it
+    /// failed (then the resource is not held on that branch).
+    fn pair_test(&self, condition: Node) -> Option<(String, bool)> {
+        let node = strip_parens(condition);
+        match node.kind() {
+            "unary_expression" if node.child(0).is_some_and(|o| self.text(o) == "!") => {
+                let (key, failed) = self.pair_test(node.child_by_field_name("argument")?)?;
+                Some((key, !failed))
+            }
+            "identifier" => Some((self.acquired_into.get(self.text(node))?.clone(), true)),
+            // `if ((err = pci_enable_device(pdev)))`: the value is the call's.
+            "assignment_expression" => self.pair_test(node.child_by_field_name("right")?),
+            "call_expression" => {
+                let name = callee_name(node, self.source)?;
+                if matches!(name, "likely" | "unlikely" | "WARN_ON" | "WARN_ON_ONCE") {
+                    return self.pair_test(*call_arguments(node).first()?);
+                }
+                if self.inputs.takes.get(&node.id()) != Some(&true) {
+                    return None;
+                }
+                Some((self.canonical(*call_arguments(node).first()?, 0), true))
+            }
+            "binary_expression" => {
+                let (op, left, right) = self.binary_parts(node)?;
+                if op == "&&" {
+                    // `ret < 0 && ret != -EACCES`: true only where it failed.
+                    return [left, right]
+                        .into_iter()
+                        .filter_map(|side| self.pair_test(side))
+                        .find(|(_, failed)| *failed);
+                }
+                if self.text(strip_parens(right)) != "0" {
+                    return None;
+                }
+                let failed = match op {
+                    "<" | "!=" => true,
+                    "==" | ">=" => false,
+                    _ => return None,
+                };
+                let (key, failed_when_nonzero) = self.pair_test(left)?;
+                Some((key, failed_when_nonzero == failed))
+            }
+            _ => None,
+        }
+    }
+
     /// A conditional acquisition tested by `condition`: the lock, where it was taken, and
     /// whether it is held when the condition is true.
     fn conditional_lock(&self, condition: Node) -> Option<(String, ByteRange, bool)> {
@@ -1691,6 +1848,10 @@ impl<'a, 't> Engine<'a, 't> {
             held.taken.insert((lock.clone(), at));
             held.locks.insert(lock, at);
         }
+        if let Some((key, failed_when_true)) = condition.and_then(|c| self.pair_test(c)) {
+            let failed = if failed_when_true { &mut yes } else { &mut no };
+            failed.held.remove(&key);
+        }
         if let Some(consequence) = node.child_by_field_name("consequence") {
             self.visit(consequence, &mut yes);
         }
@@ -1735,21 +1896,33 @@ impl<'a, 't> Engine<'a, 't> {
         }
     }
 
-    /// The plain identifiers among an iterator macro's arguments (its cursors).
+    /// The plain identifiers among an iterator macro's arguments (its cursors), but for the
+    /// list a list iterator walks.
     fn iterator_cursors(&self, condition: Node) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut args = Vec::new();
         let mut stack = vec![strip_parens(condition)];
         while let Some(node) = stack.pop() {
             match node.kind() {
+                // `a, b, c` nests to the left: the last argument is the right child.
                 "comma_expression" => {
                     let mut cursor = node.walk();
                     stack.extend(node.named_children(&mut cursor));
                 }
-                "identifier" => out.push(self.text(node).to_owned()),
-                _ => {}
+                _ => args.push(node),
             }
         }
-        out
+        args.sort_by_key(|n| n.start_byte());
+        let start = condition.parent().map_or(0, |p| p.start_byte());
+        let name = self.source[start..]
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or("");
+        let head = list_head(name, args.len());
+        args.iter()
+            .enumerate()
+            .filter(|(i, n)| n.kind() == "identifier" && head != Some(*i))
+            .map(|(_, n)| self.text(*n).to_owned())
+            .collect()
     }
 
     /// Walks a loop body once; the state after the loop joins "never entered", "ran once" and
@@ -2201,6 +2374,11 @@ impl<'a, 't> Engine<'a, 't> {
         let returned = value
             .map(|v| syntax::squash(self.text(v)))
             .unwrap_or_default();
+        if returns == Returns::Error {
+            for (key, &acquire) in &state.held {
+                self.unreleased.push((key.clone(), acquire, exit.clone()));
+            }
+        }
         if !self.is_error(value, state) {
             // Any other return: memory the path never freed, stored, handed on or gave to any
             // call but a plain buffer or printing one (`strcpy(data, ...)`, `printf`) is lost.
@@ -2255,6 +2433,45 @@ impl<'a, 't> Engine<'a, 't> {
             });
         }
     }
+}
+
+/// The argument a list iterator walks, which it reads and does not assign:
+/// `list_for_each_entry(pos, head, member)`, `list_for_each_safe(pos, n, head)`.
+fn list_head(name: &str, count: usize) -> Option<usize> {
+    (name.starts_with("list_for_each") || name.starts_with("hlist_for_each"))
+        .then(|| count.checked_sub(if name.contains("entry") { 2 } else { 1 }))
+        .flatten()
+}
+
+/// Whether a call's name says it tears something down (`snd_foo_free`, `foo_cleanup`,
+/// `bar_disable`, `foo_put_resources`).
+fn undoes(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "free",
+        "release",
+        "put",
+        "disable",
+        "cleanup",
+        "clean_up",
+        "remove",
+        "destroy",
+        "deinit",
+        "uninit",
+        "unprepare",
+        "fini",
+        "teardown",
+        "shutdown",
+        "unregister",
+        "off",
+        "stop",
+        "exit",
+        "unwind",
+        "undo",
+        "assert",
+    ]
+    .iter()
+    .any(|w| name.split('_').any(|part| part == *w) || (w.len() > 3 && name.contains(w)))
 }
 
 /// True when the squashed expression `text` names the identifier `key` as a whole word.

@@ -4,6 +4,7 @@
 //! the command line. A test in `tests/layers.rs` keeps it that way.
 
 pub mod cache;
+pub mod context;
 pub mod dialect;
 pub mod diff;
 pub mod finding;

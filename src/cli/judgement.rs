@@ -40,6 +40,10 @@ pub enum Context {
     None,
     /// The comment block right above the function, then the function.
     Comment,
+    /// The comment and the function, then what the file says around it
+    /// (`analysis::context`): its callers, the callees where the finding is, the other
+    /// functions that release the lock.
+    Related,
 }
 
 #[derive(Serialize)]
@@ -120,6 +124,7 @@ fn relative_lines(text: &str, first_line: usize) -> String {
 pub fn run(
     set: &std::path::Path,
     context: Context,
+    question: judge::Question,
     json: bool,
     options: &super::model::ModelOptions,
     stdout: &mut dyn Write,
@@ -176,7 +181,7 @@ pub fn run(
                 match index.at(offset) {
                     Some(function) => {
                         let start = match context {
-                            Context::Comment => {
+                            Context::Comment | Context::Related => {
                                 functions::leading_comment(&code, function.range.start)
                                     .unwrap_or(function.range.start)
                             }
@@ -204,16 +209,34 @@ pub fn run(
                                 })
                                 .collect(),
                             function: code[start..function.range.end].to_owned(),
-                        };
-                        runtime
-                            .block_on(service.verdict(function.hash, &text))
-                            .map(|v| {
-                                if v.real {
-                                    v.confidence
-                                } else {
-                                    1.0 - v.confidence
+                            context: match context {
+                                Context::Related => {
+                                    let mut at: Vec<usize> = case
+                                        .evidence
+                                        .iter()
+                                        .map(|e| e.line.saturating_sub(1))
+                                        .collect();
+                                    at.push(case.line.saturating_sub(1));
+                                    crate::analysis::context::for_finding(
+                                        &parse.tree,
+                                        &code,
+                                        &index,
+                                        function,
+                                        &at,
+                                        crate::analysis::context::subject(&case.message),
+                                        case.rule == "lock-imbalance",
+                                    )
                                 }
-                            })
+                                _ => String::new(),
+                            },
+                        };
+                        runtime.block_on(service.ask(&text, question)).map(|v| {
+                            if v.real {
+                                v.confidence
+                            } else {
+                                1.0 - v.confidence
+                            }
+                        })
                     }
                     None => {
                         let _ = writeln!(
@@ -272,7 +295,7 @@ pub fn run(
         .collect();
     let report = Report {
         model: service.backend.name().to_owned(),
-        context: format!("{context:?}").to_lowercase(),
+        context: format!("{context:?}, question {question:?}").to_lowercase(),
         cases: judged.len(),
         real,
         false_: judged.len() - real,

@@ -26,6 +26,10 @@ pub struct FindingText {
     pub message: String,
     pub evidence: Vec<String>,
     pub function: String,
+    /// What the file says around the function (`analysis::context`): callers, callees, the
+    /// functions that release the lock. Empty unless asked for (`aidiag eval --judge --context
+    /// related`): no measurement has earned it a place in the CLI's and the server's prompts.
+    pub context: String,
 }
 
 impl FindingText {
@@ -55,6 +59,7 @@ impl FindingText {
             message: finding.message.render(&line_of),
             evidence,
             function,
+            context: String::new(),
         }
     }
 }

@@ -179,8 +179,30 @@ impl ModelService {
         if let Some(stored) = self.cached_verdict(key) {
             return stored;
         }
+        let Ok(verdict) = self.asked(text, judge::Question::Report).await else {
+            // Not answered is not an abstention: nothing is stored, and the next check asks
+            // again.
+            return None;
+        };
+        self.store.put(key, encode(verdict));
+        verdict
+    }
+
+    /// Asks `question` about a finding, without the store (`aidiag eval --judge`, which
+    /// compares prompts the store's keys do not tell apart).
+    pub async fn ask(&self, text: &FindingText, question: judge::Question) -> Option<Verdict> {
+        self.asked(text, question).await.ok().flatten()
+    }
+
+    /// The model's answer; `Err` when it was not answered (a server down), `Ok(None)` when the
+    /// model abstained.
+    async fn asked(
+        &self,
+        text: &FindingText,
+        question: judge::Question,
+    ) -> Result<Option<Verdict>, ()> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let (system, rest) = judge::prompt_parts(text);
+        let (system, rest) = judge::asked(text, question);
         let started = std::time::Instant::now();
         let computed = self.computed();
         let verdict = match self.backend.choose(system, &rest, &judge::CHOICES).await {
@@ -188,9 +210,7 @@ impl ModelService {
                 real: choice == 0,
                 confidence,
             }),
-            // Not answered is not an abstention: nothing is stored, and the next check asks
-            // again.
-            Err(_) => return None,
+            Err(_) => return Err(()),
         };
         tracing::debug!(
             prompt_tokens = self.backend.token_count(&(system.to_owned() + &rest)),
@@ -199,8 +219,7 @@ impl ModelService {
             ms = started.elapsed().as_millis() as u64,
             "verdict asked"
         );
-        self.store.put(key, encode(verdict));
-        verdict
+        Ok(verdict)
     }
 
     /// Runs the start of the verdict prompts about `function` (its code, before any report)

@@ -125,7 +125,7 @@ pub struct ModelWorker {
 
 /// What the worker does next.
 enum Next {
-    Job(Job, usize),
+    Job(Box<Job>, usize),
     Ahead(u64, String),
 }
 
@@ -243,12 +243,12 @@ impl ModelWorker {
                     Some((hash, code)) => Some(Next::Ahead(hash, code)),
                     None => queue.jobs.pop().map(|job| {
                         queue.keys.remove(&job.key);
-                        Next::Job(job, queue.jobs.len())
+                        Next::Job(Box::new(job), queue.jobs.len())
                     }),
                 }
             };
             let (job, left) = match next {
-                Some(Next::Job(job, left)) => (Some(job), left),
+                Some(Next::Job(job, left)) => (Some(*job), left),
                 Some(Next::Ahead(hash, code)) => {
                     if (hooks.live)(hash) {
                         // A newer edit or a hover's job ends it between steps; what it has

@@ -209,6 +209,7 @@ fn with_model(
                 message: String::new(),
                 evidence: Vec::new(),
                 function: code.clone(),
+                context: String::new(),
             };
             if let Some(Some(review)) =
                 worker.review(function.hash, text, uri, priority_of(function))

@@ -11,7 +11,8 @@ pub const RULE: Rule = Rule {
     severity: Severity::Warning,
     confidence: 0.85,
     summary: "Memory allocated in the function is not freed on an early error return, or is \
-              never freed, stored or handed on at all.",
+              never freed, stored or handed on at all; or a clock, runtime-PM reference, IRQ or \
+              device reference the function releases on other paths is kept on an error return.",
     why: "The pointer is the only reference to the allocation: it is a local variable, it was not \
           stored in a struct, put on a list or passed to a function that keeps or releases what \
           it is given (`list_add`, `*_register`, `put_device`, `fput`, a call given a destructor), \
@@ -55,9 +56,83 @@ fn comment_says_freed(ctx: &Context, exit: ByteRange) -> bool {
     })
 }
 
+/// A clock left enabled, a runtime-PM reference or an IRQ kept, at an error return, where
+/// another path of the function releases it.
+fn unreleased(
+    ctx: &Context,
+    key: &str,
+    acquire: ByteRange,
+    release: ByteRange,
+    exit: &crate::analysis::flow::Exit,
+) -> Option<Candidate> {
+    let taken = ctx.node_at(acquire)?;
+    let taker = callee_name(taken, ctx.source)?;
+    // The resource as the code names it where it is taken (`key` is the walk's canonical name).
+    let named = call_arguments(taken)
+        .get(usize::from(taker.contains("_bulk_")))
+        .map(|a| syntax::squash(ctx.text(*a)))
+        .unwrap_or_else(|| key.to_owned());
+    let key = named.as_str();
+    let release_call = ctx.node_at(release)?;
+    let releaser = callee_name(release_call, ctx.source)?;
+    let related = vec![
+        Related {
+            range: acquire,
+            message: Message::new().text(format!("`{key}` is taken here by {taker}()")),
+        },
+        Related {
+            range: release,
+            message: Message::new()
+                .text(format!("another path releases it here with {releaser}()")),
+        },
+    ]
+    .into_iter()
+    .chain(exit_related(exit, "the error return"))
+    .collect();
+    let fixes = ctx
+        .node_at(exit.decision())
+        .and_then(|statement| {
+            insert_before(
+                ctx.source,
+                statement,
+                &[format!("{};", ctx.text(release_call))],
+                format!("Call {releaser}() before leaving"),
+            )
+        })
+        .into_iter()
+        .collect();
+    Some(Candidate {
+        severity: None,
+        range: exit.decision(),
+        message: exit_message(
+            ctx.source,
+            Message::new()
+                .text(format!("`{key}` taken by {taker}() at "))
+                .line_of(acquire.start)
+                .text(format!(" is not released ({releaser}()) ")),
+            exit,
+            "error return",
+        ),
+        related,
+        fixes,
+    })
+}
+
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     for fact in ctx.facts() {
+        if let Fact::Unreleased {
+            key,
+            acquire,
+            release,
+            exit,
+        } = &fact
+        {
+            if !comment_says_freed(ctx, exit.decision()) {
+                out.extend(unreleased(ctx, key, *acquire, *release, exit));
+            }
+            continue;
+        }
         let Fact::Leak {
             var,
             alloc,

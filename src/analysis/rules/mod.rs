@@ -147,8 +147,9 @@ impl<'t> Context<'t> {
 
     /// The inputs of the path walk: calls captured as `@alloc`, `@free` (with `@free.arg`),
     /// `@borrow`, `@deref`, `@acquire` and `@release` (with `@lock`, absent for argument-less
-    /// locks), and `@acquire.if_zero` / `@acquire.if_nonzero` (with `@lock`) for acquisitions
-    /// whose result says whether the lock was taken.
+    /// locks), `@acquire.if_zero` / `@acquire.if_nonzero` (with `@lock`) for acquisitions
+    /// whose result says whether the lock was taken, and `@resource.take` (can fail),
+    /// `@resource.take_always` and `@resource.put` for resources other than memory.
     pub fn flow_inputs(&self) -> FlowInputs<'t> {
         let mut inputs = FlowInputs::default();
         for m in &self.matches {
@@ -176,6 +177,15 @@ impl<'t> Context<'t> {
             if let (Some(call), Some(arg)) = (m.get("acquire.if_nonzero"), m.get("lock")) {
                 inputs.conditional_acquires.insert(call.id(), (arg, true));
             }
+            if let Some(call) = m.get("resource.take") {
+                inputs.takes.insert(call.id(), true);
+            }
+            if let Some(call) = m.get("resource.take_always") {
+                inputs.takes.insert(call.id(), false);
+            }
+            if let Some(call) = m.get("resource.put") {
+                inputs.puts.insert(call.id());
+            }
         }
         inputs
     }
@@ -188,6 +198,7 @@ impl<'t> Context<'t> {
             && inputs.frees.is_empty()
             && inputs.acquires.is_empty()
             && inputs.conditional_acquires.is_empty()
+            && inputs.takes.is_empty()
         {
             return Vec::new();
         }
