@@ -2,7 +2,7 @@
 
 ; Acquisitions that always succeed. Conditional ones (trylock, _interruptible) are not here.
 ((call_expression function: (identifier) @fn arguments: (argument_list . (_) @lock)) @acquire
-  (#match? @fn "^(mutex_lock|mutex_lock_nested|spin_lock|spin_lock_irq|spin_lock_irqsave|spin_lock_bh|spin_lock_nested|raw_spin_lock|raw_spin_lock_irq|raw_spin_lock_irqsave|raw_spin_lock_bh|read_lock|read_lock_irq|read_lock_irqsave|read_lock_bh|write_lock|write_lock_irq|write_lock_irqsave|write_lock_bh|down_read|down_write|down|pthread_mutex_lock|lock_sock)$"))
+  (#match? @fn "^(mutex_lock|mutex_lock_nested|spin_lock|spin_lock_irq|spin_lock_irqsave|spin_lock_bh|spin_lock_nested|raw_spin_lock|raw_spin_lock_irq|raw_spin_lock_irqsave|raw_spin_lock_bh|read_lock|read_lock_irq|read_lock_irqsave|read_lock_bh|write_lock|write_lock_irq|write_lock_irqsave|write_lock_bh|down_read|down_write|down|pthread_mutex_lock|lock_sock|__acquire)$"))
 
 ; Releases.
 ((call_expression function: (identifier) @fn arguments: (argument_list . (_) @lock)) @release

@@ -294,10 +294,15 @@ impl State {
                 }
             }
         }
+        // Held on both paths, even if one path dropped it and took it again: held, named by
+        // the earlier acquisition.
         let locks = a
             .locks
             .into_iter()
-            .filter(|(k, v)| b.locks.get(k) == Some(v))
+            .filter_map(|(k, v)| {
+                let w = *b.locks.get(&k)?;
+                Some((k, if w.start < v.start { w } else { v }))
+            })
             .collect();
         // Zero on one path and not negative on the other is not negative.
         let ints = a
@@ -1246,9 +1251,21 @@ impl<'a, 't> Engine<'a, 't> {
             );
             return;
         }
+        // `gmi = &buf->mem_info`, where `gmi` is only read through and given to calls that do
+        // not say they keep it: another name for a part of the object, not a place it is kept;
+        // giving `gmi` to a call lends `buf` (`handed_on`).
+        let interior = !handed.is_empty()
+            && self.locals.contains(key)
+            && !self.auto_freed.contains(key)
+            && value.kind() == "pointer_expression"
+            && value
+                .child_by_field_name("argument")
+                .map(strip_parens)
+                .is_some_and(|a| a.kind() == "field_expression")
+            && self.only_lent(key);
         for handed in handed {
             if let Some(r) = state.resources.get_mut(&handed) {
-                r.escaped = true;
+                r.escaped |= !interior;
                 r.also.push(key.to_owned());
             }
         }
@@ -1270,6 +1287,35 @@ impl<'a, 't> Engine<'a, 't> {
         if comparison {
             state.conds.insert(key.to_owned(), ByteRange::of(value));
         }
+    }
+
+    /// Whether the local `name` is never the base of an address taken again (`&name->dev`)
+    /// and never given to a call whose name says it keeps or sets up what it is given
+    /// (`cdev_init(name)`, `device_register`, `list_add`).
+    fn only_lent(&self, name: &str) -> bool {
+        const KEEPS: &[&str] = &[
+            "init", "register", "add", "attach", "link", "insert", "set", "store", "queue",
+            "submit", "create", "setup", "probe",
+        ];
+        !syntax::any_node(self.body, |node| {
+            if node.kind() != "identifier" || self.text(node) != name {
+                return None;
+            }
+            let parent = node.parent()?;
+            let readdressed = parent.kind() == "field_expression"
+                && parent.parent().is_some_and(|g| {
+                    g.kind() == "pointer_expression" && self.text(g).starts_with('&')
+                });
+            let kept = parent.kind() == "argument_list"
+                && parent
+                    .parent()
+                    .and_then(|call| callee_name(call, self.source))
+                    .is_some_and(|callee| {
+                        let callee = callee.to_ascii_lowercase();
+                        KEEPS.iter().any(|w| callee.contains(w))
+                    });
+            Some(readdressed || kept)
+        })
     }
 
     fn escape(&mut self, value: Node, state: &mut State) {
@@ -1651,6 +1697,10 @@ impl<'a, 't> Engine<'a, 't> {
             if state.held.remove(&key).is_some() {
                 self.released.entry(key).or_insert(here);
             }
+        } else if name.starts_with("devm_add_action") {
+            // The release is the device's now: `devm_add_action_or_reset()` runs it itself when
+            // it fails, and the driver core when the device goes.
+            state.held.clear();
         } else if !state.held.is_empty() && undoes(name) {
             // `snd_foo_free(chip)`, `foo_cleanup(priv)`: a teardown helper may release what
             // the function took; the walk cannot see inside it, so it stops tracking.
@@ -2469,6 +2519,9 @@ fn undoes(name: &str) -> bool {
         "unwind",
         "undo",
         "assert",
+        "del",
+        "delete",
+        "halt",
     ]
     .iter()
     .any(|w| name.split('_').any(|part| part == *w) || (w.len() > 3 && name.contains(w)))

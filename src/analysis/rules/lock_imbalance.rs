@@ -40,7 +40,7 @@ fn keeps_lock_by_design(ctx: &Context) -> bool {
         .child_by_field_name("body")
         .map_or(ctx.function.end_byte(), |b| b.start_byte());
     let header = &ctx.source[ctx.function.start_byte()..header_end];
-    named || header.contains("__acquires") || ctx.text(ctx.function).contains("__acquire(")
+    named || header.contains("__acquires")
 }
 
 /// The locks the function's header names in `__must_hold(x)`, `__releases(x)` or
