@@ -273,3 +273,40 @@ fn a_deleted_brace_after_pasted_functions() {
     ];
     run(&steps).unwrap();
 }
+
+/// Found by the property test in a fresh-clone CI run on 2026-11-30 (and present at c004673,
+/// before that day's changes): after `if (v) {` replaces the file's first character, the cached
+/// findings of `release()` give its second `kfree(b->data)` a range one byte longer than a
+/// fresh check does (437..452 against 437..451). Not fixed yet; ignored so CI does not depend on
+/// proptest drawing it. Run with `cargo test --release --test incremental -- --ignored`.
+#[test]
+#[ignore = "known bug: cached finding range one byte off after an edit that breaks the file's first function"]
+fn a_cached_range_matches_a_fresh_check_after_the_first_function_breaks() {
+    run(&[
+        (
+            Step::Replace {
+                at: 0.98153014097134,
+                len: 10,
+                piece: 19,
+            },
+            false,
+        ),
+        (
+            Step::Replace {
+                at: 0.0,
+                len: 1,
+                piece: 22,
+            },
+            true,
+        ),
+        (
+            Step::Replace {
+                at: 0.7397273054009691,
+                len: 0,
+                piece: 2,
+            },
+            false,
+        ),
+    ])
+    .unwrap();
+}
