@@ -1658,17 +1658,15 @@ impl<'a, 't> Engine<'a, 't> {
     /// to a local or a test, holds the resource named by its first argument; a release lets it go.
     fn pair_call(&mut self, node: Node<'t>, here: ByteRange, state: &mut State) {
         let name = callee_name(node, self.source).unwrap_or("");
-        // The bulk calls name their resources by the second argument (the first is a count).
-        let at = usize::from(name.contains("_bulk_"));
-        let Some(arg) = call_arguments(node).into_iter().nth(at) else {
+        let Some(arg) = call_arguments(node)
+            .into_iter()
+            .nth(resource_argument(name))
+        else {
             return;
         };
         if let Some(&can_fail) = self.inputs.takes.get(&node.id()) {
             let key = self.canonical(arg, 0);
-            let mut parent = node.parent();
-            while let Some(p) = parent.filter(|p| p.kind() == "parenthesized_expression") {
-                parent = p.parent();
-            }
+            let parent = syntax::parent_outside_parens(node);
             let into = parent.and_then(|p| match p.kind() {
                 "assignment_expression" => p
                     .child_by_field_name("left")
@@ -1732,25 +1730,31 @@ impl<'a, 't> Engine<'a, 't> {
                 Some((self.canonical(*call_arguments(node).first()?, 0), true))
             }
             "binary_expression" => {
-                let (op, left, right) = self.binary_parts(node)?;
-                if op == "&&" {
+                if let Some(("&&", left, right)) = self.binary_parts(node) {
                     // `ret < 0 && ret != -EACCES`: true only where it failed.
                     return [left, right]
                         .into_iter()
                         .filter_map(|side| self.pair_test(side))
                         .find(|(_, failed)| *failed);
                 }
-                if self.text(strip_parens(right)) != "0" {
-                    return None;
-                }
-                let failed = match op {
-                    "<" | "!=" => true,
-                    "==" | ">=" => false,
-                    _ => return None,
-                };
+                let (left, nonzero) = self.compared_with_zero(node)?;
                 let (key, failed_when_nonzero) = self.pair_test(left)?;
-                Some((key, failed_when_nonzero == failed))
+                Some((key, failed_when_nonzero == nonzero))
             }
+            _ => None,
+        }
+    }
+
+    /// `x < 0`, `x != 0`, `x == 0`, `x >= 0`: `x`, and whether the test holds when `x` is
+    /// non-zero (`<` and `!=`, for the kernel's zero-or-negative results) or when it is zero.
+    fn compared_with_zero<'n>(&self, node: Node<'n>) -> Option<(Node<'n>, bool)> {
+        let (op, left, right) = self.binary_parts(node)?;
+        if self.text(strip_parens(right)) != "0" {
+            return None;
+        }
+        match op {
+            "<" | "!=" => Some((left, true)),
+            "==" | ">=" => Some((left, false)),
             _ => None,
         }
     }
@@ -1783,18 +1787,9 @@ impl<'a, 't> Engine<'a, 't> {
                 }
             }
             // `mutex_lock_interruptible(&m) < 0`, `down_trylock(&s) != 0`: the call compared
-            // with zero; `< 0` and `!= 0` hold when it returned nonzero, `== 0` and `>= 0` when
-            // it returned zero.
+            // with zero.
             "binary_expression" => {
-                let (op, left, right) = self.binary_parts(node)?;
-                if self.text(strip_parens(right)) != "0" {
-                    return None;
-                }
-                let nonzero = match op {
-                    "<" | "!=" => true,
-                    "==" | ">=" => false,
-                    _ => return None,
-                };
+                let (left, nonzero) = self.compared_with_zero(node)?;
                 let (key, at, held_when_nonzero) = self.conditional_lock(left)?;
                 Some((key, at, held_when_nonzero == nonzero))
             }
@@ -2491,6 +2486,12 @@ fn list_head(name: &str, count: usize) -> Option<usize> {
     (name.starts_with("list_for_each") || name.starts_with("hlist_for_each"))
         .then(|| count.checked_sub(if name.contains("entry") { 2 } else { 1 }))
         .flatten()
+}
+
+/// Which argument of a resource call (`FlowInputs::takes`, `puts`) names the resource: the
+/// first, or for the bulk calls the second (the first is a count).
+pub fn resource_argument(name: &str) -> usize {
+    usize::from(name.contains("_bulk_"))
 }
 
 /// Whether a call's name says it tears something down (`snd_foo_free`, `foo_cleanup`,

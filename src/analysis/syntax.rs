@@ -181,6 +181,15 @@ pub fn squash(text: &str) -> String {
     text.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
+/// The node around `node` once parentheses are left: the assignment in `if ((err = f()))`.
+pub fn parent_outside_parens(node: Node) -> Option<Node> {
+    let mut parent = node.parent();
+    while let Some(p) = parent.filter(|p| p.kind() == "parenthesized_expression") {
+        parent = p.parent();
+    }
+    parent
+}
+
 /// The name of the function called by a call expression, when it is a plain identifier.
 pub fn callee_name<'a>(call: Node, source: &'a str) -> Option<&'a str> {
     let function = call.child_by_field_name("function")?;

@@ -2,7 +2,7 @@
 
 use super::{declarations, replace, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
-use crate::analysis::syntax::{callee_name, strip_parens};
+use crate::analysis::syntax::{callee_name, parent_outside_parens, strip_parens};
 
 pub const RULE: Rule = Rule {
     id: "copy-user-return",
@@ -98,11 +98,9 @@ fn later_misuse(
         .into_iter()
         .filter(|n| n.start_byte() >= assign.end_byte())
     {
-        let mut parent = node.parent();
-        while let Some(p) = parent.filter(|p| p.kind() == "parenthesized_expression") {
-            parent = p.parent();
-        }
-        let Some(parent) = parent else { continue };
+        let Some(parent) = parent_outside_parens(node) else {
+            continue;
+        };
         let assigned_again = parent.kind() == "assignment_expression"
             && parent
                 .child_by_field_name("left")

@@ -69,7 +69,7 @@ fn unreleased(
     let taker = callee_name(taken, ctx.source)?;
     // The resource as the code names it where it is taken (`key` is the walk's canonical name).
     let named = call_arguments(taken)
-        .get(usize::from(taker.contains("_bulk_")))
+        .get(crate::analysis::flow::resource_argument(taker))
         .map(|a| syntax::squash(ctx.text(*a)))
         .unwrap_or_else(|| key.to_owned());
     let key = named.as_str();
