@@ -1727,7 +1727,8 @@ impl<'a, 't> Engine<'a, 't> {
                 if self.inputs.takes.get(&node.id()) != Some(&true) {
                     return None;
                 }
-                Some((self.canonical(*call_arguments(node).first()?, 0), true))
+                let arg = *call_arguments(node).get(resource_argument(name))?;
+                Some((self.canonical(arg, 0), true))
             }
             "binary_expression" => {
                 if let Some(("&&", left, right)) = self.binary_parts(node) {
