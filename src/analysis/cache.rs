@@ -51,7 +51,7 @@ impl FindingCache {
             hit.iter()
                 .map(|f| {
                     let mut f = f.clone();
-                    f.map_offsets(&|o| function.from_normalized(o));
+                    f.map_offsets(&|o, edge| function.from_normalized(o, edge));
                     f
                 })
                 .collect(),
@@ -72,7 +72,7 @@ impl FindingCache {
             .iter()
             .map(|f| {
                 let mut f = f.clone();
-                f.map_offsets(&|o| function.to_normalized(o));
+                f.map_offsets(&|o, edge| function.to_normalized(o, edge));
                 f
             })
             .collect();

@@ -28,9 +28,24 @@ impl ByteRange {
         self.start <= other.end && other.start <= self.end
     }
 
-    fn map(self, f: &dyn Fn(usize) -> usize) -> Self {
-        ByteRange::new(f(self.start), f(self.end))
+    /// The range through `f`: its start as a point that begins something, its end as one that
+    /// ends something (the two differ where layout between tokens is dropped), an empty range
+    /// as one point.
+    fn map(self, f: &dyn Fn(usize, Edge) -> usize) -> Self {
+        let start = f(self.start, Edge::Start);
+        if self.start == self.end {
+            return ByteRange::new(start, start);
+        }
+        ByteRange::new(start, f(self.end, Edge::End).max(start))
     }
+}
+
+/// Which side of a text an offset bounds, for maps that drop text between tokens: an end offset
+/// belongs to the token before it, a start (or a point) to the token after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edge {
+    Start,
+    End,
 }
 
 /// How serious a finding is; the names follow LSP and SARIF so that every output can map them.
@@ -130,10 +145,10 @@ impl Message {
         out
     }
 
-    fn map(&mut self, f: &dyn Fn(usize) -> usize) {
+    fn map(&mut self, f: &dyn Fn(usize, Edge) -> usize) {
         for piece in &mut self.pieces {
             if let Piece::LineOf(offset) = piece {
-                *offset = f(*offset);
+                *offset = f(*offset, Edge::Start);
             }
         }
     }
@@ -178,7 +193,7 @@ pub struct Finding {
 
 impl Finding {
     /// Moves every offset of the finding (range, evidence, line references, fixes) through `f`.
-    pub fn map_offsets(&mut self, f: &dyn Fn(usize) -> usize) {
+    pub fn map_offsets(&mut self, f: &dyn Fn(usize, Edge) -> usize) {
         self.range = self.range.map(f);
         self.message.map(f);
         for related in &mut self.related {

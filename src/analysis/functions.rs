@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tree_sitter::{InputEdit, Node, Tree};
 
-use super::finding::ByteRange;
+use super::finding::{ByteRange, Edge};
 
 /// One token of a function: where it starts in the function text and in the normalized text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,20 +93,30 @@ impl Function {
         }
     }
 
-    /// Maps a document offset inside this function to an offset in its normalized text.
-    pub fn to_normalized(&self, offset: usize) -> usize {
+    /// Maps a document offset inside this function to an offset in its normalized text. An
+    /// offset between two tokens is the end of the one before it as an `Edge::End` and the start
+    /// of the one after it as an `Edge::Start`: the layout between them is not kept, and a range
+    /// must not take it in (`kfree(p)` stays `kfree(p)` when its `;` moves to the next line).
+    pub fn to_normalized(&self, offset: usize, edge: Edge) -> usize {
         let relative = offset.saturating_sub(self.range.start) as u32;
-        let i = self.tokens.partition_point(|t| t.original <= relative);
+        let i = self.tokens.partition_point(|t| match edge {
+            Edge::Start => t.original <= relative,
+            Edge::End => t.original < relative,
+        });
         match i.checked_sub(1).map(|i| self.tokens[i]) {
             Some(t) => (t.normalized + (relative - t.original).min(t.len)) as usize,
             None => 0,
         }
     }
 
-    /// Maps an offset in the normalized text back to a document offset in this function.
-    pub fn from_normalized(&self, offset: usize) -> usize {
+    /// Maps an offset in the normalized text back to a document offset in this function; `edge`
+    /// as in `to_normalized`.
+    pub fn from_normalized(&self, offset: usize, edge: Edge) -> usize {
         let offset = offset as u32;
-        let i = self.tokens.partition_point(|t| t.normalized <= offset);
+        let i = self.tokens.partition_point(|t| match edge {
+            Edge::Start => t.normalized <= offset,
+            Edge::End => t.normalized < offset,
+        });
         let relative = match i.checked_sub(1).map(|i| self.tokens[i]) {
             Some(t) => t.original + (offset - t.normalized).min(t.len),
             None => 0,
@@ -486,8 +496,42 @@ mod tests {
         let (idx, _) = index(text);
         let f = &idx.functions()[0];
         let x = text.find("x + 1").unwrap();
-        assert_eq!(f.from_normalized(f.to_normalized(x)), x);
-        assert_eq!(f.from_normalized(f.to_normalized(x + 1)), x + 1);
+        // A token's start as a start, its end as an end; inside a token either way.
+        assert_eq!(
+            f.from_normalized(f.to_normalized(x, Edge::Start), Edge::Start),
+            x
+        );
+        assert_eq!(
+            f.from_normalized(f.to_normalized(x + 1, Edge::End), Edge::End),
+            x + 1
+        );
+        for edge in [Edge::Start, Edge::End] {
+            let r = text.find("return").unwrap() + 2;
+            assert_eq!(f.from_normalized(f.to_normalized(r, edge), edge), r);
+        }
+    }
+
+    #[test]
+    fn a_range_end_keeps_to_its_token_when_the_layout_after_it_changes() {
+        let before = "int f(int *p)\n{\n\tkfree(p);\n\treturn 0;\n}\n";
+        let after = "int f(int *p)\n{\n\tkfree(p)\n;\n\treturn 0;\n}\n";
+        let (a, _) = index(before);
+        let (b, _) = index(after);
+        let (a, b) = (&a.functions()[0], &b.functions()[0]);
+        assert_eq!(a.hash, b.hash);
+        let start = before.find("kfree").unwrap();
+        let end = before.find(';').unwrap();
+        let (s, e) = (
+            a.to_normalized(start, Edge::Start),
+            a.to_normalized(end, Edge::End),
+        );
+        assert_eq!(
+            &after[b.from_normalized(s, Edge::Start)..b.from_normalized(e, Edge::End)],
+            "kfree(p)"
+        );
+        // As a start, the same offset belongs to the `;`.
+        let semicolon = b.from_normalized(a.to_normalized(end, Edge::Start), Edge::Start);
+        assert_eq!(&after[semicolon..semicolon + 1], ";");
     }
 
     #[test]

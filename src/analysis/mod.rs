@@ -15,7 +15,7 @@ pub mod rules;
 pub mod summary;
 pub mod syntax;
 
-pub use finding::{ByteRange, Edit, Finding, Fix, Message, Origin, Related, Severity};
+pub use finding::{ByteRange, Edge, Edit, Finding, Fix, Message, Origin, Related, Severity};
 pub use rules::CheckOptions;
 
 /// Checks every function of a file.
