@@ -6,8 +6,9 @@
 //! `mask` rewrites a text into one the grammar accepts, byte for byte the same length, so every
 //! offset in the tree still points at the same place in the original text:
 //! - annotation words and annotation calls become spaces;
-//! - an iterator macro in statement position (`*for_each*(...)` followed by a block or a
-//!   statement) becomes `while` padded with spaces, so its body parses as a loop body.
+//! - an iterator macro in statement position (`*for_each*(...)` followed by a block, a
+//!   statement, or the end of its line) becomes `while` padded with spaces, so its body parses as
+//!   a loop body.
 
 use std::borrow::Cow;
 
@@ -199,11 +200,14 @@ pub fn mask_line(line: &str, before: Option<u8>) -> Cow<'_, str> {
             call_end.filter(|_| word.contains("for_each") && statement_position(bytes, i, before))
         {
             let next = skip_space(bytes, call_end);
-            // `for_each_x(...) {` or a statement on the same line; a body on the next line
-            // (`for_each_x(...)` alone) is left as it is.
-            if bytes
-                .get(next)
-                .is_some_and(|&c| c == b'{' || is_ident_start(c))
+            // `for_each_x(...) {`, a statement on the same line, or the header alone on its line
+            // (or before a comment), its body on the next: without a `;` it is not a call.
+            let rest = &bytes[next..];
+            if rest.is_empty()
+                || rest.starts_with(b"/*")
+                || rest.starts_with(b"//")
+                || is_ident_start(rest[0])
+                || rest[0] == b'{'
             {
                 let o = out.get_or_insert_with(|| bytes.to_vec());
                 blank(o, i, end);
@@ -299,6 +303,11 @@ mod tests {
             masked.contains("\tlist_for_each_entry(a, b, c);"),
             "a call stays a call"
         );
+        // The body on the next line, with or without a comment after the header.
+        let text = "{\n\tfor_each_child_of_node(np, c) /* all */\n\t\tif (x(c))\n\t\t\tbreak;\n}";
+        assert!(mask(text).starts_with("{\n\twhile                 (np, c) /* all */\n"));
+        let text = "{\n\tfor_each_child_of_node(np, c)\n\t\tx(c);\n}";
+        assert!(mask(text).starts_with("{\n\twhile                 (np, c)\n"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::analysis::{syntax::LineIndex, Severity};
 pub const RULE_CLASSES: &[&str] = &[
     "unchecked-alloc",
     "leak",
+    "refcount",
     "lock-imbalance",
     "use-after-free",
     "double-free",

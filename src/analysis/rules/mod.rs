@@ -15,6 +15,7 @@ mod double_free;
 mod leak_on_error;
 mod lock_imbalance;
 mod off_by_one;
+mod refcount_leak;
 mod size_overflow;
 mod sizeof_pointer;
 mod unchecked_alloc;
@@ -55,6 +56,7 @@ pub struct Candidate {
 pub static RULES: &[Rule] = &[
     unchecked_alloc::RULE,
     leak_on_error::RULE,
+    refcount_leak::RULE,
     lock_imbalance::RULE,
     use_after_free::RULE,
     double_free::RULE,
