@@ -41,6 +41,9 @@ pub struct FlowInputs<'t> {
     pub takes: HashMap<usize, bool>,
     /// Calls that release such a resource, named by their first argument.
     pub puts: HashSet<usize>,
+    /// Calls that return a new reference (a device-tree node), or NULL when they found
+    /// nothing: held by the local the result is assigned to, released by a `puts` call.
+    pub lookups: HashSet<usize>,
 }
 
 /// Where a path leaves the function.
@@ -160,6 +163,7 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         lent_leaks: Vec::new(),
         given_back: HashSet::new(),
         acquired_into: HashMap::new(),
+        looked_up: HashMap::new(),
         released: HashMap::new(),
         unreleased: Vec::new(),
         function,
@@ -412,6 +416,9 @@ struct Engine<'a, 't> {
     /// Locals holding the result of a `FlowInputs::takes` acquisition that can fail (`ret =
     /// clk_prepare_enable(clk)`), with the resource: testing them tells whether it was taken.
     acquired_into: HashMap<String, String>,
+    /// Locals holding the result of a `FlowInputs::lookups` call: a pointer, NULL when the
+    /// lookup found nothing (so testing it is true when it succeeded).
+    looked_up: HashMap<String, String>,
     /// The resources of `FlowInputs::takes` the function releases somewhere, with the first release.
     released: HashMap<String, ByteRange>,
     /// Resources held at an error return: (resource, acquisition, exit).
@@ -1227,10 +1234,18 @@ impl<'a, 't> Engine<'a, 't> {
     /// `key = value`: a new allocation, an integer we can classify, or a value handed on.
     fn bind(&mut self, key: &str, value: Node, state: &mut State) {
         let value = strip_parens(value);
-        let acquisition = self.inputs.takes.get(&value.id()) == Some(&true);
+        let acquisition = self.inputs.takes.get(&value.id()) == Some(&true)
+            || self.inputs.lookups.contains(&value.id());
         if !acquisition {
             // `ret` holds something else now: testing it tests that.
             self.acquired_into.remove(key);
+        }
+        // `priv->np = np`: a looked-up node kept under another name is not this path's to put.
+        if let Some(held) = Some(value)
+            .filter(|v| v.kind() == "identifier")
+            .and_then(|v| self.looked_up.get(self.text(v)))
+        {
+            state.held.remove(held);
         }
         let handed = self.handed_on(value, state);
         state.reset(key);
@@ -1658,6 +1673,43 @@ impl<'a, 't> Engine<'a, 't> {
     /// to a local or a test, holds the resource named by its first argument; a release lets it go.
     fn pair_call(&mut self, node: Node<'t>, here: ByteRange, state: &mut State) {
         let name = callee_name(node, self.source).unwrap_or("");
+        if self.inputs.lookups.contains(&node.id()) {
+            // `np = of_parse_phandle(...)`: the local holds the reference. A lookup whose
+            // result goes anywhere else (a field, an argument) is not this function's to put,
+            // nor one that steps a loop (`while ((np = of_find_compatible_node(np, ...)))`:
+            // the loop ends when it finds nothing).
+            let parent = syntax::parent_outside_parens(node);
+            let steps_loop = parent
+                .and_then(syntax::parent_outside_parens)
+                .is_some_and(|p| {
+                    matches!(
+                        p.kind(),
+                        "while_statement" | "for_statement" | "do_statement"
+                    )
+                });
+            if steps_loop {
+                return;
+            }
+            let into = parent.and_then(|p| match p.kind() {
+                "assignment_expression" => p
+                    .child_by_field_name("left")
+                    .filter(|l| l.kind() == "identifier"),
+                "init_declarator" => p
+                    .child_by_field_name("declarator")
+                    .and_then(syntax::declared_name),
+                _ => None,
+            });
+            if let Some(var) = into {
+                // Named as a put will name it (`canonical` reads single-assignment locals as
+                // their value).
+                let key = self.canonical(var, 0);
+                let var = self.text(var).to_owned();
+                self.acquired_into.insert(var.clone(), key.clone());
+                self.looked_up.insert(var, key.clone());
+                state.held.insert(key, here);
+            }
+            return;
+        }
         let Some(arg) = call_arguments(node)
             .into_iter()
             .nth(resource_argument(name))
@@ -1716,9 +1768,21 @@ impl<'a, 't> Engine<'a, 't> {
                 let (key, failed) = self.pair_test(node.child_by_field_name("argument")?)?;
                 Some((key, !failed))
             }
-            "identifier" => Some((self.acquired_into.get(self.text(node))?.clone(), true)),
-            // `if ((err = pci_enable_device(pdev)))`: the value is the call's.
-            "assignment_expression" => self.pair_test(node.child_by_field_name("right")?),
+            // `if (ret)` fails when non-zero; `if (np)` for a lookup's pointer succeeded.
+            "identifier" => {
+                let name = self.text(node);
+                let key = self.acquired_into.get(name)?.clone();
+                Some((key, !self.looked_up.contains_key(name)))
+            }
+            // `if ((err = pci_enable_device(pdev)))`: the value is the call's; for a lookup
+            // (`if (!(np = of_find_node_by_name(...)))`) the local's.
+            "assignment_expression" => {
+                let right = strip_parens(node.child_by_field_name("right")?);
+                if self.inputs.lookups.contains(&right.id()) {
+                    return self.pair_test(node.child_by_field_name("left")?);
+                }
+                self.pair_test(right)
+            }
             "call_expression" => {
                 let name = callee_name(node, self.source)?;
                 if matches!(name, "likely" | "unlikely" | "WARN_ON" | "WARN_ON_ONCE") {
@@ -1738,6 +1802,22 @@ impl<'a, 't> Engine<'a, 't> {
                         .filter_map(|side| self.pair_test(side))
                         .find(|(_, failed)| *failed);
                 }
+                if let Some(("||", left, right)) = self.binary_parts(node) {
+                    let sides: Vec<_> = [left, right]
+                        .into_iter()
+                        .filter_map(|side| self.pair_test(side))
+                        .collect();
+                    // False only where both sides are: a side that fails when false failed
+                    // there (`if (quirk || (np = of_find_node_by_name(...)))`). Otherwise
+                    // `if (!np || !parent)` is read as the failure of the side it names,
+                    // though the other side alone may have made it true: the walk would rather
+                    // miss a leak than report a node the code knows is NULL there.
+                    return sides
+                        .iter()
+                        .find(|(_, failed)| !*failed)
+                        .or(sides.first())
+                        .cloned();
+                }
                 let (left, nonzero) = self.compared_with_zero(node)?;
                 let (key, failed_when_nonzero) = self.pair_test(left)?;
                 Some((key, failed_when_nonzero == nonzero))
@@ -1750,7 +1830,7 @@ impl<'a, 't> Engine<'a, 't> {
     /// non-zero (`<` and `!=`, for the kernel's zero-or-negative results) or when it is zero.
     fn compared_with_zero<'n>(&self, node: Node<'n>) -> Option<(Node<'n>, bool)> {
         let (op, left, right) = self.binary_parts(node)?;
-        if self.text(strip_parens(right)) != "0" {
+        if !matches!(self.text(strip_parens(right)), "0" | "NULL") {
             return None;
         }
         match op {
@@ -2422,6 +2502,14 @@ impl<'a, 't> Engine<'a, 't> {
             .unwrap_or_default();
         if returns == Returns::Error {
             for (key, &acquire) in &state.held {
+                // `return np;` on an error path hands the reference to the caller.
+                if self
+                    .looked_up
+                    .iter()
+                    .any(|(var, k)| k == key && mentions(&returned, var))
+                {
+                    continue;
+                }
                 self.unreleased.push((key.clone(), acquire, exit.clone()));
             }
         }

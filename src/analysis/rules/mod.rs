@@ -188,6 +188,9 @@ impl<'t> Context<'t> {
             if let Some(call) = m.get("resource.put") {
                 inputs.puts.insert(call.id());
             }
+            if let Some(call) = m.get("resource.lookup") {
+                inputs.lookups.insert(call.id());
+            }
         }
         inputs
     }
@@ -201,6 +204,7 @@ impl<'t> Context<'t> {
             && inputs.acquires.is_empty()
             && inputs.conditional_acquires.is_empty()
             && inputs.takes.is_empty()
+            && inputs.lookups.is_empty()
         {
             return Vec::new();
         }

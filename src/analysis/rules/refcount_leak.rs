@@ -1,10 +1,12 @@
 //! refcount-leak: a jump out of a node iterator's loop keeps the reference the iterator holds on
-//! its cursor.
+//! its cursor; an error return keeps a looked-up node the function puts on other paths (the
+//! path walk's `Unreleased` facts, from the lookups and puts of this rule's query).
 
 use tree_sitter::Node;
 
-use super::{insert_before, Candidate, Context, Rule};
+use super::{exit_message, exit_related, insert_before, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
+use crate::analysis::flow::{Exit, Fact};
 use crate::analysis::syntax::{self, call_arguments, callee_name, strip_parens};
 
 pub const RULE: Rule = Rule {
@@ -13,14 +15,18 @@ pub const RULE: Rule = Rule {
     confidence: 0.85,
     summary: "A `break`, `return` or `goto` leaves a device-tree or firmware node iterator \
               (`for_each_child_of_node()` and its kin) without dropping the reference the \
-              iterator holds on its cursor.",
+              iterator holds on its cursor; or a node a lookup returned (`of_parse_phandle()`, \
+              `of_get_child_by_name()`, ...) is not put on an error return where the function \
+              puts it on another path.",
     why: "Each step of the iterator takes a reference on the node it hands out and drops the \
           one of the step before; only running to the end drops the last one (the macros' own \
           comments: \"when breaking out of the loop, of_node_put(child) has to be called \
           manually\"). A jump out of the loop keeps the reference of the node it stopped at. \
           Before the jump the path neither drops it nor keeps the node (stores it, returns it, \
           takes a reference of its own), and the code after the loop never names the cursor \
-          again: the node can never be freed.",
+          again: the node can never be freed. A lookup's node is reported only where the \
+          function's own code puts it on another path after the lookup, and the path at hand \
+          neither puts, stores nor returns it.",
     how_to_fix: "Call `of_node_put(child)` (`fwnode_handle_put(child)` for firmware nodes) \
                  before leaving the loop, or use the iterator's `_scoped` form, which drops it \
                  itself.",
@@ -250,6 +256,17 @@ fn freed_by_scope(ctx: &Context, it: &Iterator) -> bool {
 
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
+    for fact in ctx.facts() {
+        if let Fact::Unreleased {
+            acquire,
+            release,
+            exit,
+            ..
+        } = fact
+        {
+            out.extend(unput(ctx, acquire, release, &exit));
+        }
+    }
     let puts: Vec<Node> = ctx.matches.iter().filter_map(|m| m.get("put")).collect();
     for m in &ctx.matches {
         let Some(it) = m.get("iterator").and_then(|n| iterator(ctx, n)) else {
@@ -289,6 +306,66 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         }
     }
     out
+}
+
+/// A node reference a lookup returned, still held at an error return, where another path of
+/// the function puts it.
+fn unput(ctx: &Context, acquire: ByteRange, release: ByteRange, exit: &Exit) -> Option<Candidate> {
+    let lookup = ctx.node_at(acquire)?;
+    let looker = callee_name(lookup, ctx.source)?;
+    // The local the walk held it in (`np = of_parse_phandle(...)`, `struct device_node *np =`).
+    let holder = syntax::parent_outside_parens(lookup).and_then(|p| match p.kind() {
+        "assignment_expression" => p.child_by_field_name("left"),
+        "init_declarator" => p
+            .child_by_field_name("declarator")
+            .and_then(syntax::declared_name),
+        _ => None,
+    })?;
+    let var = ctx.text(holder);
+    let put_call = ctx.node_at(release)?;
+    let put = callee_name(put_call, ctx.source)?;
+    let related = vec![
+        Related {
+            range: acquire,
+            message: Message::new().text(format!(
+                "{looker}() returns `{var}` holding a reference here"
+            )),
+        },
+        Related {
+            range: release,
+            message: Message::new().text(format!("another path drops it here with {put}()")),
+        },
+    ]
+    .into_iter()
+    .chain(exit_related(exit, "the error return"))
+    .collect();
+    let fixes = ctx
+        .node_at(exit.decision())
+        .and_then(|statement| {
+            insert_before(
+                ctx.source,
+                statement,
+                &[format!("{put}({var});")],
+                format!("Call {put}({var}) before leaving"),
+            )
+        })
+        .into_iter()
+        .collect();
+    Some(Candidate {
+        severity: None,
+        range: exit.decision(),
+        message: exit_message(
+            ctx.source,
+            Message::new()
+                .text(format!("`{var}` returned by {looker}() at "))
+                .line_of(acquire.start)
+                .text(format!(" is not put ({put}()) ")),
+            exit,
+            "error return",
+        ),
+        related,
+        fixes,
+    })
 }
 
 fn candidate(ctx: &Context, it: &Iterator, exit: Node, puts: &[Node]) -> Candidate {
