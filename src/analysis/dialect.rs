@@ -163,8 +163,24 @@ pub fn last_significant(before: &str) -> Option<u8> {
 /// the last significant byte before it, so an editor buffer can re-mask just the lines it edits.
 pub fn mask_line(line: &str, before: Option<u8>) -> Cow<'_, str> {
     let bytes = line.as_bytes();
+    let directive = line.trim_start();
+    // `err:` then `#ifdef CONFIG_X`: the grammar wants a statement after a label, and without
+    // one it reads the lines after it as garbage (a `kfree(p);` there became a declaration).
+    // The directive becomes an empty statement, so the label has its statement and the lines
+    // of the block are read as code; its `#else`/`#endif` stay (the walk then runs both sides
+    // of an `#else` one after the other: 8 of the 135 such places in drivers, fs, sound and
+    // net have one). `#if 0` stays, its code is never compiled.
+    if before == Some(b':')
+        && directive.starts_with("#if")
+        && !directive.starts_with("#if 0")
+        && directive.is_ascii()
+    {
+        let mut out = vec![b' '; bytes.len()];
+        out[line.len() - directive.len()] = b';';
+        return Cow::Owned(String::from_utf8(out).expect("ASCII"));
+    }
     // A line after a backslash continues a preprocessor directive.
-    if line.trim_start().starts_with('#') || before == Some(b'\\') {
+    if directive.starts_with('#') || before == Some(b'\\') {
         return Cow::Borrowed(line);
     }
     let mut out: Option<Vec<u8>> = None;
@@ -303,6 +319,11 @@ mod tests {
             masked.contains("\tlist_for_each_entry(a, b, c);"),
             "a call stays a call"
         );
+        // A directive right after a label is an empty statement for the grammar.
+        let text = "{\nout:\n#ifdef CONFIG_X\n\tkfree(p);\n#endif\n\treturn 0;\n}";
+        assert!(mask(text).starts_with("{\nout:\n;              \n\tkfree(p);\n#endif"));
+        let text = "{\nout:\n#if 0\n\tkfree(p);\n#endif\n}";
+        assert!(mask(text).contains("#if 0"));
         // The body on the next line, with or without a comment after the header.
         let text = "{\n\tfor_each_child_of_node(np, c) /* all */\n\t\tif (x(c))\n\t\t\tbreak;\n}";
         assert!(mask(text).starts_with("{\n\twhile                 (np, c) /* all */\n"));
