@@ -5,8 +5,9 @@
 //! the rule's own text in a hover, marked as the model's.
 
 /// Bump when the prompt changes: cached explanations from another prompt are not reused.
-/// 2: stored finished (`finish`): no cut-off code block or sentence.
-pub const PROMPT_VERSION: u32 = 2;
+/// 2: stored finished (`finish`): no cut-off code block or sentence. 3: nor the announcement
+/// of a list or code block that was cut ("To fix this:\n1.").
+pub const PROMPT_VERSION: u32 = 3;
 
 /// The ChatML end-of-turn marker (SmolLM2, Qwen2.5 and others use ChatML).
 pub const STOP: &str = "<|im_end|>";
@@ -63,6 +64,35 @@ pub fn finish(written: &str) -> String {
         if let Some(cut) = cut {
             text = &text[..cut];
         }
+    }
+    // What only announced the part the budget cut: a list's first marker alone on its line
+    // ("To fix this:\n1."), then a sentence ending in a colon ("Here's the corrected code:").
+    loop {
+        text = text.trim_end();
+        let last_line = text.rsplit('\n').next().unwrap_or("").trim();
+        let marker = last_line
+            .strip_suffix('.')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            || matches!(last_line, "-" | "*");
+        if marker && last_line.len() < text.len() {
+            text = &text[..text.len() - last_line.len()];
+            continue;
+        }
+        if text.ends_with(':') {
+            let before = &text[..text.len() - 1];
+            let end = before
+                .char_indices()
+                .filter(|&(i, c)| {
+                    matches!(c, '.' | '!' | '?') && before[i + 1..].starts_with(char::is_whitespace)
+                })
+                .map(|(i, _)| i + 1)
+                .last();
+            if let Some(end) = end.filter(|_| !before.contains("```")) {
+                text = &text[..end];
+                continue;
+            }
+        }
+        break;
     }
     text.trim().to_owned()
 }
@@ -154,8 +184,18 @@ mod tests {
     fn a_cut_off_answer_ends_where_it_last_finished() {
         assert_eq!(
             finish("`buf` leaks on the error return. Free it:\n```c\nif (ret) {\n\tkfree(b"),
-            "`buf` leaks on the error return. Free it:"
+            "`buf` leaks on the error return."
         );
+        // The announcement of a list or of code the budget cut goes with it.
+        assert_eq!(
+            finish("`ctrl` is not freed on the error return.\n\nTo fix this problem:\n1."),
+            "`ctrl` is not freed on the error return."
+        );
+        assert_eq!(
+            finish("Both clocks stay on. Here's the corrected code:"),
+            "Both clocks stay on."
+        );
+        assert_eq!(finish("Fix it as follows:"), "Fix it as follows:");
         assert_eq!(
             finish("It leaks. Add kfree(buf) before the ret"),
             "It leaks."
