@@ -86,7 +86,7 @@ pub fn finish(written: &str) -> String {
                     matches!(c, '.' | '!' | '?') && before[i + 1..].starts_with(char::is_whitespace)
                 })
                 .map(|(i, _)| i + 1)
-                .last();
+                .next_back();
             if let Some(end) = end.filter(|_| !before.contains("```")) {
                 text = &text[..end];
                 continue;
