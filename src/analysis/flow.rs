@@ -1690,16 +1690,7 @@ impl<'a, 't> Engine<'a, 't> {
             if steps_loop {
                 return;
             }
-            let into = parent.and_then(|p| match p.kind() {
-                "assignment_expression" => p
-                    .child_by_field_name("left")
-                    .filter(|l| l.kind() == "identifier"),
-                "init_declarator" => p
-                    .child_by_field_name("declarator")
-                    .and_then(syntax::declared_name),
-                _ => None,
-            });
-            if let Some(var) = into {
+            if let Some(var) = syntax::assigned_local(node) {
                 // Named as a put will name it (`canonical` reads single-assignment locals as
                 // their value).
                 let key = self.canonical(var, 0);
@@ -1719,13 +1710,7 @@ impl<'a, 't> Engine<'a, 't> {
         if let Some(&can_fail) = self.inputs.takes.get(&node.id()) {
             let key = self.canonical(arg, 0);
             let parent = syntax::parent_outside_parens(node);
-            let into = parent.and_then(|p| match p.kind() {
-                "assignment_expression" => p
-                    .child_by_field_name("left")
-                    .filter(|l| l.kind() == "identifier"),
-                "init_declarator" => p.child_by_field_name("declarator"),
-                _ => None,
-            });
+            let into = syntax::assigned_local(node);
             let taken = match parent.map(|p| p.kind()) {
                 Some("expression_statement") => true,
                 Some("assignment_expression" | "init_declarator") => into.is_some(),
@@ -1991,15 +1976,9 @@ impl<'a, 't> Engine<'a, 't> {
         // An iterator macro (`list_for_each_entry_safe(pos, n, head, member) {`), masked as a
         // `while` for the grammar, assigns its cursor arguments: a name freed before the loop
         // names a list entry inside it.
-        let iterator = node.kind() == "while_statement"
-            && !self.source[node.start_byte()..].starts_with("while");
-        if iterator {
-            let written: Vec<String> = node
-                .child_by_field_name("condition")
-                .map(|c| self.iterator_cursors(c))
-                .unwrap_or_default();
-            for name in written {
-                state.reset(&name);
+        if let Some((name, args)) = syntax::iterator_macro(node, self.source) {
+            for cursor in self.iterator_cursors(name, &args) {
+                state.reset(&cursor);
             }
         }
         for field in ["initializer", "condition"] {
@@ -2024,25 +2003,7 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// The plain identifiers among an iterator macro's arguments (its cursors), but for the
     /// list a list iterator walks.
-    fn iterator_cursors(&self, condition: Node) -> Vec<String> {
-        let mut args = Vec::new();
-        let mut stack = vec![strip_parens(condition)];
-        while let Some(node) = stack.pop() {
-            match node.kind() {
-                // `a, b, c` nests to the left: the last argument is the right child.
-                "comma_expression" => {
-                    let mut cursor = node.walk();
-                    stack.extend(node.named_children(&mut cursor));
-                }
-                _ => args.push(node),
-            }
-        }
-        args.sort_by_key(|n| n.start_byte());
-        let start = condition.parent().map_or(0, |p| p.start_byte());
-        let name = self.source[start..]
-            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .next()
-            .unwrap_or("");
+    fn iterator_cursors(&self, name: &str, args: &[Node]) -> Vec<String> {
         let head = list_head(name, args.len());
         args.iter()
             .enumerate()

@@ -190,6 +190,51 @@ pub fn parent_outside_parens(node: Node) -> Option<Node> {
     parent
 }
 
+/// The local a value is stored in where it is computed: `x` in `x = f()` or in
+/// `struct foo *x = f()`.
+pub fn assigned_local(value: Node) -> Option<Node> {
+    let parent = parent_outside_parens(value)?;
+    match parent.kind() {
+        "assignment_expression" => parent
+            .child_by_field_name("left")
+            .filter(|l| l.kind() == "identifier"),
+        "init_declarator" => parent
+            .child_by_field_name("declarator")
+            .and_then(declared_name),
+        _ => None,
+    }
+}
+
+/// An iterator macro the dialect masked as a loop (`list_for_each_entry(pos, head, member) {`
+/// reads as a `while` over its arguments): its name as written, and its arguments in order.
+/// `None` for a real `while`.
+pub fn iterator_macro<'t, 'a>(
+    loop_node: Node<'t>,
+    source: &'a str,
+) -> Option<(&'a str, Vec<Node<'t>>)> {
+    let written = &source[loop_node.start_byte()..];
+    if loop_node.kind() != "while_statement" || written.starts_with("while") {
+        return None;
+    }
+    let name = written
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .next()?;
+    let mut args = Vec::new();
+    let mut stack = vec![strip_parens(loop_node.child_by_field_name("condition")?)];
+    while let Some(node) = stack.pop() {
+        match node.kind() {
+            // `a, b, c` nests to the left: the last argument is the right child.
+            "comma_expression" => {
+                let mut cursor = node.walk();
+                stack.extend(node.named_children(&mut cursor));
+            }
+            _ => args.push(node),
+        }
+    }
+    args.sort_by_key(|n| n.start_byte());
+    Some((name, args))
+}
+
 /// The name of the function called by a call expression, when it is a plain identifier.
 pub fn callee_name<'a>(call: Node, source: &'a str) -> Option<&'a str> {
     let function = call.child_by_field_name("function")?;

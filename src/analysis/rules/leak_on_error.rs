@@ -1,6 +1,9 @@
 //! leak-on-error: memory the function owns is neither freed nor handed on when it returns an error.
 
-use super::{braced_branch, exit_message, exit_related, insert_before, Candidate, Context, Rule};
+use super::{
+    braced_branch, exit_message, exit_related, held_at_error_return, insert_before, Candidate,
+    Context, Rule,
+};
 use crate::analysis::finding::{ByteRange, Edit, Fix, Message, Related, Severity};
 use crate::analysis::flow::{Fact, FlowInputs};
 use crate::analysis::syntax::{self, strip_parens};
@@ -75,47 +78,27 @@ fn unreleased(
     let key = named.as_str();
     let release_call = ctx.node_at(release)?;
     let releaser = callee_name(release_call, ctx.source)?;
-    let related = vec![
-        Related {
-            range: acquire,
-            message: Message::new().text(format!("`{key}` is taken here by {taker}()")),
-        },
-        Related {
-            range: release,
-            message: Message::new()
-                .text(format!("another path releases it here with {releaser}()")),
-        },
-    ]
-    .into_iter()
-    .chain(exit_related(exit, "the error return"))
-    .collect();
-    let fixes = ctx
-        .node_at(exit.decision())
-        .and_then(|statement| {
-            insert_before(
-                ctx.source,
-                statement,
-                &[format!("{};", ctx.text(release_call))],
-                format!("Call {releaser}() before leaving"),
-            )
-        })
-        .into_iter()
-        .collect();
-    Some(Candidate {
-        severity: None,
-        range: exit.decision(),
-        message: exit_message(
-            ctx.source,
-            Message::new()
-                .text(format!("`{key}` taken by {taker}() at "))
-                .line_of(acquire.start)
-                .text(format!(" is not released ({releaser}()) ")),
-            exit,
-            "error return",
-        ),
-        related,
-        fixes,
-    })
+    Some(held_at_error_return(
+        ctx,
+        exit,
+        [
+            Related {
+                range: acquire,
+                message: Message::new().text(format!("`{key}` is taken here by {taker}()")),
+            },
+            Related {
+                range: release,
+                message: Message::new()
+                    .text(format!("another path releases it here with {releaser}()")),
+            },
+        ],
+        format!("{};", ctx.text(release_call)),
+        format!("Call {releaser}() before leaving"),
+        Message::new()
+            .text(format!("`{key}` taken by {taker}() at "))
+            .line_of(acquire.start)
+            .text(format!(" is not released ({releaser}()) ")),
+    ))
 }
 
 fn check(ctx: &Context) -> Vec<Candidate> {

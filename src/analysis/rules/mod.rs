@@ -511,6 +511,35 @@ pub fn replace(range: ByteRange, text: impl Into<String>, title: impl Into<Strin
     }
 }
 
+/// A resource a path still holds at an error return where another path of the function
+/// releases it: the candidate at the exit, with where it was taken and released (and the
+/// ladder) as evidence, and the fix that runs `release` (a statement) before leaving.
+pub fn held_at_error_return(
+    ctx: &Context,
+    exit: &flow::Exit,
+    [taken, released]: [super::finding::Related; 2],
+    release: String,
+    fix_title: String,
+    prefix: Message,
+) -> Candidate {
+    let related = [taken, released]
+        .into_iter()
+        .chain(exit_related(exit, "the error return"))
+        .collect();
+    let fixes = ctx
+        .node_at(exit.decision())
+        .and_then(|statement| insert_before(ctx.source, statement, &[release], fix_title))
+        .into_iter()
+        .collect();
+    Candidate {
+        severity: None,
+        range: exit.decision(),
+        message: exit_message(ctx.source, prefix, exit, "error return"),
+        related,
+        fixes,
+    }
+}
+
 /// Finishes a message about a path that leaves the function: "on the error return at line 19",
 /// or "when `goto out` at line 19 leads to the error return at line 30".
 pub fn exit_message(source: &str, prefix: Message, exit: &flow::Exit, what: &str) -> Message {

@@ -4,7 +4,7 @@
 
 use tree_sitter::Node;
 
-use super::{exit_message, exit_related, insert_before, Candidate, Context, Rule};
+use super::{held_at_error_return, insert_before, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
 use crate::analysis::flow::{Exit, Fact};
 use crate::analysis::syntax::{self, call_arguments, callee_name, strip_parens};
@@ -86,22 +86,9 @@ struct Iterator<'t> {
 }
 
 fn iterator<'t>(ctx: &Context<'t>, node: Node<'t>) -> Option<Iterator<'t>> {
-    let start = node.start_byte();
-    let word: &str = ctx.source[start..]
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .next()?;
+    let (word, args) = syntax::iterator_macro(node, ctx.source)?;
     let &(macro_name, at, put) = ITERATORS.iter().find(|i| i.0 == word)?;
-    let condition = strip_parens(node.child_by_field_name("condition")?);
-    let mut args = Vec::new();
-    let mut stack = vec![condition];
-    while let Some(n) = stack.pop() {
-        if n.kind() == "comma_expression" {
-            stack.extend(n.named_children(&mut n.walk()));
-        } else {
-            args.push(n);
-        }
-    }
-    args.sort_by_key(|n| n.start_byte());
+    let start = node.start_byte();
     let cursor = args.get(at).filter(|a| a.kind() == "identifier")?;
     Some(Iterator {
         node,
@@ -314,58 +301,31 @@ fn unput(ctx: &Context, acquire: ByteRange, release: ByteRange, exit: &Exit) -> 
     let lookup = ctx.node_at(acquire)?;
     let looker = callee_name(lookup, ctx.source)?;
     // The local the walk held it in (`np = of_parse_phandle(...)`, `struct device_node *np =`).
-    let holder = syntax::parent_outside_parens(lookup).and_then(|p| match p.kind() {
-        "assignment_expression" => p.child_by_field_name("left"),
-        "init_declarator" => p
-            .child_by_field_name("declarator")
-            .and_then(syntax::declared_name),
-        _ => None,
-    })?;
-    let var = ctx.text(holder);
+    let var = ctx.text(syntax::assigned_local(lookup)?);
     let put_call = ctx.node_at(release)?;
     let put = callee_name(put_call, ctx.source)?;
-    let related = vec![
-        Related {
-            range: acquire,
-            message: Message::new().text(format!(
-                "{looker}() returns `{var}` holding a reference here"
-            )),
-        },
-        Related {
-            range: release,
-            message: Message::new().text(format!("another path drops it here with {put}()")),
-        },
-    ]
-    .into_iter()
-    .chain(exit_related(exit, "the error return"))
-    .collect();
-    let fixes = ctx
-        .node_at(exit.decision())
-        .and_then(|statement| {
-            insert_before(
-                ctx.source,
-                statement,
-                &[format!("{put}({var});")],
-                format!("Call {put}({var}) before leaving"),
-            )
-        })
-        .into_iter()
-        .collect();
-    Some(Candidate {
-        severity: None,
-        range: exit.decision(),
-        message: exit_message(
-            ctx.source,
-            Message::new()
-                .text(format!("`{var}` returned by {looker}() at "))
-                .line_of(acquire.start)
-                .text(format!(" is not put ({put}()) ")),
-            exit,
-            "error return",
-        ),
-        related,
-        fixes,
-    })
+    Some(held_at_error_return(
+        ctx,
+        exit,
+        [
+            Related {
+                range: acquire,
+                message: Message::new().text(format!(
+                    "{looker}() returns `{var}` holding a reference here"
+                )),
+            },
+            Related {
+                range: release,
+                message: Message::new().text(format!("another path drops it here with {put}()")),
+            },
+        ],
+        format!("{put}({var});"),
+        format!("Call {put}({var}) before leaving"),
+        Message::new()
+            .text(format!("`{var}` returned by {looker}() at "))
+            .line_of(acquire.start)
+            .text(format!(" is not put ({put}()) ")),
+    ))
 }
 
 fn candidate(ctx: &Context, it: &Iterator, exit: Node, puts: &[Node]) -> Candidate {
