@@ -181,9 +181,13 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
             _ => {}
         }
     }
-    out.takers = takers(&definitions, source);
-    out.storers = per_parameter(&definitions, source, storer);
-    out.null_tolerant = per_parameter(&definitions, source, null_tester);
+    let readings: Vec<Reading> = definitions
+        .iter()
+        .filter_map(|d| read(*d, source))
+        .collect();
+    out.takers = per_parameter(&readings, |r| &r.freed, |c| &c.objects);
+    out.storers = per_parameter(&readings, |r| &r.stored, |c| &c.objects);
+    out.null_tolerant = per_parameter(&readings, |r| &r.tested, |c| &c.plain);
     out
 }
 
@@ -307,31 +311,60 @@ fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
     ))
 }
 
-/// The takers of the file (see `LockSummaries::takers`): read from each definition, then
-/// again with what the others take, until nothing changes (a chain of helpers that hand the
-/// object on, at most a few rounds deep).
-fn takers(definitions: &[Node], source: &str) -> BTreeMap<String, Vec<usize>> {
-    per_parameter(definitions, source, taker)
-}
-
 /// Function names, each with the positions of some of its parameters.
 type PerParameter = BTreeMap<String, Vec<usize>>;
-/// Reads one definition's entry of a `PerParameter` summary, given the others known so far.
-type ReadParameters = fn(Node, &str, &PerParameter) -> Option<(String, Vec<usize>)>;
 
-/// A per-parameter summary of every definition (`read` gives a function's name and positions,
-/// given what is known of the others), read again until nothing changes (at most four rounds:
-/// a chain of helpers a few calls deep).
-fn per_parameter(definitions: &[Node], source: &str, read: ReadParameters) -> PerParameter {
-    let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+/// What one definition does with its parameters, read in one walk of its body: the
+/// per-parameter summaries are computed from it, round after round, without walking again.
+struct Reading<'t> {
+    name: &'t str,
+    /// The parameters it frees, drops or takes over by itself (stores and links included).
+    freed: BTreeSet<usize>,
+    /// The parameters it stores or links where they outlive the call.
+    stored: BTreeSet<usize>,
+    /// The parameters it tests for NULL and then returns an error for.
+    tested: BTreeSet<usize>,
+    /// Its calls to other functions, in source order.
+    calls: Vec<CallReading<'t>>,
+}
+
+/// A call in a definition's body, with what each argument is in the caller's terms.
+struct CallReading<'t> {
+    callee: &'t str,
+    /// The parameter whose object each argument is, through aliases and embedding (`&p->dev`).
+    objects: Vec<Option<usize>>,
+    /// The parameter each argument is, by name.
+    plain: Vec<Option<usize>>,
+}
+
+/// A per-parameter summary of every definition: its own positions (`own`) and those it gives
+/// to functions of the file already in the summary (`args` of each call), read again until
+/// nothing changes (at most four rounds: a chain of helpers a few calls deep).
+fn per_parameter<'t>(
+    readings: &[Reading<'t>],
+    own: impl for<'r> Fn(&'r Reading<'t>) -> &'r BTreeSet<usize>,
+    args: impl for<'r> Fn(&'r CallReading<'t>) -> &'r Vec<Option<usize>>,
+) -> PerParameter {
+    let mut out: PerParameter = BTreeMap::new();
     for _round in 0..4 {
         let mut changed = false;
-        for &node in definitions {
-            let Some((name, taken)) = read(node, source, &out) else {
+        for reading in readings {
+            let mut taken = own(reading).clone();
+            for call in &reading.calls {
+                if call.callee == reading.name {
+                    continue;
+                }
+                if let Some(positions) = out.get(call.callee) {
+                    let given = args(call);
+                    taken.extend(positions.iter().filter_map(|&at| given.get(at).copied().flatten()));
+                }
+            }
+            if taken.is_empty() {
                 continue;
-            };
-            if out.get(&name) != Some(&taken) {
-                out.insert(name, taken);
+            }
+            let taken: Vec<usize> = taken.into_iter().collect();
+            if out.get(reading.name) != Some(&taken) {
+                out.insert(reading.name.to_owned(), taken);
                 changed = true;
             }
         }
@@ -365,31 +398,35 @@ fn releases_first(name: &str) -> bool {
         })
 }
 
-/// The parameters of `node`'s function that it takes over, given the takers known so far.
-fn taker(node: Node, source: &str, known: &PerParameter) -> Option<(String, Vec<usize>)> {
-    take_over(node, source, known, true)
-}
-
-/// The parameters of `node`'s function that it stores or links where they outlive the call
-/// (takes over without freeing), given the storers known so far.
-fn storer(node: Node, source: &str, known: &PerParameter) -> Option<(String, Vec<usize>)> {
-    take_over(node, source, known, false)
-}
-
-/// `taker` (with `frees`) or `storer`.
-fn take_over(
-    node: Node,
-    source: &str,
-    known: &PerParameter,
-    frees: bool,
-) -> Option<(String, Vec<usize>)> {
+/// Reads what the function defined by `node` does with its parameters, in one walk of its body
+/// in source order (so that an alias is known before its use):
+/// - it takes over (`freed`) a parameter's object when it frees or releases it (`kfree(p)`,
+///   also through `container_of`/`to_*()` and local aliases), or drops a reference to an object
+///   embedded in it (`put_device(&p->dev)`: the release callback frees the whole);
+/// - it stores (`stored`, and so takes over) a parameter where the caller or another of its
+///   objects keeps it (`*head = p`, `other->next = p`) or links it (`list_add(&p->list, ...)`);
+///   a store into the function's own locals (`child->parent = p`) or into `*p` itself is not one;
+/// - it tests (`tested`) a parameter for NULL and then returns an error (`if (!p) return
+///   -EINVAL;`); a test that only skips work (`if (p) memcpy(p, ...); return 0;`) is not one:
+///   its caller sees success either way (see `LockSummaries::null_tolerant`);
+/// - and its calls, for what it gives to other functions of the file (`per_parameter`).
+fn read<'t>(node: Node<'t>, source: &'t str) -> Option<Reading<'t>> {
     let body = node.child_by_field_name("body")?;
     let declarator = function_declarator(node)?;
     let name = declarator
         .child_by_field_name("declarator")
         .filter(|n| n.kind() == "identifier")?;
-    let name = text(name, source);
     let params = parameter_names(declarator, source);
+    let param = |n: Node| -> Option<usize> {
+        let n = syntax::strip_parens(n);
+        (n.kind() == "identifier")
+            .then(|| {
+                params
+                    .iter()
+                    .position(|p| !p.is_empty() && p == text(n, source))
+            })
+            .flatten()
+    };
     // Locals that name a parameter's object: `struct x *a = to_x(p)`, `container_of(p, ...)`,
     // `q = p`.
     let mut aliases: BTreeMap<String, usize> = BTreeMap::new();
@@ -422,8 +459,15 @@ fn take_over(
                 .position(|p| !p.is_empty() && p == base)
                 .or_else(|| aliases.get(base).copied())
         };
-    let mut taken = BTreeSet::new();
+    let mut reading = Reading {
+        name: text(name, source),
+        freed: BTreeSet::new(),
+        stored: BTreeSet::new(),
+        tested: BTreeSet::new(),
+        calls: Vec::new(),
+    };
     let mut stack = vec![body];
+    let mut children = Vec::new();
     while let Some(n) = stack.pop() {
         match n.kind() {
             "init_declarator" | "assignment_expression" => {
@@ -454,9 +498,6 @@ fn take_over(
                         if left.kind() == "identifier" && !is_param(left) {
                             aliases.insert(text(left, source).to_owned(), i);
                         } else if converted.is_none() && value.kind() == "identifier" {
-                            // `*head = p`, `other->next = p`: stored where the caller or
-                            // another of its objects keeps it. A store into the function's own
-                            // locals (`child->parent = p`) or into `*p` itself is not.
                             let mut target = syntax::strip_parens(left);
                             let mut through = false;
                             while let Some(inner) = target.child_by_field_name("argument") {
@@ -468,7 +509,7 @@ fn take_over(
                                 && is_param(target)
                                 && param_of(target, &aliases, false) != Some(i)
                             {
-                                taken.insert(i);
+                                reading.stored.insert(i);
                             }
                         }
                     }
@@ -478,91 +519,41 @@ fn take_over(
                 let callee = callee_name(n, source).unwrap_or("");
                 let args = call_arguments(n);
                 let first = |embedded| args.first().and_then(|a| param_of(*a, &aliases, embedded));
-                // Freeing or releasing the object itself takes it; an object embedded in it
-                // (`&p->dev`, `&p->list`) takes it when a reference to it is dropped (its
-                // release callback frees the whole) or it is linked into a list.
-                if frees && releases_first(callee) {
-                    taken.extend(first(false));
+                if releases_first(callee) {
+                    reading.freed.extend(first(false));
                 }
-                if (frees && callee.split('_').any(|w| w == "put" || w == "fput"))
-                    || callee.starts_with("list_add")
-                    || callee.starts_with("hlist_add")
-                {
-                    taken.extend(first(true));
+                if callee.split('_').any(|w| w == "put" || w == "fput") {
+                    reading.freed.extend(first(true));
                 }
-                if let Some(positions) = known.get(callee).filter(|_| callee != name) {
-                    for &at in positions {
-                        if let Some(i) = args.get(at).and_then(|a| param_of(*a, &aliases, true)) {
-                            taken.insert(i);
-                        }
-                    }
+                if callee.starts_with("list_add") || callee.starts_with("hlist_add") {
+                    reading.stored.extend(first(true));
                 }
+                reading.calls.push(CallReading {
+                    callee,
+                    objects: args.iter().map(|a| param_of(*a, &aliases, true)).collect(),
+                    plain: args.iter().map(|a| param(*a)).collect(),
+                });
             }
-            _ => {}
-        }
-        let mut cursor = n.walk();
-        // In source order, so that an alias is known before its use.
-        let children: Vec<Node> = n.named_children(&mut cursor).collect();
-        stack.extend(children.into_iter().rev());
-    }
-    (!taken.is_empty()).then(|| (name.to_owned(), taken.into_iter().collect()))
-}
-
-/// The parameters of `node`'s function that it tests for NULL and then returns an error
-/// (`if (!p) return -EINVAL;`), or gives to such a function of the file, given the testers
-/// known so far (see `LockSummaries::null_tolerant`). A test that only skips work (`if (p)
-/// memcpy(p, ...); return 0;`) is not one: its caller sees success either way.
-fn null_tester(
-    node: Node,
-    source: &str,
-    known: &BTreeMap<String, Vec<usize>>,
-) -> Option<(String, Vec<usize>)> {
-    let body = node.child_by_field_name("body")?;
-    let declarator = function_declarator(node)?;
-    let name = declarator
-        .child_by_field_name("declarator")
-        .filter(|n| n.kind() == "identifier")?;
-    let name = text(name, source);
-    let params = parameter_names(declarator, source);
-    let param = |n: Node| -> Option<usize> {
-        let n = syntax::strip_parens(n);
-        (n.kind() == "identifier")
-            .then(|| {
-                params
-                    .iter()
-                    .position(|p| !p.is_empty() && p == text(n, source))
-            })
-            .flatten()
-    };
-    let mut tested = BTreeSet::new();
-    let mut stack = vec![body];
-    while let Some(n) = stack.pop() {
-        match n.kind() {
             "if_statement" => {
                 let fails = n
                     .child_by_field_name("consequence")
                     .is_some_and(|c| returns_error(c, source));
                 if fails {
                     if let Some(condition) = n.child_by_field_name("condition") {
-                        null_when_true(condition, source, &param, &mut tested);
-                    }
-                }
-            }
-            "call_expression" => {
-                let callee = callee_name(n, source).unwrap_or("");
-                if let Some(positions) = known.get(callee).filter(|_| callee != name) {
-                    let args = call_arguments(n);
-                    for &at in positions {
-                        tested.extend(args.get(at).and_then(|a| param(*a)));
+                        null_when_true(condition, source, &param, &mut reading.tested);
                     }
                 }
             }
             _ => {}
         }
         let mut cursor = n.walk();
-        stack.extend(n.named_children(&mut cursor));
+        children.clear();
+        children.extend(n.named_children(&mut cursor));
+        stack.extend(children.iter().rev());
     }
-    (!tested.is_empty()).then(|| (name.to_owned(), tested.into_iter().collect()))
+    let stored = reading.stored.clone();
+    reading.freed.extend(stored);
+    Some(reading)
 }
 
 /// Adds to `out` the parameters that `condition` being true says are NULL: `!p`, `p == NULL`,
