@@ -6,6 +6,7 @@
 //! one, not on the other) it forgets the resource instead of guessing, and it gives up on a
 //! function whose paths it cannot follow (backward `goto`, a label inside a loop).
 
+use crate::analysis::syntax::Fields as _;
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
@@ -139,7 +140,7 @@ pub enum Returns {
 
 /// Walks `function` (a `function_definition` node) and returns the facts it found.
 pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) -> Vec<Fact> {
-    let Some(body) = function.child_by_field_name("body") else {
+    let Some(body) = function.field("body") else {
         return Vec::new();
     };
     let mut engine = Engine {
@@ -455,7 +456,7 @@ impl<'a, 't> Engine<'a, 't> {
         let mut through = false;
         while let Some(parent) = at.parent() {
             let based = matches!(parent.kind(), "field_expression" | "subscript_expression")
-                && parent.child_by_field_name("argument") == Some(at);
+                && parent.field("argument") == Some(at);
             if !based {
                 break;
             }
@@ -467,10 +468,10 @@ impl<'a, 't> Engine<'a, 't> {
         };
         match parent.kind() {
             // `key = ...`, `key->f = ...`: written, not copied.
-            "assignment_expression" => parent.child_by_field_name("left") == Some(at),
+            "assignment_expression" => parent.field("left") == Some(at),
             // Its declaration: `char *key;`, `char *key = kmalloc(...)`.
             "pointer_declarator" | "init_declarator" | "array_declarator" => {
-                !through && parent.child_by_field_name("declarator") == Some(at)
+                !through && parent.field("declarator") == Some(at)
             }
             "declaration" => !through,
             // `!key`, `key == NULL`, `if (key)`.
@@ -478,7 +479,7 @@ impl<'a, 't> Engine<'a, 't> {
             "binary_expression" => {
                 !through
                     && parent
-                        .child_by_field_name("operator")
+                        .field("operator")
                         .is_some_and(|o| matches!(self.text(o), "==" | "!="))
             }
             "parenthesized_expression" => parent
@@ -518,13 +519,13 @@ impl<'a, 't> Engine<'a, 't> {
                 let value = match node.kind() {
                     "return_statement" => node.named_child(0),
                     "assignment_expression" => node
-                        .child_by_field_name("left")
+                        .field("left")
                         .map(strip_parens)
                         .filter(|l| {
                             (l.kind() != "identifier" || !self.locals.contains(self.text(*l)))
                                 && !self.in_local_aggregate(*l)
                         })
-                        .and_then(|_| node.child_by_field_name("right")),
+                        .and_then(|_| node.field("right")),
                     // `list_add(&p->list, head)`, `usb_set_serial_data(serial, p)`, or a
                     // function of the file that stores or links the parameter: kept by a
                     // callee later, so still the function's own before.
@@ -549,7 +550,7 @@ impl<'a, 't> Engine<'a, 't> {
                         for arg in &given {
                             let mut base = strip_parens(*arg);
                             while matches!(base.kind(), "pointer_expression" | "field_expression") {
-                                match base.child_by_field_name("argument") {
+                                match base.field("argument") {
                                     Some(b) => base = strip_parens(b),
                                     None => break,
                                 }
@@ -564,16 +565,15 @@ impl<'a, 't> Engine<'a, 't> {
                 };
                 if let Some(value) = value.map(strip_parens) {
                     let value = match value.kind() {
-                        "pointer_expression" => value
-                            .child_by_field_name("argument")
-                            .map(strip_parens)
-                            .and_then(|f| {
+                        "pointer_expression" => {
+                            value.field("argument").map(strip_parens).and_then(|f| {
                                 let mut base = f;
                                 while base.kind() == "field_expression" {
-                                    base = strip_parens(base.child_by_field_name("argument")?);
+                                    base = strip_parens(base.field("argument")?);
                                 }
                                 Some(base)
-                            }),
+                            })
+                        }
                         _ => Some(value),
                     };
                     if let Some(v) = value.filter(|v| v.kind() == "identifier") {
@@ -591,12 +591,12 @@ impl<'a, 't> Engine<'a, 't> {
     fn index(&mut self, node: Node<'t>) {
         match node.kind() {
             "labeled_statement" => {
-                if let Some(label) = node.child_by_field_name("label") {
+                if let Some(label) = node.field("label") {
                     self.labels.insert(self.text(label).to_owned(), node);
                 }
             }
             "declaration" => {
-                let is_int = node.child_by_field_name("type").is_some_and(|t| {
+                let is_int = node.field("type").is_some_and(|t| {
                     matches!(
                         t.kind(),
                         "primitive_type" | "sized_type_specifier" | "type_identifier"
@@ -609,7 +609,7 @@ impl<'a, 't> Engine<'a, 't> {
                         let plain = matches!(declarator.kind(), "identifier")
                             || (declarator.kind() == "init_declarator"
                                 && declarator
-                                    .child_by_field_name("declarator")
+                                    .field("declarator")
                                     .is_some_and(|d| d.kind() == "identifier"));
                         if is_int && plain {
                             self.int_locals.insert(name.clone());
@@ -620,13 +620,13 @@ impl<'a, 't> Engine<'a, 't> {
                         // `struct i2c_msg msgs[] = ...`, `struct foo_cfg cfg;`: the object
                         // itself lives in the frame.
                         let inner = match declarator.kind() {
-                            "init_declarator" => declarator.child_by_field_name("declarator"),
+                            "init_declarator" => declarator.field("declarator"),
                             _ => Some(declarator),
                         };
                         let aggregate = inner.is_some_and(|d| {
                             d.kind() == "array_declarator"
                                 || (d.kind() == "identifier"
-                                    && node.child_by_field_name("type").is_some_and(|t| {
+                                    && node.field("type").is_some_and(|t| {
                                         matches!(t.kind(), "struct_specifier" | "union_specifier")
                                     }))
                         });
@@ -674,23 +674,19 @@ impl<'a, 't> Engine<'a, 't> {
         let mut stack = vec![body];
         while let Some(node) = stack.pop() {
             let (target, value) = match node.kind() {
-                "assignment_expression" => (
-                    node.child_by_field_name("left").map(strip_parens),
-                    node.child_by_field_name("right"),
-                ),
+                "assignment_expression" => {
+                    (node.field("left").map(strip_parens), node.field("right"))
+                }
                 "init_declarator" => (
-                    node.child_by_field_name("declarator")
-                        .and_then(declared_name),
-                    node.child_by_field_name("value"),
+                    node.field("declarator").and_then(declared_name),
+                    node.field("value"),
                 ),
-                "update_expression" => (node.child_by_field_name("argument"), None),
+                "update_expression" => (node.field("argument"), None),
                 "pointer_expression"
-                    if node
-                        .child_by_field_name("operator")
-                        .is_some_and(|o| self.text(o) == "&") =>
+                    if node.field("operator").is_some_and(|o| self.text(o) == "&") =>
                 {
                     // An address taken lets anything write the variable.
-                    (node.child_by_field_name("argument").map(strip_parens), None)
+                    (node.field("argument").map(strip_parens), None)
                 }
                 _ => (None, None),
             };
@@ -719,12 +715,10 @@ impl<'a, 't> Engine<'a, 't> {
                 "identifier" if self.text(value) != name => Some(self.text(value).to_owned()),
                 // `cxt = &pstore_zone_cxt`: the address of a named object.
                 "pointer_expression"
-                    if value
-                        .child_by_field_name("operator")
-                        .is_some_and(|o| self.text(o) == "&") =>
+                    if value.field("operator").is_some_and(|o| self.text(o) == "&") =>
                 {
                     value
-                        .child_by_field_name("argument")
+                        .field("argument")
                         .map(strip_parens)
                         .filter(|a| matches!(a.kind(), "identifier" | "field_expression"))
                         .and_then(|a| self.key(a))
@@ -758,15 +752,11 @@ impl<'a, 't> Engine<'a, 't> {
                     .unwrap_or_else(|| name.to_owned())
             }
             "field_expression" => {
-                let (Some(argument), Some(field)) = (
-                    node.child_by_field_name("argument"),
-                    node.child_by_field_name("field"),
-                ) else {
+                let (Some(argument), Some(field)) = (node.field("argument"), node.field("field"))
+                else {
                     return fallback();
                 };
-                let op = node
-                    .child_by_field_name("operator")
-                    .map_or("->", |o| self.text(o));
+                let op = node.field("operator").map_or("->", |o| self.text(o));
                 let base = self.canonical(argument, depth + 1);
                 // `cxt->lock` where `cxt = &global`: the field of the global, `global.lock`.
                 if let Some(object) = base.strip_prefix('&').filter(|o| {
@@ -779,19 +769,15 @@ impl<'a, 't> Engine<'a, 't> {
                 format!("{base}{op}{}", self.text(field))
             }
             "pointer_expression" => {
-                let (Some(op), Some(argument)) = (
-                    node.child_by_field_name("operator"),
-                    node.child_by_field_name("argument"),
-                ) else {
+                let (Some(op), Some(argument)) = (node.field("operator"), node.field("argument"))
+                else {
                     return fallback();
                 };
                 let op = self.text(op);
                 let inner = strip_parens(argument);
                 let star = inner.kind() == "pointer_expression"
-                    && inner
-                        .child_by_field_name("operator")
-                        .is_some_and(|o| self.text(o) == "*");
-                match (op, inner.child_by_field_name("argument")) {
+                    && inner.field("operator").is_some_and(|o| self.text(o) == "*");
+                match (op, inner.field("argument")) {
                     ("&", Some(pointee)) if star => self.canonical(pointee, depth + 1),
                     _ => format!("{op}{}", self.canonical(argument, depth + 1)),
                 }
@@ -867,11 +853,9 @@ impl<'a, 't> Engine<'a, 't> {
         match node.kind() {
             "identifier" => Some(self.text(node).to_owned()),
             "field_expression" => {
-                let base = self.key(node.child_by_field_name("argument")?)?;
-                let op = node
-                    .child_by_field_name("operator")
-                    .map_or("->", |o| self.text(o));
-                let field = self.text(node.child_by_field_name("field")?);
+                let base = self.key(node.field("argument")?)?;
+                let op = node.field("operator").map_or("->", |o| self.text(o));
+                let field = self.text(node.field("field")?);
                 Some(format!("{base}{op}{field}"))
             }
             _ => None,
@@ -884,27 +868,23 @@ impl<'a, 't> Engine<'a, 't> {
         match node.kind() {
             // `a = b = kmalloc(...)`: the value of the inner assignment is `b`.
             "assignment_expression" => node
-                .child_by_field_name("left")
+                .field("left")
                 .map(|left| self.handed_on(left, state))
                 .unwrap_or_default(),
             "conditional_expression" => ["consequence", "alternative"]
                 .iter()
-                .filter_map(|f| node.child_by_field_name(f))
+                .filter_map(|f| node.field(f))
                 .flat_map(|n| self.handed_on(n, state))
                 .collect(),
-            "pointer_expression"
-                if node
-                    .child_by_field_name("operator")
-                    .is_some_and(|o| self.text(o) == "&") =>
-            {
-                let mut inner = node.child_by_field_name("argument").map(strip_parens);
+            "pointer_expression" if node.field("operator").is_some_and(|o| self.text(o) == "&") => {
+                let mut inner = node.field("argument").map(strip_parens);
                 while let Some(n) = inner {
                     if let Some(key) = self.key(n).filter(|k| state.resources.contains_key(k)) {
                         return vec![key];
                     }
                     inner = match n.kind() {
                         "field_expression" | "subscript_expression" => {
-                            n.child_by_field_name("argument").map(strip_parens)
+                            n.field("argument").map(strip_parens)
                         }
                         _ => None,
                     };
@@ -992,26 +972,20 @@ impl<'a, 't> Engine<'a, 't> {
             "call_expression" => self.call(node, state),
             "field_expression" => {
                 self.children(node, state);
-                let arrow = node
-                    .child_by_field_name("operator")
-                    .is_some_and(|o| self.text(o) == "->");
-                if let (true, Some(argument)) = (arrow, node.child_by_field_name("argument")) {
+                let arrow = node.field("operator").is_some_and(|o| self.text(o) == "->");
+                if let (true, Some(argument)) = (arrow, node.field("argument")) {
                     self.dereference(argument, node, state);
                 }
             }
             "subscript_expression" => {
                 self.children(node, state);
-                if let Some(argument) = node.child_by_field_name("argument") {
+                if let Some(argument) = node.field("argument") {
                     self.dereference(argument, node, state);
                 }
             }
             // `&p->field` and `&p[i]` compute an address and read nothing through `p`.
-            "pointer_expression"
-                if node
-                    .child_by_field_name("operator")
-                    .is_some_and(|o| self.text(o) == "&") =>
-            {
-                let inner = node.child_by_field_name("argument").map(strip_parens);
+            "pointer_expression" if node.field("operator").is_some_and(|o| self.text(o) == "&") => {
+                let inner = node.field("argument").map(strip_parens);
                 match inner {
                     Some(inner)
                         if matches!(inner.kind(), "field_expression" | "subscript_expression") =>
@@ -1023,27 +997,25 @@ impl<'a, 't> Engine<'a, 't> {
             }
             "pointer_expression" => {
                 self.children(node, state);
-                let star = node
-                    .child_by_field_name("operator")
-                    .is_some_and(|o| self.text(o) == "*");
-                if let (true, Some(argument)) = (star, node.child_by_field_name("argument")) {
+                let star = node.field("operator").is_some_and(|o| self.text(o) == "*");
+                if let (true, Some(argument)) = (star, node.field("argument")) {
                     self.dereference(argument, node, state);
                 }
             }
             "unary_expression" => {
                 self.children(node, state);
-                if let Some(argument) = node.child_by_field_name("argument") {
+                if let Some(argument) = node.field("argument") {
                     self.mark_checked(argument, state);
                 }
             }
             "binary_expression" => self.binary(node, state),
             "conditional_expression" => {
-                if let Some(condition) = node.child_by_field_name("condition") {
+                if let Some(condition) = node.field("condition") {
                     self.visit(condition, state);
                     self.mark_checked(condition, state);
                 }
                 for field in ["consequence", "alternative"] {
-                    if let Some(branch) = node.child_by_field_name(field) {
+                    if let Some(branch) = node.field(field) {
                         self.visit(branch, state);
                     }
                 }
@@ -1063,19 +1035,17 @@ impl<'a, 't> Engine<'a, 't> {
     /// Visits `p->a.b` or `p[i]` under `&`: the base pointer is not dereferenced, but what the
     /// expression reads on the way (`p->q->r` reads `p->q`, an index) is.
     fn address_of(&mut self, node: Node<'t>, state: &mut State) {
-        let Some(argument) = node.child_by_field_name("argument") else {
+        let Some(argument) = node.field("argument") else {
             return self.children(node, state);
         };
         if node.kind() == "subscript_expression" {
-            if let Some(index) = node.child_by_field_name("index") {
+            if let Some(index) = node.field("index") {
                 self.visit(index, state);
             }
         }
         let argument_stripped = strip_parens(argument);
         let through_dot = node.kind() == "field_expression"
-            && node
-                .child_by_field_name("operator")
-                .is_some_and(|o| self.text(o) == ".");
+            && node.field("operator").is_some_and(|o| self.text(o) == ".");
         if through_dot && argument_stripped.kind() == "field_expression" {
             self.address_of(argument_stripped, state);
         } else {
@@ -1126,7 +1096,7 @@ impl<'a, 't> Engine<'a, 't> {
             };
             let name = self.text(name).to_owned();
             match declarator
-                .child_by_field_name("value")
+                .field("value")
                 .filter(|_| declarator.kind() == "init_declarator")
             {
                 Some(value) => {
@@ -1139,16 +1109,11 @@ impl<'a, 't> Engine<'a, 't> {
     }
 
     fn assignment(&mut self, node: Node<'t>, state: &mut State) {
-        let (Some(left), Some(right)) = (
-            node.child_by_field_name("left"),
-            node.child_by_field_name("right"),
-        ) else {
+        let (Some(left), Some(right)) = (node.field("left"), node.field("right")) else {
             return self.children(node, state);
         };
         self.visit(right, state);
-        let plain = node
-            .child_by_field_name("operator")
-            .is_some_and(|o| self.text(o) == "=");
+        let plain = node.field("operator").is_some_and(|o| self.text(o) == "=");
         // The left side is written, not read; only what it dereferences on the way counts.
         match strip_parens(left).kind() {
             "identifier" => {}
@@ -1198,15 +1163,13 @@ impl<'a, 't> Engine<'a, 't> {
         loop {
             match node.kind() {
                 "field_expression"
-                    if node
-                        .child_by_field_name("operator")
-                        .is_some_and(|o| self.text(o) == ".") => {}
+                    if node.field("operator").is_some_and(|o| self.text(o) == ".") => {}
                 "subscript_expression" => {}
                 "identifier" => return inside && self.aggregates.contains(self.text(node)),
                 _ => return false,
             }
             inside = true;
-            match node.child_by_field_name("argument") {
+            match node.field("argument") {
                 Some(base) => node = strip_parens(base),
                 None => return false,
             }
@@ -1219,15 +1182,15 @@ impl<'a, 't> Engine<'a, 't> {
         let node = strip_parens(node);
         // `*out = buf = kmalloc(...); if (!*out)` tests `buf` through what `out` points to.
         if node.kind() == "pointer_expression" {
-            let star = node.child_by_field_name("operator")?;
-            let base = self.key(node.child_by_field_name("argument")?)?;
+            let star = node.field("operator")?;
+            let base = self.key(node.field("argument")?)?;
             return (self.text(star) == "*").then(|| format!("*{base}"));
         }
         if node.kind() != "subscript_expression" {
             return None;
         }
-        let base = self.key(node.child_by_field_name("argument")?)?;
-        let index = node.child_by_field_name("index")?;
+        let base = self.key(node.field("argument")?)?;
+        let index = node.field("index")?;
         Some(format!("{base}[{}]", syntax::squash(self.text(index))))
     }
 
@@ -1274,7 +1237,7 @@ impl<'a, 't> Engine<'a, 't> {
             && !self.auto_freed.contains(key)
             && value.kind() == "pointer_expression"
             && value
-                .child_by_field_name("argument")
+                .field("argument")
                 .map(strip_parens)
                 .is_some_and(|a| a.kind() == "field_expression")
             && self.only_lent(key);
@@ -1289,7 +1252,7 @@ impl<'a, 't> Engine<'a, 't> {
         }
         let comparison = match value.kind() {
             "binary_expression" => value
-                .child_by_field_name("operator")
+                .field("operator")
                 .is_some_and(|o| matches!(self.text(o), "==" | "!=")),
             "unary_expression" => value.child(0).is_some_and(|o| self.text(o) == "!"),
             // `ret = PTR_ERR_OR_ZERO(p); if (ret) return ret;`: testing `ret` tests `p`.
@@ -1386,11 +1349,9 @@ impl<'a, 't> Engine<'a, 't> {
                 state.reset(self.text(arg));
             }
             let address = arg.kind() == "pointer_expression"
-                && arg
-                    .child_by_field_name("operator")
-                    .is_some_and(|o| self.text(o) == "&");
+                && arg.field("operator").is_some_and(|o| self.text(o) == "&");
             if let Some(inner) = arg
-                .child_by_field_name("argument")
+                .field("argument")
                 .map(strip_parens)
                 .filter(|i| address && i.kind() == "identifier")
             {
@@ -1478,17 +1439,15 @@ impl<'a, 't> Engine<'a, 't> {
                 let field = Some(arg)
                     .filter(|a| {
                         a.kind() == "pointer_expression"
-                            && a.child_by_field_name("operator")
-                                .is_some_and(|o| self.text(o) == "&")
+                            && a.field("operator").is_some_and(|o| self.text(o) == "&")
                     })
-                    .and_then(|a| a.child_by_field_name("argument"))
+                    .and_then(|a| a.field("argument"))
                     .map(strip_parens)
                     .filter(|f| {
                         f.kind() == "field_expression"
-                            && f.child_by_field_name("operator")
-                                .is_some_and(|o| self.text(o) == "->")
+                            && f.field("operator").is_some_and(|o| self.text(o) == "->")
                     });
-                if let Some(base) = field.and_then(|f| f.child_by_field_name("argument")) {
+                if let Some(base) = field.and_then(|f| f.field("argument")) {
                     self.dereference(base, arg, state);
                 }
             }
@@ -1498,9 +1457,7 @@ impl<'a, 't> Engine<'a, 't> {
             for arg in call_arguments(node) {
                 let arg = strip_parens(arg);
                 let base = match arg.kind() {
-                    "pointer_expression" => arg
-                        .child_by_field_name("argument")
-                        .and_then(|a| self.key(a)),
+                    "pointer_expression" => arg.field("argument").and_then(|a| self.key(a)),
                     _ => self.key(arg),
                 };
                 if let Some(base) = base {
@@ -1577,7 +1534,7 @@ impl<'a, 't> Engine<'a, 't> {
                 loop {
                     base = match base.kind() {
                         "pointer_expression" | "field_expression" | "subscript_expression" => {
-                            match base.child_by_field_name("argument") {
+                            match base.field("argument") {
                                 Some(b) => strip_parens(b),
                                 None => break,
                             }
@@ -1750,7 +1707,7 @@ impl<'a, 't> Engine<'a, 't> {
         let node = strip_parens(condition);
         match node.kind() {
             "unary_expression" if node.child(0).is_some_and(|o| self.text(o) == "!") => {
-                let (key, failed) = self.pair_test(node.child_by_field_name("argument")?)?;
+                let (key, failed) = self.pair_test(node.field("argument")?)?;
                 Some((key, !failed))
             }
             // `if (ret)` fails when non-zero; `if (np)` for a lookup's pointer succeeded.
@@ -1762,9 +1719,9 @@ impl<'a, 't> Engine<'a, 't> {
             // `if ((err = pci_enable_device(pdev)))`: the value is the call's; for a lookup
             // (`if (!(np = of_find_node_by_name(...)))`) the local's.
             "assignment_expression" => {
-                let right = strip_parens(node.child_by_field_name("right")?);
+                let right = strip_parens(node.field("right")?);
                 if self.inputs.lookups.contains(&right.id()) {
-                    return self.pair_test(node.child_by_field_name("left")?);
+                    return self.pair_test(node.field("left")?);
                 }
                 self.pair_test(right)
             }
@@ -1831,8 +1788,7 @@ impl<'a, 't> Engine<'a, 't> {
         let node = strip_parens(condition);
         match node.kind() {
             "unary_expression" if node.child(0).is_some_and(|o| self.text(o) == "!") => {
-                let (key, at, held) =
-                    self.conditional_lock(node.child_by_field_name("argument")?)?;
+                let (key, at, held) = self.conditional_lock(node.field("argument")?)?;
                 Some((key, at, !held))
             }
             "call_expression" => {
@@ -1902,12 +1858,12 @@ impl<'a, 't> Engine<'a, 't> {
             // `!(p = kmalloc(...))` tests `p`; `(ret = -ENOMEM, !(p = kmalloc(...)))` tests its
             // last operand.
             "assignment_expression" => {
-                if let Some(left) = node.child_by_field_name("left") {
+                if let Some(left) = node.field("left") {
                     self.mark_checked(left, state);
                 }
             }
             "comma_expression" => {
-                if let Some(right) = node.child_by_field_name("right") {
+                if let Some(right) = node.field("right") {
                     self.mark_checked(right, state);
                 }
             }
@@ -1917,14 +1873,8 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// The operator and operands of a binary expression.
     fn binary_parts<'n>(&self, node: Node<'n>) -> Option<(&'a str, Node<'n>, Node<'n>)> {
-        let op = node
-            .child_by_field_name("operator")
-            .map_or("", |o| self.text(o));
-        Some((
-            op,
-            node.child_by_field_name("left")?,
-            node.child_by_field_name("right")?,
-        ))
+        let op = node.field("operator").map_or("", |o| self.text(o));
+        Some((op, node.field("left")?, node.field("right")?))
     }
 
     fn binary(&mut self, node: Node<'t>, state: &mut State) {
@@ -1942,7 +1892,7 @@ impl<'a, 't> Engine<'a, 't> {
     }
 
     fn if_statement(&mut self, node: Node<'t>, state: &mut State) {
-        let condition = node.child_by_field_name("condition");
+        let condition = node.field("condition");
         if let Some(condition) = condition {
             self.visit(condition, state);
             self.mark_checked(condition, state);
@@ -1963,10 +1913,10 @@ impl<'a, 't> Engine<'a, 't> {
             let failed = if failed_when_true { &mut yes } else { &mut no };
             failed.held.remove(&key);
         }
-        if let Some(consequence) = node.child_by_field_name("consequence") {
+        if let Some(consequence) = node.field("consequence") {
             self.visit(consequence, &mut yes);
         }
-        if let Some(alternative) = node.child_by_field_name("alternative") {
+        if let Some(alternative) = node.field("alternative") {
             self.visit(alternative, &mut no);
         }
         *state = State::merge(yes, no);
@@ -1982,18 +1932,18 @@ impl<'a, 't> Engine<'a, 't> {
             }
         }
         for field in ["initializer", "condition"] {
-            if let Some(part) = node.child_by_field_name(field) {
+            if let Some(part) = node.field(field) {
                 self.visit(part, state);
                 self.mark_checked(part, state);
             }
         }
         // `while (1)` and `for (;;)` leave only through `break` (or a return inside).
-        let forever = match node.child_by_field_name("condition").map(strip_parens) {
+        let forever = match node.field("condition").map(strip_parens) {
             None => node.kind() == "for_statement",
             Some(c) => matches!(self.text(c), "1" | "true"),
         };
-        if let Some(body) = node.child_by_field_name("body") {
-            self.loop_body(body, node.child_by_field_name("update"), state);
+        if let Some(body) = node.field("body") {
+            self.loop_body(body, node.field("update"), state);
             if forever {
                 let breaks = self.last_breaks.take().unwrap_or_else(State::dead);
                 *state = breaks;
@@ -2030,23 +1980,23 @@ impl<'a, 't> Engine<'a, 't> {
 
     fn do_statement(&mut self, node: Node<'t>, state: &mut State) {
         self.loops.push(Loop::default());
-        if let Some(body) = node.child_by_field_name("body") {
+        if let Some(body) = node.field("body") {
             self.visit(body, state);
         }
         let l = self.loops.pop().unwrap_or_default();
         let taken = std::mem::replace(state, State::dead());
         let mut end = State::merge_all(std::iter::once(taken).chain(l.continues));
-        if let Some(condition) = node.child_by_field_name("condition") {
+        if let Some(condition) = node.field("condition") {
             self.visit(condition, &mut end);
         }
         *state = State::merge_all(std::iter::once(end).chain(l.breaks));
     }
 
     fn switch_statement(&mut self, node: Node<'t>, state: &mut State) {
-        if let Some(condition) = node.child_by_field_name("condition") {
+        if let Some(condition) = node.field("condition") {
             self.visit(condition, state);
         }
-        let Some(body) = node.child_by_field_name("body") else {
+        let Some(body) = node.field("body") else {
             return;
         };
         self.loops.push(Loop {
@@ -2063,12 +2013,12 @@ impl<'a, 't> Engine<'a, 't> {
                 self.visit(case, &mut fall);
                 continue;
             }
-            has_default |= case.child_by_field_name("value").is_none();
+            has_default |= case.field("value").is_none();
             let mut current = State::merge(start.clone(), fall);
             let mut inner = case.walk();
             let statements: Vec<_> = case
                 .named_children(&mut inner)
-                .filter(|c| Some(*c) != case.child_by_field_name("value"))
+                .filter(|c| Some(*c) != case.field("value"))
                 .collect();
             for statement in statements {
                 self.visit(statement, &mut current);
@@ -2082,11 +2032,11 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// `#if`/`#ifdef` blocks inside a function are alternatives, not a sequence.
     fn preprocessor(&mut self, node: Node<'t>, state: &mut State) {
-        let alternative = node.child_by_field_name("alternative");
+        let alternative = node.field("alternative");
         // `#if 0` code is never compiled.
         let never = node.kind() == "preproc_if"
             && node
-                .child_by_field_name("condition")
+                .field("condition")
                 .is_some_and(|c| self.text(c).trim() == "0");
         if never {
             if let Some(alternative) = alternative {
@@ -2096,7 +2046,7 @@ impl<'a, 't> Engine<'a, 't> {
         }
         let skip: Vec<_> = ["name", "condition", "alternative"]
             .iter()
-            .filter_map(|f| node.child_by_field_name(f))
+            .filter_map(|f| node.field(f))
             .collect();
         let mut taken = state.clone();
         let mut cursor = node.walk();
@@ -2116,10 +2066,7 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// Follows a forward `goto` into its unwinding ladder and checks the exit it reaches.
     fn goto(&mut self, node: Node<'t>, state: &State) {
-        let Some(label) = node
-            .child_by_field_name("label")
-            .map(|l| self.text(l).to_owned())
-        else {
+        let Some(label) = node.field("label").map(|l| self.text(l).to_owned()) else {
             return;
         };
         let Some(&target) = self.labels.get(&label) else {
@@ -2175,12 +2122,12 @@ impl<'a, 't> Engine<'a, 't> {
         match node.kind() {
             // A comma expression's value is its last operand.
             "comma_expression" => node
-                .child_by_field_name("right")
+                .field("right")
                 .map(|r| self.knowledge(r, state))
                 .unwrap_or_default(),
             "unary_expression" if node.child(0).is_some_and(|o| self.text(o) == "!") => {
                 let (t, f) = node
-                    .child_by_field_name("argument")
+                    .field("argument")
                     .map(|a| self.knowledge(a, state))
                     .unwrap_or_default();
                 (f, t)
@@ -2262,11 +2209,8 @@ impl<'a, 't> Engine<'a, 't> {
             }
             // `if (!(buf = kmalloc(...)))` tests what was just assigned.
             "assignment_expression" => node
-                .child_by_field_name("left")
-                .filter(|_| {
-                    node.child_by_field_name("operator")
-                        .is_some_and(|o| self.text(o) == "=")
-                })
+                .field("left")
+                .filter(|_| node.field("operator").is_some_and(|o| self.text(o) == "="))
                 .map(|left| self.knowledge(left, state))
                 .unwrap_or_default(),
             // `bool success = (p != NULL); if (!success) ...` tests `p`.

@@ -1,6 +1,7 @@
 //! Function definitions of a file, each with a hash of its normalized text (comments and
 //! whitespace out), and the bookkeeping that tells which functions an edit changed.
 
+use crate::analysis::syntax::Fields as _;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -53,9 +54,7 @@ impl Function {
             .to_owned();
         // Masked annotations (`__acquires(lock)`) are not tokens of the tree, but rules read them
         // in the header, so the header's own text is part of the hash.
-        let header_end = node
-            .child_by_field_name("body")
-            .map_or(start, |b| b.start_byte());
+        let header_end = node.field("body").map_or(start, |b| b.start_byte());
         normalized.push('\0');
         normalized.extend(
             text[..header_end - start]
@@ -171,18 +170,18 @@ fn collect_tokens(
 
 /// The identifier naming a function definition.
 pub fn function_name(node: Node) -> Option<Node> {
-    let mut declarator = node.child_by_field_name("declarator")?;
+    let mut declarator = node.field("declarator")?;
     loop {
         match declarator.kind() {
             "function_declarator" => {
-                let inner = declarator.child_by_field_name("declarator")?;
+                let inner = declarator.field("declarator")?;
                 if inner.kind() == "identifier" {
                     return Some(inner);
                 }
                 declarator = inner;
             }
             "identifier" => return Some(declarator),
-            _ => declarator = declarator.child_by_field_name("declarator")?,
+            _ => declarator = declarator.field("declarator")?,
         }
     }
 }

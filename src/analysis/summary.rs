@@ -8,6 +8,7 @@
 //! the same file; `fingerprint` lets the function index treat every function as changed when a
 //! summary changes.
 
+use crate::analysis::syntax::Fields as _;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -198,7 +199,7 @@ fn defines_main(root: Node, source: &str) -> bool {
     let found = root.named_children(&mut cursor).any(|n| {
         n.kind() == "function_definition"
             && function_declarator(n)
-                .and_then(|d| d.child_by_field_name("declarator"))
+                .and_then(|d| d.field("declarator"))
                 .is_some_and(|name| text(name, source) == "main")
     });
     found
@@ -232,7 +233,7 @@ fn tests_allocations(root: Node, source: &str) -> bool {
                         break;
                     }
                     let in_condition = parent
-                        .child_by_field_name("condition")
+                        .field("condition")
                         .is_some_and(|c| c.id() == statement.id());
                     if parent.kind() == "if_statement" && in_condition {
                         return true;
@@ -245,7 +246,7 @@ fn tests_allocations(root: Node, source: &str) -> bool {
                 }
                 if next.is_some_and(|n| {
                     n.kind() == "if_statement"
-                        && n.child_by_field_name("condition")
+                        && n.field("condition")
                             .is_some_and(|c| text(c, source).contains(name))
                 }) {
                     return true;
@@ -259,7 +260,7 @@ fn tests_allocations(root: Node, source: &str) -> bool {
 }
 
 fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
-    let body = node.child_by_field_name("body");
+    let body = node.field("body");
     let header_end = body.map_or(node.end_byte(), |b| b.start_byte());
     let header = source.get(node.start_byte()..header_end).unwrap_or("");
     let annotated = annotation_arguments(header, "__releases(");
@@ -268,7 +269,7 @@ fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
     }
     let declarator = function_declarator(node)?;
     let name = declarator
-        .child_by_field_name("declarator")
+        .field("declarator")
         .filter(|n| n.kind() == "identifier")?;
     let params = parameter_names(declarator, source);
     let mut locks = annotated.clone();
@@ -356,7 +357,11 @@ fn per_parameter<'t>(
                 }
                 if let Some(positions) = out.get(call.callee) {
                     let given = args(call);
-                    taken.extend(positions.iter().filter_map(|&at| given.get(at).copied().flatten()));
+                    taken.extend(
+                        positions
+                            .iter()
+                            .filter_map(|&at| given.get(at).copied().flatten()),
+                    );
                 }
             }
             if taken.is_empty() {
@@ -411,10 +416,10 @@ fn releases_first(name: &str) -> bool {
 ///   its caller sees success either way (see `LockSummaries::null_tolerant`);
 /// - and its calls, for what it gives to other functions of the file (`per_parameter`).
 fn read<'t>(node: Node<'t>, source: &'t str) -> Option<Reading<'t>> {
-    let body = node.child_by_field_name("body")?;
+    let body = node.field("body")?;
     let declarator = function_declarator(node)?;
     let name = declarator
-        .child_by_field_name("declarator")
+        .field("declarator")
         .filter(|n| n.kind() == "identifier")?;
     let params = parameter_names(declarator, source);
     let param = |n: Node| -> Option<usize> {
@@ -436,18 +441,18 @@ fn read<'t>(node: Node<'t>, source: &'t str) -> Option<Reading<'t>> {
         |arg: Node, aliases: &BTreeMap<String, usize>, embedded: bool| -> Option<usize> {
             let mut arg = syntax::strip_parens(arg);
             while arg.kind() == "cast_expression" {
-                arg = syntax::strip_parens(arg.child_by_field_name("value")?);
+                arg = syntax::strip_parens(arg.field("value")?);
             }
             let mut base = arg;
             if embedded
                 && arg.kind() == "pointer_expression"
                 && arg
-                    .child_by_field_name("operator")
+                    .field("operator")
                     .is_some_and(|o| text(o, source) == "&")
             {
-                base = syntax::strip_parens(arg.child_by_field_name("argument")?);
+                base = syntax::strip_parens(arg.field("argument")?);
                 while base.kind() == "field_expression" {
-                    base = syntax::strip_parens(base.child_by_field_name("argument")?);
+                    base = syntax::strip_parens(base.field("argument")?);
                 }
             }
             if base.kind() != "identifier" {
@@ -473,13 +478,10 @@ fn read<'t>(node: Node<'t>, source: &'t str) -> Option<Reading<'t>> {
             "init_declarator" | "assignment_expression" => {
                 let (left, right) = match n.kind() {
                     "init_declarator" => (
-                        n.child_by_field_name("declarator").and_then(declared_name),
-                        n.child_by_field_name("value"),
+                        n.field("declarator").and_then(declared_name),
+                        n.field("value"),
                     ),
-                    _ => (
-                        n.child_by_field_name("left"),
-                        n.child_by_field_name("right"),
-                    ),
+                    _ => (n.field("left"), n.field("right")),
                 };
                 if let (Some(left), Some(right)) = (left, right) {
                     let right = syntax::strip_parens(right);
@@ -500,7 +502,7 @@ fn read<'t>(node: Node<'t>, source: &'t str) -> Option<Reading<'t>> {
                         } else if converted.is_none() && value.kind() == "identifier" {
                             let mut target = syntax::strip_parens(left);
                             let mut through = false;
-                            while let Some(inner) = target.child_by_field_name("argument") {
+                            while let Some(inner) = target.field("argument") {
                                 through = true;
                                 target = syntax::strip_parens(inner);
                             }
@@ -536,10 +538,10 @@ fn read<'t>(node: Node<'t>, source: &'t str) -> Option<Reading<'t>> {
             }
             "if_statement" => {
                 let fails = n
-                    .child_by_field_name("consequence")
+                    .field("consequence")
                     .is_some_and(|c| returns_error(c, source));
                 if fails {
-                    if let Some(condition) = n.child_by_field_name("condition") {
+                    if let Some(condition) = n.field("condition") {
                         null_when_true(condition, source, &param, &mut reading.tested);
                     }
                 }
@@ -571,14 +573,11 @@ fn null_when_true(
         let n = syntax::strip_parens(n);
         match n.kind() {
             "unary_expression" if n.child(0).is_some_and(|o| text(o, source) == "!") => {
-                out.extend(n.child_by_field_name("argument").and_then(param));
+                out.extend(n.field("argument").and_then(param));
             }
             "binary_expression" => {
-                let op = n.child_by_field_name("operator").map(|o| text(o, source));
-                let (Some(left), Some(right)) = (
-                    n.child_by_field_name("left"),
-                    n.child_by_field_name("right"),
-                ) else {
+                let op = n.field("operator").map(|o| text(o, source));
+                let (Some(left), Some(right)) = (n.field("left"), n.field("right")) else {
                     continue;
                 };
                 match op {
@@ -625,13 +624,13 @@ fn returns_error(node: Node, source: &str) -> bool {
 /// The parameter names of a `function_declarator`, in order (empty strings for unnamed ones).
 fn parameter_names(declarator: Node, source: &str) -> Vec<String> {
     declarator
-        .child_by_field_name("parameters")
+        .field("parameters")
         .map(|list| {
             let mut cursor = list.walk();
             list.named_children(&mut cursor)
                 .filter(|p| p.kind() == "parameter_declaration")
                 .map(|p| {
-                    p.child_by_field_name("declarator")
+                    p.field("declarator")
                         .and_then(declared_name)
                         .map_or(String::new(), |n| text(n, source).to_owned())
                 })
@@ -642,12 +641,12 @@ fn parameter_names(declarator: Node, source: &str) -> Vec<String> {
 
 /// The `function_declarator` of a definition or declaration (under any pointer declarators).
 fn function_declarator(node: Node) -> Option<Node> {
-    let mut declarator = node.child_by_field_name("declarator")?;
+    let mut declarator = node.field("declarator")?;
     loop {
         match declarator.kind() {
             "function_declarator" => return Some(declarator),
             "pointer_declarator" | "parenthesized_declarator" | "attributed_declarator" => {
-                declarator = declarator.child_by_field_name("declarator")?
+                declarator = declarator.field("declarator")?
             }
             _ => return None,
         }

@@ -8,6 +8,33 @@ pub fn language() -> Language {
     tree_sitter_c::LANGUAGE.into()
 }
 
+/// The field ids of the C grammar, by name: looking a field up by name scans every field name of
+/// the grammar on each call, and the rules and the path walk ask for fields millions of times.
+fn field_id(name: &str) -> Option<std::num::NonZeroU16> {
+    static IDS: std::sync::OnceLock<std::collections::HashMap<&'static str, std::num::NonZeroU16>> =
+        std::sync::OnceLock::new();
+    IDS.get_or_init(|| {
+        let language = language();
+        (1..=language.field_count() as u16)
+            .filter_map(|id| Some((language.field_name_for_id(id)?, id.try_into().ok()?)))
+            .collect()
+    })
+    .get(name)
+    .copied()
+}
+
+/// Fields by name, through the grammar's field ids (see `field_id`).
+pub trait Fields<'t> {
+    /// The child in field `name` (`Node::child_by_field_name`).
+    fn field(&self, name: &str) -> Option<Node<'t>>;
+}
+
+impl<'t> Fields<'t> for Node<'t> {
+    fn field(&self, name: &str) -> Option<Node<'t>> {
+        self.child_by_field_id(field_id(name)?.get())
+    }
+}
+
 /// A syntax tree and how many error or missing nodes it holds.
 pub struct Parse {
     pub tree: Tree,
@@ -121,11 +148,9 @@ pub fn never_compiled(node: Node, is_zero: impl Fn(Node) -> bool) -> bool {
     let mut child = node;
     while let Some(parent) = child.parent() {
         if parent.kind() == "preproc_if"
+            && parent.field("condition").is_some_and(&is_zero)
             && parent
-                .child_by_field_name("condition")
-                .is_some_and(&is_zero)
-            && parent
-                .child_by_field_name("alternative")
+                .field("alternative")
                 .is_none_or(|a| a.id() != child.id())
         {
             return true;
@@ -166,7 +191,7 @@ pub fn strip_parens(mut node: Node) -> Node {
                 Some(inner) if node.named_child_count() == 1 => node = inner,
                 _ => return node,
             },
-            "cast_expression" => match node.child_by_field_name("value") {
+            "cast_expression" => match node.field("value") {
                 Some(inner) => node = inner,
                 None => return node,
             },
@@ -195,12 +220,8 @@ pub fn parent_outside_parens(node: Node) -> Option<Node> {
 pub fn assigned_local(value: Node) -> Option<Node> {
     let parent = parent_outside_parens(value)?;
     match parent.kind() {
-        "assignment_expression" => parent
-            .child_by_field_name("left")
-            .filter(|l| l.kind() == "identifier"),
-        "init_declarator" => parent
-            .child_by_field_name("declarator")
-            .and_then(declared_name),
+        "assignment_expression" => parent.field("left").filter(|l| l.kind() == "identifier"),
+        "init_declarator" => parent.field("declarator").and_then(declared_name),
         _ => None,
     }
 }
@@ -220,7 +241,7 @@ pub fn iterator_macro<'t, 'a>(
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .next()?;
     let mut args = Vec::new();
-    let mut stack = vec![strip_parens(loop_node.child_by_field_name("condition")?)];
+    let mut stack = vec![strip_parens(loop_node.field("condition")?)];
     while let Some(node) = stack.pop() {
         match node.kind() {
             // `a, b, c` nests to the left: the last argument is the right child.
@@ -237,13 +258,13 @@ pub fn iterator_macro<'t, 'a>(
 
 /// The name of the function called by a call expression, when it is a plain identifier.
 pub fn callee_name<'a>(call: Node, source: &'a str) -> Option<&'a str> {
-    let function = call.child_by_field_name("function")?;
+    let function = call.field("function")?;
     (function.kind() == "identifier").then(|| text(function, source))
 }
 
 /// The arguments of a call expression, without the punctuation.
 pub fn call_arguments(call: Node) -> Vec<Node> {
-    let Some(list) = call.child_by_field_name("arguments") else {
+    let Some(list) = call.field("arguments") else {
         return Vec::new();
     };
     let mut cursor = list.walk();
@@ -261,10 +282,7 @@ pub fn assignment(node: Node) -> Option<(Node, Node)> {
         "init_declarator" => ("declarator", "value"),
         _ => return None,
     };
-    Some((
-        node.child_by_field_name(place)?,
-        node.child_by_field_name(value)?,
-    ))
+    Some((node.field(place)?, node.field(value)?))
 }
 
 /// The identifier declared by a declarator (`*p`, `p[4]`, `p = init` all declare `p`).
@@ -278,7 +296,7 @@ pub fn declared_name<'a>(mut declarator: Node<'a>) -> Option<Node<'a>> {
             | "parenthesized_declarator"
             | "attributed_declarator" => {
                 declarator = declarator
-                    .child_by_field_name("declarator")
+                    .field("declarator")
                     .or_else(|| declarator.named_child(0))?;
             }
             _ => return None,

@@ -3,6 +3,7 @@
 use super::{replace, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Severity};
 use crate::analysis::syntax::strip_parens;
+use crate::analysis::syntax::Fields as _;
 
 pub const RULE: Rule = Rule {
     id: "assignment-in-condition",
@@ -25,9 +26,9 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             continue;
         };
         let (Some(left), Some(right), Some(operator)) = (
-            assign.child_by_field_name("left"),
-            assign.child_by_field_name("right"),
-            assign.child_by_field_name("operator"),
+            assign.field("left"),
+            assign.field("right"),
+            assign.field("operator"),
         ) else {
             continue;
         };

@@ -2,6 +2,7 @@
 
 use super::{declarations, replace, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
+use crate::analysis::syntax::Fields as _;
 use crate::analysis::syntax::{callee_name, parent_outside_parens, strip_parens};
 
 pub const RULE: Rule = Rule {
@@ -85,9 +86,7 @@ fn later_misuse(
     // `count -= copy_to_user(...)` keeps the bytes that were copied: a short read, not a count
     // of failures.
     let plain = assign.kind() != "assignment_expression"
-        || assign
-            .child_by_field_name("operator")
-            .is_some_and(|o| ctx.text(o) == "=");
+        || assign.field("operator").is_some_and(|o| ctx.text(o) == "=");
     if !plain {
         return Vec::new();
     }
@@ -102,11 +101,7 @@ fn later_misuse(
             continue;
         };
         let assigned_again = parent.kind() == "assignment_expression"
-            && parent
-                .child_by_field_name("left")
-                .map(strip_parens)
-                .map(|l| l.id())
-                == Some(node.id());
+            && parent.field("left").map(strip_parens).map(|l| l.id()) == Some(node.id());
         if assigned_again {
             break;
         }
@@ -132,12 +127,8 @@ fn later_misuse(
                 fixes: vec![replace(ByteRange::of(node), format!("{var} ? -EFAULT : 0"), "Return -EFAULT when the copy failed")],
             });
         } else if parent.kind() == "binary_expression"
-            && parent
-                .child_by_field_name("operator")
-                .is_some_and(|o| ctx.text(o) == "<")
-            && parent
-                .child_by_field_name("right")
-                .is_some_and(|r| ctx.text(r) == "0")
+            && parent.field("operator").is_some_and(|o| ctx.text(o) == "<")
+            && parent.field("right").is_some_and(|r| ctx.text(r) == "0")
         {
             out.push(Candidate {
                 severity: None,
@@ -236,13 +227,9 @@ fn known_zero(
             return false;
         }
         if parent.kind() == "if_statement" {
-            let branch = |field: &str| {
-                parent
-                    .child_by_field_name(field)
-                    .is_some_and(|b| b.id() == child.id())
-            };
+            let branch = |field: &str| parent.field(field).is_some_and(|b| b.id() == child.id());
             let nonzero = parent
-                .child_by_field_name("condition")
+                .field("condition")
                 .map(strip_parens)
                 .and_then(|c| tests_nonzero(ctx, c, var));
             match nonzero {
@@ -263,14 +250,14 @@ fn tests_nonzero(ctx: &Context, condition: tree_sitter::Node, var: &str) -> Opti
     match condition.kind() {
         "identifier" if is_var(condition) => Some(true),
         "unary_expression" => {
-            let operator = condition.child_by_field_name("operator")?;
-            let argument = condition.child_by_field_name("argument")?;
+            let operator = condition.field("operator")?;
+            let argument = condition.field("argument")?;
             (ctx.text(operator) == "!" && is_var(argument)).then_some(false)
         }
         "binary_expression" => {
-            let operator = ctx.text(condition.child_by_field_name("operator")?);
-            let left = condition.child_by_field_name("left")?;
-            let right = condition.child_by_field_name("right")?;
+            let operator = ctx.text(condition.field("operator")?);
+            let left = condition.field("left")?;
+            let right = condition.field("right")?;
             let zero = |n: tree_sitter::Node| ctx.text(strip_parens(n)) == "0";
             let compares = (is_var(left) && zero(right)) || (zero(left) && is_var(right));
             match operator {
@@ -290,7 +277,7 @@ fn guarded(ctx: &Context, var: &str, assign: tree_sitter::Node, used: tree_sitte
             && node.start_byte() >= assign.end_byte()
             && node.end_byte() <= used.start_byte()
         {
-            if let Some(condition) = node.child_by_field_name("condition") {
+            if let Some(condition) = node.field("condition") {
                 let mut ids = Vec::new();
                 collect_identifiers(ctx, condition, var, &mut ids);
                 if !ids.is_empty() {

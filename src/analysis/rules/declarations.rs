@@ -1,6 +1,7 @@
 //! What a function says about a variable's declared type, for rules that need it
 //! (`unsigned-compare`, `sizeof-pointer`).
 
+use crate::analysis::syntax::Fields as _;
 use tree_sitter::Node;
 
 use crate::analysis::syntax::{self, declared_name};
@@ -41,7 +42,7 @@ fn collect<'t>(
 ) {
     let is_param = node.kind() == "parameter_declaration";
     if node.kind() == "declaration" || is_param {
-        if let Some(type_node) = node.child_by_field_name("type") {
+        if let Some(type_node) = node.field("type") {
             let mut cursor = node.walk();
             for declarator in node.children_by_field_name("declarator", &mut cursor) {
                 if declared_name(declarator).is_some_and(|n| syntax::text(n, source) == name) {
@@ -81,7 +82,7 @@ fn shape(mut declarator: Node) -> (bool, bool) {
             _ => return innermost,
         }
         match declarator
-            .child_by_field_name("declarator")
+            .field("declarator")
             .or_else(|| declarator.named_child(0))
         {
             Some(inner) => declarator = inner,
@@ -129,10 +130,10 @@ pub fn is_unsigned(type_text: &str) -> bool {
 /// The return type of a function definition, and whether it returns a pointer.
 pub fn return_type<'t>(function: Node<'t>, source: &'t str) -> (&'t str, bool) {
     let type_text = function
-        .child_by_field_name("type")
+        .field("type")
         .map_or("", |t| syntax::text(t, source));
     let pointer = function
-        .child_by_field_name("declarator")
+        .field("declarator")
         .is_some_and(|d| d.kind() == "pointer_declarator");
     (type_text, pointer)
 }

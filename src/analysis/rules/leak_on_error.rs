@@ -6,6 +6,7 @@ use super::{
 };
 use crate::analysis::finding::{ByteRange, Edit, Fix, Message, Related, Severity};
 use crate::analysis::flow::{Fact, FlowInputs};
+use crate::analysis::syntax::Fields as _;
 use crate::analysis::syntax::{self, strip_parens};
 use crate::analysis::syntax::{call_arguments, callee_name};
 
@@ -234,7 +235,7 @@ impl Ladder<'_> {
 /// Reads the ladders of the function: for each label in the function body, the steps to the
 /// first `return` (ladders that fall off the end or jump elsewhere are left out).
 fn ladders<'t>(ctx: &Context<'t>, inputs: &FlowInputs<'t>) -> Vec<Ladder<'t>> {
-    let Some(body) = ctx.function.child_by_field_name("body") else {
+    let Some(body) = ctx.function.field("body") else {
         return Vec::new();
     };
     let mut cursor = body.walk();
@@ -242,7 +243,7 @@ fn ladders<'t>(ctx: &Context<'t>, inputs: &FlowInputs<'t>) -> Vec<Ladder<'t>> {
     let mut out = Vec::new();
     for (i, start) in statements.iter().enumerate() {
         let Some(name) = start
-            .child_by_field_name("label")
+            .field("label")
             .filter(|_| start.kind() == "labeled_statement")
         else {
             continue;
@@ -253,7 +254,7 @@ fn ladders<'t>(ctx: &Context<'t>, inputs: &FlowInputs<'t>) -> Vec<Ladder<'t>> {
         for statement in &statements[i..] {
             let mut node = *statement;
             while node.kind() == "labeled_statement" {
-                if let Some(label) = node.child_by_field_name("label") {
+                if let Some(label) = node.field("label") {
                     steps.push(Step::Label(ctx.text(label).to_owned()));
                 }
                 let inner = node
@@ -378,7 +379,7 @@ fn jump_to_ladder(
         }
         // `goto out;` becomes `goto err_free;` when err_free frees `var` and then runs into out.
         "goto_statement" => {
-            let label = exit.child_by_field_name("label")?;
+            let label = exit.field("label")?;
             let current = ctx.text(label);
             let ladder = ladders
                 .iter()

@@ -1,6 +1,7 @@
 //! lock-imbalance: a lock taken in the function is still held when the function returns.
 
 use super::{declarations, exit_message, exit_related, insert_before, Candidate, Context, Rule};
+use crate::analysis::syntax::Fields as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
@@ -37,7 +38,7 @@ fn keeps_lock_by_design(ctx: &Context) -> bool {
         .any(|part| part == "lock" || part == "acquire");
     let header_end = ctx
         .function
-        .child_by_field_name("body")
+        .field("body")
         .map_or(ctx.function.end_byte(), |b| b.start_byte());
     let header = &ctx.source[ctx.function.start_byte()..header_end];
     named || header.contains("__acquires")
@@ -48,7 +49,7 @@ fn keeps_lock_by_design(ctx: &Context) -> bool {
 fn annotated_locks(ctx: &Context) -> Vec<String> {
     let header_end = ctx
         .function
-        .child_by_field_name("body")
+        .field("body")
         .map_or(ctx.function.end_byte(), |b| b.start_byte());
     let header = &ctx.source[ctx.function.start_byte()..header_end];
     ["__must_hold(", "__releases(", "__cond_acquires("]
@@ -321,7 +322,7 @@ fn comment_says_released(ctx: &Context, acquire: ByteRange, exit: ByteRange) -> 
 /// The range of the function's last statement when it is a `return` (how the walk names that
 /// exit), or of its closing brace when the function falls off its end.
 fn main_exit(ctx: &Context) -> Option<ByteRange> {
-    let body = ctx.function.child_by_field_name("body")?;
+    let body = ctx.function.field("body")?;
     let mut cursor = body.walk();
     let last = body
         .named_children(&mut cursor)

@@ -1,6 +1,7 @@
 //! The rule set. Each rule is a tree-sitter query (`queries/c/<rule-id>.scm`) that finds
 //! candidates, plus a Rust check that decides, explains and proposes fixes.
 
+use crate::analysis::syntax::Fields as _;
 use std::sync::OnceLock;
 
 use tree_sitter::{Node, Query, QueryCursor, StreamingIterator};
@@ -459,7 +460,7 @@ pub fn braced_branch(
 ) -> Option<super::finding::Edit> {
     let parent = statement.parent()?;
     let (head, owner) = match parent.kind() {
-        "if_statement" => (parent.child_by_field_name("condition")?, parent),
+        "if_statement" => (parent.field("condition")?, parent),
         "else_clause" => (parent.child(0)?, parent.parent()?),
         _ => return None,
     };
@@ -577,7 +578,7 @@ pub fn exit_related(exit: &flow::Exit, what: &str) -> Option<super::finding::Rel
 /// True when the function takes a `struct kunit *` (a KUnit test case or its setup).
 fn is_kunit_test(function: Node, source: &str) -> bool {
     let header_end = function
-        .child_by_field_name("body")
+        .field("body")
         .map_or(function.end_byte(), |b| b.start_byte());
     source
         .get(function.start_byte()..header_end)

@@ -2,6 +2,7 @@
 
 use super::{declarations, replace, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
+use crate::analysis::syntax::Fields as _;
 use crate::analysis::syntax::{squash, strip_parens};
 
 pub const RULE: Rule = Rule {
@@ -30,7 +31,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             let Some(access) = find_subscript(ctx, body, &array, index) else {
                 continue;
             };
-            let Some(operator) = compare.child_by_field_name("operator") else {
+            let Some(operator) = compare.field("operator") else {
                 continue;
             };
             out.push(Candidate {
@@ -48,7 +49,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
                     range: ByteRange::of(access),
                     message: Message::new().text(format!(
                         "`{}` is indexed with `{index}` here",
-                        ctx.text(access.child_by_field_name("argument").unwrap_or(access))
+                        ctx.text(access.field("argument").unwrap_or(access))
                     )),
                 }],
                 fixes: vec![replace(
@@ -66,14 +67,13 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             }
             let is_array =
                 declarations::declared(ctx.function, name, ctx.source).is_some_and(|d| d.array);
-            let Some(index) = subscript.child_by_field_name("index") else {
+            let Some(index) = subscript.field("index") else {
                 continue;
             };
             // `&buf[sizeof(buf)]` only forms the one-past-the-end address, which C allows.
             let address_only = subscript.parent().is_some_and(|p| {
                 p.kind() == "pointer_expression"
-                    && p.child_by_field_name("operator")
-                        .is_some_and(|o| ctx.text(o) == "&")
+                    && p.field("operator").is_some_and(|o| ctx.text(o) == "&")
             });
             if !is_array || address_only {
                 continue;
@@ -107,9 +107,9 @@ fn find_subscript<'t>(
 ) -> Option<tree_sitter::Node<'t>> {
     if node.kind() == "subscript_expression" {
         let same_array = node
-            .child_by_field_name("argument")
+            .field("argument")
             .is_some_and(|a| squash(ctx.text(a)) == array);
-        let same_index = node.child_by_field_name("index").is_some_and(|i| {
+        let same_index = node.field("index").is_some_and(|i| {
             strip_parens(i).kind() == "identifier" && ctx.text(strip_parens(i)) == index
         });
         if same_array && same_index {

@@ -2,6 +2,7 @@
 //! its cursor; an error return keeps a looked-up node the function puts on other paths (the
 //! path walk's `Unreleased` facts, from the lookups and puts of this rule's query).
 
+use crate::analysis::syntax::Fields as _;
 use tree_sitter::Node;
 
 use super::{held_at_error_return, insert_before, Candidate, Context, Rule};
@@ -131,11 +132,11 @@ fn drops_or_keeps(ctx: &Context, node: Node, it: &Iterator) -> bool {
                 .then_some(true)
         }
         "assignment_expression" => n
-            .child_by_field_name("right")
+            .field("right")
             .filter(|r| is_cursor_or_view(*r))
             .map(|_| true),
         "init_declarator" => n
-            .child_by_field_name("value")
+            .field("value")
             .filter(|v| is_cursor_or_view(*v))
             .map(|_| true),
         _ => None,
@@ -145,14 +146,14 @@ fn drops_or_keeps(ctx: &Context, node: Node, it: &Iterator) -> bool {
 /// The statements that leave `it`'s loop from inside its body: `break` (not inside a nested
 /// loop or `switch`), `return`, and `goto` to a label outside the loop.
 fn exits<'t>(ctx: &Context<'t>, it: &Iterator<'t>) -> Vec<Node<'t>> {
-    let Some(body) = it.node.child_by_field_name("body") else {
+    let Some(body) = it.node.field("body") else {
         return Vec::new();
     };
     let labels_inside: Vec<&str> = {
         let mut out = Vec::new();
         syntax::any_node(body, |n| {
             if n.kind() == "labeled_statement" {
-                if let Some(label) = n.child_by_field_name("label") {
+                if let Some(label) = n.field("label") {
                     out.push(ctx.text(label));
                 }
             }
@@ -168,7 +169,7 @@ fn exits<'t>(ctx: &Context<'t>, it: &Iterator<'t>) -> Vec<Node<'t>> {
             "break_statement" if !nested => out.push(node),
             "return_statement" => out.push(node),
             "goto_statement" => {
-                let label = node.child_by_field_name("label").map(|l| ctx.text(l));
+                let label = node.field("label").map(|l| ctx.text(l));
                 if label.is_some_and(|l| !labels_inside.contains(&l)) {
                     out.push(node);
                 }
@@ -208,7 +209,7 @@ fn unmasked_iterator(ctx: &Context, node: Node) -> bool {
 /// True when the path to `exit` inside the loop drops or keeps the cursor first: a statement
 /// before it in its block, or in any block around it up to the loop body.
 fn handled_before(ctx: &Context, exit: Node, it: &Iterator) -> bool {
-    let body = it.node.child_by_field_name("body");
+    let body = it.node.field("body");
     let mut node = exit;
     while let Some(parent) = node.parent() {
         if parent.kind() == "compound_statement" {

@@ -1,5 +1,6 @@
 //! size-overflow: `kmalloc(n * size)`: the product can overflow and allocate less than asked.
 
+use crate::analysis::syntax::Fields as _;
 use tree_sitter::Node;
 
 use super::{declarations, replace, Candidate, Context, Rule};
@@ -50,10 +51,9 @@ fn is_constant(ctx: &Context, node: tree_sitter::Node) -> bool {
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
                 || small_constant_at(ctx, node, name)
         }
-        "binary_expression" => ["left", "right"].iter().all(|f| {
-            node.child_by_field_name(f)
-                .is_some_and(|n| is_constant(ctx, n))
-        }),
+        "binary_expression" => ["left", "right"]
+            .iter()
+            .all(|f| node.field(f).is_some_and(|n| is_constant(ctx, n))),
         _ => false,
     }
 }
@@ -65,10 +65,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         else {
             continue;
         };
-        let (Some(left), Some(right)) = (
-            size.child_by_field_name("left"),
-            size.child_by_field_name("right"),
-        ) else {
+        let (Some(left), Some(right)) = (size.field("left"), size.field("right")) else {
             continue;
         };
         if is_constant(ctx, size) {
@@ -217,7 +214,7 @@ fn collect_writes<'t>(
     match node.kind() {
         "parameter_declaration"
             if node
-                .child_by_field_name("declarator")
+                .field("declarator")
                 .and_then(crate::analysis::syntax::declared_name)
                 .is_some_and(|n| ctx.text(n) == name) =>
         {
@@ -225,25 +222,19 @@ fn collect_writes<'t>(
         }
         "init_declarator"
             if node
-                .child_by_field_name("declarator")
+                .field("declarator")
                 .is_some_and(|d| d.kind() == "identifier" && ctx.text(d) == name) =>
         {
-            out.push((node, node.child_by_field_name("value")));
+            out.push((node, node.field("value")));
         }
-        "assignment_expression" if names(node.child_by_field_name("left")) => {
-            let plain = node
-                .child_by_field_name("operator")
-                .is_some_and(|o| ctx.text(o) == "=");
-            out.push((node, node.child_by_field_name("right").filter(|_| plain)));
+        "assignment_expression" if names(node.field("left")) => {
+            let plain = node.field("operator").is_some_and(|o| ctx.text(o) == "=");
+            out.push((node, node.field("right").filter(|_| plain)));
         }
-        "update_expression" if names(node.child_by_field_name("argument")) => {
-            out.push((node, None))
-        }
+        "update_expression" if names(node.field("argument")) => out.push((node, None)),
         "pointer_expression" => {
-            let address_of = node
-                .child_by_field_name("operator")
-                .is_some_and(|o| ctx.text(o) == "&");
-            if address_of && names(node.child_by_field_name("argument")) {
+            let address_of = node.field("operator").is_some_and(|o| ctx.text(o) == "&");
+            if address_of && names(node.field("argument")) {
                 return false;
             }
         }
@@ -350,9 +341,7 @@ fn copied_from(ctx: &Context, name: &str, call: Node) -> Option<String> {
         }
         let (target, value) = match assignment(node) {
             Some((target, value)) => (Some(target), Some(value)),
-            None if node.kind() == "update_expression" => {
-                (node.child_by_field_name("argument"), None)
-            }
+            None if node.kind() == "update_expression" => (node.field("argument"), None),
             None => return,
         };
         if target.is_some_and(|t| ctx.text(strip_parens(t)) == name) {
@@ -383,9 +372,7 @@ fn narrow(ctx: &Context, operand: Node) -> bool {
         "short",
     ];
     if let Some(cast) = Some(operand).filter(|n| n.kind() == "cast_expression") {
-        let ty = cast
-            .child_by_field_name("type")
-            .map_or("", |t| ctx.text(t).trim());
+        let ty = cast.field("type").map_or("", |t| ctx.text(t).trim());
         return NARROW.contains(&ty);
     }
     if operand.kind() != "identifier" {
@@ -400,11 +387,9 @@ fn root_name(ctx: &Context, node: Node) -> Option<String> {
     let node = strip_parens(node);
     match node.kind() {
         "identifier" => Some(ctx.text(node).to_owned()),
-        "field_expression" | "subscript_expression" => {
-            root_name(ctx, node.child_by_field_name("argument")?)
-        }
+        "field_expression" | "subscript_expression" => root_name(ctx, node.field("argument")?),
         "call_expression" => root_name(ctx, *call_arguments(node).first()?),
-        "pointer_expression" => root_name(ctx, node.child_by_field_name("argument")?),
+        "pointer_expression" => root_name(ctx, node.field("argument")?),
         _ => None,
     }
 }
@@ -461,8 +446,8 @@ fn user_struct(ctx: &Context, name: &str, call: Node) -> Option<String> {
                     parent = p.parent();
                 }
                 let target = parent.and_then(|p| match p.kind() {
-                    "assignment_expression" => p.child_by_field_name("left"),
-                    "init_declarator" => p.child_by_field_name("declarator"),
+                    "assignment_expression" => p.field("left"),
+                    "init_declarator" => p.field("declarator"),
                     _ => None,
                 });
                 if target.and_then(|t| root_name(ctx, t)).as_deref() == Some(name) {
@@ -492,13 +477,11 @@ fn bounded_before(ctx: &Context, root: &str, text: &str, call: Node) -> bool {
         };
         match node.kind() {
             "binary_expression" => {
-                let op = node
-                    .child_by_field_name("operator")
-                    .map_or("", |o| ctx.text(o));
+                let op = node.field("operator").map_or("", |o| ctx.text(o));
                 if matches!(op, "<" | ">" | "<=" | ">=") {
                     bounded = ["left", "right"]
                         .iter()
-                        .filter_map(|f| node.child_by_field_name(f))
+                        .filter_map(|f| node.field(f))
                         .any(mentions);
                 }
             }
@@ -515,14 +498,14 @@ fn bounded_before(ctx: &Context, root: &str, text: &str, call: Node) -> bool {
 }
 
 fn is_parameter(ctx: &Context, name: &str) -> bool {
-    let Some(declarator) = ctx.function.child_by_field_name("declarator") else {
+    let Some(declarator) = ctx.function.field("declarator") else {
         return false;
     };
     let mut found = false;
     walk(declarator, &mut |node| {
         if node.kind() == "parameter_declaration"
             && node
-                .child_by_field_name("declarator")
+                .field("declarator")
                 .and_then(declared_name)
                 .is_some_and(|n| ctx.text(n) == name)
         {

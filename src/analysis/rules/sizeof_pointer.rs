@@ -2,6 +2,7 @@
 
 use super::{declarations, replace, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
+use crate::analysis::syntax::Fields as _;
 use crate::analysis::syntax::{call_arguments, strip_parens};
 
 pub const RULE: Rule = Rule {
@@ -104,7 +105,7 @@ fn allocated_into(ctx: &Context, call: tree_sitter::Node) -> Option<String> {
         parent = parent.parent()?;
     }
     let target = match parent.kind() {
-        "assignment_expression" => parent.child_by_field_name("left")?,
+        "assignment_expression" => parent.field("left")?,
         "init_declarator" => crate::analysis::syntax::declared_name(parent)?,
         _ => return None,
     };

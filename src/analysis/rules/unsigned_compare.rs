@@ -3,6 +3,7 @@
 use super::{declarations, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
 use crate::analysis::syntax::strip_parens;
+use crate::analysis::syntax::Fields as _;
 
 pub const RULE: Rule = Rule {
     id: "unsigned-compare",
@@ -40,9 +41,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         if declared.pointer || declared.array || !declarations::is_unsigned(type_text) {
             continue;
         }
-        let op = compare
-            .child_by_field_name("operator")
-            .map_or("", |o| ctx.text(o));
+        let op = compare.field("operator").map_or("", |o| ctx.text(o));
         let always = if matches!(op, "<" | ">") {
             "false"
         } else {
@@ -80,7 +79,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
 fn bounded_beside(ctx: &Context, compare: tree_sitter::Node, name: &str) -> bool {
     let logical = |n: tree_sitter::Node| {
         (n.kind() == "binary_expression")
-            .then(|| n.child_by_field_name("operator").map(|o| ctx.text(o)))
+            .then(|| n.field("operator").map(|o| ctx.text(o)))
             .flatten()
             .filter(|op| matches!(*op, "||" | "&&"))
     };
@@ -116,17 +115,17 @@ fn bounded_beside(ctx: &Context, compare: tree_sitter::Node, name: &str) -> bool
     while let Some(n) = stack.pop() {
         let n = strip_parens(n);
         if logical(n) == Some(op) {
-            stack.extend(n.child_by_field_name("left"));
-            stack.extend(n.child_by_field_name("right"));
+            stack.extend(n.field("left"));
+            stack.extend(n.field("right"));
             continue;
         }
         if n.kind() != "binary_expression" || n.id() == compare.id() {
             continue;
         }
         let (Some(left), Some(right), Some(o)) = (
-            n.child_by_field_name("left"),
-            n.child_by_field_name("right"),
-            n.child_by_field_name("operator").map(|o| ctx.text(o)),
+            n.field("left"),
+            n.field("right"),
+            n.field("operator").map(|o| ctx.text(o)),
         ) else {
             continue;
         };
@@ -159,7 +158,7 @@ fn in_loop_condition(node: tree_sitter::Node) -> bool {
         match parent.kind() {
             "for_statement" | "while_statement" | "do_statement" => {
                 return parent
-                    .child_by_field_name("condition")
+                    .field("condition")
                     .is_some_and(|c| c.id() == child.id());
             }
             "binary_expression" | "parenthesized_expression" | "unary_expression" => child = parent,
@@ -178,9 +177,7 @@ fn assigned_from_call(ctx: &Context, name: &str, before: tree_sitter::Node) -> b
             continue;
         }
         let plain = node.kind() != "assignment_expression"
-            || node
-                .child_by_field_name("operator")
-                .is_some_and(|o| ctx.text(o) == "=");
+            || node.field("operator").is_some_and(|o| ctx.text(o) == "=");
         if let Some((target, value)) = crate::analysis::syntax::assignment(node).filter(|_| plain) {
             let value = {
                 let mut v = value;
