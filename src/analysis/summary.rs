@@ -158,14 +158,14 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
         ..LockSummaries::default()
     };
     let mut stack = vec![root];
-    let mut definitions = Vec::new();
+    let mut readings = Vec::new();
     while let Some(node) = stack.pop() {
         match node.kind() {
             "function_definition" | "declaration" => {
-                if node.kind() == "function_definition" {
-                    definitions.push(node);
-                }
-                if let Some((name, releaser)) = releaser(node, source) {
+                let reading = (node.kind() == "function_definition")
+                    .then(|| read(node, source))
+                    .flatten();
+                if let Some((name, releaser)) = releaser(node, source, reading.as_ref()) {
                     // A definition's body says more than a prototype's annotation.
                     match out.releasers.get(&name) {
                         Some(known) if known.locks.len() >= releaser.locks.len() => {}
@@ -174,6 +174,7 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
                         }
                     }
                 }
+                readings.extend(reading);
             }
             kind if kind == "translation_unit" || super::functions::holds_definitions(kind) => {
                 let mut cursor = node.walk();
@@ -182,10 +183,6 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
             _ => {}
         }
     }
-    let readings: Vec<Reading> = definitions
-        .iter()
-        .filter_map(|d| read(*d, source))
-        .collect();
     out.takers = per_parameter(&readings, |r| &r.freed, |c| &c.objects);
     out.storers = per_parameter(&readings, |r| &r.stored, |c| &c.objects);
     out.null_tolerant = per_parameter(&readings, |r| &r.tested, |c| &c.plain);
@@ -259,7 +256,8 @@ fn tests_allocations(root: Node, source: &str) -> bool {
     false
 }
 
-fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
+/// The releaser `node` (a definition, read as `reading`, or a prototype) is, if it is one.
+fn releaser(node: Node, source: &str, reading: Option<&Reading>) -> Option<(String, Releaser)> {
     let body = node.field("body");
     let header_end = body.map_or(node.end_byte(), |b| b.start_byte());
     let header = source.get(node.start_byte()..header_end).unwrap_or("");
@@ -273,27 +271,10 @@ fn releaser(node: Node, source: &str) -> Option<(String, Releaser)> {
         .filter(|n| n.kind() == "identifier")?;
     let params = parameter_names(declarator, source);
     let mut locks = annotated.clone();
-    if let Some(body) = body {
-        let (mut released, mut taken) = (BTreeSet::new(), BTreeSet::new());
-        let mut stack = vec![body];
-        while let Some(n) = stack.pop() {
-            if n.kind() == "call_expression" {
-                let callee = callee_name(n, source).unwrap_or("");
-                if let Some(arg) = call_arguments(n).first() {
-                    let lock = syntax::squash(text(*arg, source));
-                    if RELEASES.contains(&callee) {
-                        released.insert(lock);
-                    } else if takes_lock(callee) {
-                        taken.insert(lock);
-                    }
-                }
-            }
-            let mut cursor = n.walk();
-            stack.extend(n.named_children(&mut cursor));
-        }
+    if let Some(reading) = reading {
         // A lock reached from one of the callee's own locals (`nlk = nlk_sk(sk)`) is kept too:
         // the caller matches it by its fields (`->nl_cb_mutex`).
-        for lock in released.difference(&taken) {
+        for lock in reading.released.difference(&reading.taken_locks) {
             if !locks.contains(lock) {
                 locks.push(lock.clone());
             }
@@ -327,6 +308,9 @@ struct Reading<'t> {
     tested: BTreeSet<usize>,
     /// Its calls to other functions, in source order.
     calls: Vec<CallReading<'t>>,
+    /// The locks it releases and takes (the first arguments of such calls, squashed).
+    released: BTreeSet<String>,
+    taken_locks: BTreeSet<String>,
 }
 
 /// A call in a definition's body, with what each argument is in the caller's terms.
@@ -470,6 +454,8 @@ fn read<'t>(node: Node<'t>, source: &'t str) -> Option<Reading<'t>> {
         stored: BTreeSet::new(),
         tested: BTreeSet::new(),
         calls: Vec::new(),
+        released: BTreeSet::new(),
+        taken_locks: BTreeSet::new(),
     };
     let mut stack = vec![body];
     let mut children = Vec::new();
@@ -529,6 +515,13 @@ fn read<'t>(node: Node<'t>, source: &'t str) -> Option<Reading<'t>> {
                 }
                 if callee.starts_with("list_add") || callee.starts_with("hlist_add") {
                     reading.stored.extend(first(true));
+                }
+                if let Some(arg) = args.first() {
+                    if RELEASES.contains(&callee) {
+                        reading.released.insert(syntax::squash(text(*arg, source)));
+                    } else if takes_lock(callee) {
+                        reading.taken_locks.insert(syntax::squash(text(*arg, source)));
+                    }
                 }
                 reading.calls.push(CallReading {
                     callee,
