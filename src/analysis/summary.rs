@@ -158,30 +158,39 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
         ..LockSummaries::default()
     };
     let mut stack = vec![root];
-    let mut readings = Vec::new();
+    let mut items = Vec::new();
     while let Some(node) = stack.pop() {
         match node.kind() {
-            "function_definition" | "declaration" => {
-                let reading = (node.kind() == "function_definition")
-                    .then(|| read(node, source))
-                    .flatten();
-                if let Some((name, releaser)) = releaser(node, source, reading.as_ref()) {
-                    // A definition's body says more than a prototype's annotation.
-                    match out.releasers.get(&name) {
-                        Some(known) if known.locks.len() >= releaser.locks.len() => {}
-                        _ => {
-                            out.releasers.insert(name, releaser);
-                        }
-                    }
-                }
-                readings.extend(reading);
-            }
+            "function_definition" | "declaration" => items.push(node),
             kind if kind == "translation_unit" || super::functions::holds_definitions(kind) => {
                 let mut cursor = node.walk();
                 stack.extend(node.named_children(&mut cursor));
             }
             _ => {}
         }
+    }
+    // The summaries follow calls between the file's own functions only.
+    let defined: BTreeSet<&str> = items
+        .iter()
+        .filter(|n| n.kind() == "function_definition")
+        .filter_map(|n| function_declarator(*n)?.field("declarator"))
+        .map(|n| text(n, source))
+        .collect();
+    let mut readings = Vec::new();
+    for node in items {
+        let reading = (node.kind() == "function_definition")
+            .then(|| read(node, source, &defined))
+            .flatten();
+        if let Some((name, releaser)) = releaser(node, source, reading.as_ref()) {
+            // A definition's body says more than a prototype's annotation.
+            match out.releasers.get(&name) {
+                Some(known) if known.locks.len() >= releaser.locks.len() => {}
+                _ => {
+                    out.releasers.insert(name, releaser);
+                }
+            }
+        }
+        readings.extend(reading);
     }
     out.takers = per_parameter(&readings, |r| &r.freed, |c| &c.objects);
     out.storers = per_parameter(&readings, |r| &r.stored, |c| &c.objects);
@@ -398,8 +407,9 @@ fn releases_first(name: &str) -> bool {
 /// - it tests (`tested`) a parameter for NULL and then returns an error (`if (!p) return
 ///   -EINVAL;`); a test that only skips work (`if (p) memcpy(p, ...); return 0;`) is not one:
 ///   its caller sees success either way (see `LockSummaries::null_tolerant`);
-/// - and its calls, for what it gives to other functions of the file (`per_parameter`).
-fn read<'t>(node: Node<'t>, source: &'t str) -> Option<Reading<'t>> {
+/// - and its calls to the functions `defined` in the file, for what it gives them
+///   (`per_parameter`).
+fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option<Reading<'t>> {
     let body = node.field("body")?;
     let declarator = function_declarator(node)?;
     let name = declarator
@@ -520,14 +530,18 @@ fn read<'t>(node: Node<'t>, source: &'t str) -> Option<Reading<'t>> {
                     if RELEASES.contains(&callee) {
                         reading.released.insert(syntax::squash(text(*arg, source)));
                     } else if takes_lock(callee) {
-                        reading.taken_locks.insert(syntax::squash(text(*arg, source)));
+                        reading
+                            .taken_locks
+                            .insert(syntax::squash(text(*arg, source)));
                     }
                 }
-                reading.calls.push(CallReading {
-                    callee,
-                    objects: args.iter().map(|a| param_of(*a, &aliases, true)).collect(),
-                    plain: args.iter().map(|a| param(*a)).collect(),
-                });
+                if defined.contains(callee) {
+                    reading.calls.push(CallReading {
+                        callee,
+                        objects: args.iter().map(|a| param_of(*a, &aliases, true)).collect(),
+                        plain: args.iter().map(|a| param(*a)).collect(),
+                    });
+                }
             }
             "if_statement" => {
                 let fails = n

@@ -60,6 +60,14 @@ fn collect<'t>(
     }
     let mut cursor = node.walk();
     for child in node.named_children(&mut cursor) {
+        // Declarations sit in blocks, `for` headers and parameter lists, not in expressions
+        // (a GNU statement expression sits in parentheses).
+        let kind = child.kind();
+        if kind.ends_with("_expression") && kind != "parenthesized_expression"
+            || matches!(kind, "string_literal" | "comment" | "number_literal")
+        {
+            continue;
+        }
         collect(
             child,
             name,
