@@ -35,7 +35,9 @@ fn main() {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(path) = paths.get(i) else { break };
-                        let Ok(bytes) = std::fs::read(path) else { continue };
+                        let Ok(bytes) = std::fs::read(path) else {
+                            continue;
+                        };
                         let text = String::from_utf8_lossy(&bytes);
                         let parse = aidiag::analysis::syntax::parse(&text, None);
                         nodes += parse.tree.root_node().descendant_count();

@@ -6,13 +6,16 @@ use tree_sitter::Node;
 use super::finding::{ByteRange, Finding, Fix};
 use super::functions::function_nodes;
 use super::rules::{self, CheckOptions};
-use super::syntax;
+use super::syntax::{self, Fields as _};
 
 /// Checks fixes for one function. The unedited function is parsed and checked once, however
 /// many fixes are verified against it.
 pub struct Verifier<'a> {
     range: ByteRange,
     original: &'a str,
+    /// The file's struct and union definitions, checked with the function: a rule may read a
+    /// field's declared type there (`unsigned-compare` on `priv->irq`).
+    types: String,
     before: std::cell::OnceCell<Option<Summary>>,
 }
 
@@ -22,6 +25,7 @@ impl<'a> Verifier<'a> {
         Verifier {
             range,
             original: &source[range.start..range.end],
+            types: type_definitions(function, source),
             before: std::cell::OnceCell::new(),
         }
     }
@@ -42,8 +46,8 @@ impl<'a> Verifier<'a> {
             return false;
         };
         let (Some(before), Some(after)) = (
-            self.before.get_or_init(|| summary(self.original)),
-            summary(&edited),
+            self.before.get_or_init(|| summary(&self.types, self.original)),
+            summary(&self.types, &edited),
         ) else {
             return false;
         };
@@ -78,13 +82,49 @@ struct Summary {
     findings: Vec<Finding>,
 }
 
-/// Parses a function on its own and checks it.
-fn summary(text: &str) -> Option<Summary> {
-    let parse = syntax::parse(text, None);
+/// Parses a function after the file's type definitions (`types`) and checks it.
+fn summary(types: &str, function: &str) -> Option<Summary> {
+    let text = format!("{types}{function}");
+    let parse = syntax::parse(&text, None);
     let nodes = function_nodes(&parse.tree);
     let function = nodes.first()?;
     Some(Summary {
         errors: parse.errors,
-        findings: rules::check_function(*function, text, CheckOptions { fixes: false }),
+        findings: rules::check_function(*function, &text, CheckOptions { fixes: false }),
     })
+}
+
+/// The text of the struct and union definitions at the top of `function`'s file, each on its
+/// own lines (`struct foo { ... };`). Tables and other functions are left out: they are large,
+/// and no rule reads them.
+fn type_definitions(function: Node, source: &str) -> String {
+    let mut root = function;
+    while let Some(parent) = root.parent() {
+        root = parent;
+    }
+    let mut out = String::new();
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        let specifier = match node.kind() {
+            "struct_specifier" | "union_specifier" => Some(node),
+            "declaration" | "type_definition" => node
+                .field("type")
+                .filter(|t| matches!(t.kind(), "struct_specifier" | "union_specifier")),
+            kind if kind == "translation_unit" || super::functions::holds_definitions(kind) => {
+                let mut cursor = node.walk();
+                let children: Vec<Node> = node.named_children(&mut cursor).collect();
+                stack.extend(children.into_iter().rev());
+                None
+            }
+            _ => None,
+        };
+        if specifier.is_some_and(|s| s.field("body").is_some()) {
+            out.push_str(syntax::text(node, source));
+            if !out.ends_with(';') {
+                out.push(';');
+            }
+            out.push('\n');
+        }
+    }
+    out
 }

@@ -33,6 +33,88 @@ pub fn declared<'t>(function: Node<'t>, name: &str, source: &str) -> Option<Decl
     agree.then_some(first)
 }
 
+/// The declaration of the field that `value` (`base->field` or `base.field`) reads, when `base`
+/// is a parameter or local of `function` declared as a `struct` or `union` that the same file
+/// defines: the code states the field's type. `None` when the type is defined elsewhere, or
+/// defined more than once (under `#ifdef`) with different fields.
+pub fn field_declared<'t>(
+    function: Node<'t>,
+    value: Node<'t>,
+    source: &str,
+) -> Option<Declared<'t>> {
+    let base = syntax::strip_parens(value.field("argument")?);
+    let field = value.field("field")?;
+    if base.kind() != "identifier" {
+        return None;
+    }
+    let arrow = source
+        .get(base.end_byte()..field.start_byte())?
+        .contains("->");
+    let owner = declared(function, syntax::text(base, source), source)?;
+    let tagged = owner.type_node;
+    if owner.pointer != arrow
+        || owner.array
+        || !matches!(tagged.kind(), "struct_specifier" | "union_specifier")
+    {
+        return None;
+    }
+    let tag = syntax::text(tagged.field("name")?, source);
+    let field = syntax::text(field, source);
+    let mut root = function;
+    while let Some(parent) = root.parent() {
+        root = parent;
+    }
+    let mut found: Vec<Declared<'t>> = Vec::new();
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        let defines = node.kind() == tagged.kind()
+            && node
+                .field("name")
+                .is_some_and(|n| syntax::text(n, source) == tag);
+        if let Some(body) = node.field("body").filter(|_| defines) {
+            let mut cursor = body.walk();
+            for member in body.named_children(&mut cursor) {
+                let Some(type_node) = member.field("type") else {
+                    continue;
+                };
+                let mut inner = member.walk();
+                for declarator in member.children_by_field_name("declarator", &mut inner) {
+                    let mut name = declarator;
+                    while name.kind() != "field_identifier" {
+                        match name.field("declarator") {
+                            Some(d) => name = d,
+                            None => break,
+                        }
+                    }
+                    if name.kind() == "field_identifier" && syntax::text(name, source) == field {
+                        let (pointer, array) = shape(declarator);
+                        found.push(Declared {
+                            type_node,
+                            declaration: member,
+                            pointer,
+                            array,
+                        });
+                    }
+                }
+            }
+            continue;
+        }
+        // Types are defined at file scope and in functions, not inside expressions.
+        if node.kind().ends_with("_expression") || node.kind() == "comment" {
+            continue;
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    let first = found.first()?.clone();
+    let agree = found.iter().all(|d| {
+        d.pointer == first.pointer
+            && d.array == first.array
+            && syntax::text(d.type_node, source) == syntax::text(first.type_node, source)
+    });
+    agree.then_some(first)
+}
+
 fn collect<'t>(
     node: Node<'t>,
     name: &str,

@@ -310,7 +310,8 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
         });
         return findings;
     }
-    let verifier = fix::Verifier::new(function, source);
+    // Read the file's type definitions only when fixes are asked for.
+    let verifier = options.fixes.then(|| fix::Verifier::new(function, source));
     let mut verifications = verification_budget(function.byte_range().len());
     let test_code = is_kunit_test(function, source);
     for (rule, matches) in RULES.iter().zip(run_queries(function, source)) {
@@ -343,7 +344,7 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
                 related: candidate.related,
                 fixes: Vec::new(),
             };
-            if options.fixes {
+            if let Some(verifier) = &verifier {
                 let proposals: Vec<Fix> = candidate
                     .fixes
                     .into_iter()

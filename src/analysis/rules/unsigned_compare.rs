@@ -30,11 +30,15 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             continue;
         }
         let value = strip_parens(value);
-        if value.kind() != "identifier" {
-            continue;
-        }
         let name = ctx.text(value);
-        let Some(declared) = declarations::declared(ctx.function, name, ctx.source) else {
+        let declared = match value.kind() {
+            "identifier" => declarations::declared(ctx.function, name, ctx.source),
+            // `priv->irq < 0` with `priv` a `struct rtc_priv *` whose definition in the file
+            // says `unsigned int irq`.
+            "field_expression" => declarations::field_declared(ctx.function, value, ctx.source),
+            _ => None,
+        };
+        let Some(declared) = declared else {
             continue;
         };
         let type_text = ctx.text(declared.type_node);
@@ -51,12 +55,15 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         // down with `>= 0` never ends, and a value assigned from a call may be that call's
         // negative error code, now lost. Otherwise the test is dead defensive code (the value
         // comes from a parser, a field, a bit mask already range-checked): a hint.
+        // A value decreased by the statement just before the test (`credits -= needed; if
+        // (credits < 0)`) shows the test is meant to catch a wrap-around that cannot show.
         // With the upper bound tested beside it (`x < 0 || x >= n`, `x >= 0 && x < n`), a
         // negative value converted to unsigned is huge and fails the bound: nothing is lost.
         let loops = in_loop_condition(compare) && always == "true";
         let from_call = assigned_from_call(ctx, name, compare);
+        let decreased = decreased_just_before(ctx, name, compare);
         let bounded = bounded_beside(ctx, compare, name);
-        let severity = (bounded || !loops && !from_call).then_some(Severity::Hint);
+        let severity = (bounded || !loops && !from_call && !decreased).then_some(Severity::Hint);
         out.push(Candidate {
             severity,
             range: ByteRange::of(compare),
@@ -166,6 +173,47 @@ fn in_loop_condition(node: tree_sitter::Node) -> bool {
         }
     }
     false
+}
+
+/// True when the statement just before the one holding `compare` decreases `name`: `name -=
+/// n;`, `name = name - n;`, `name--;`.
+fn decreased_just_before(ctx: &Context, name: &str, compare: tree_sitter::Node) -> bool {
+    let Some(statement) = ctx.statement_of(compare) else {
+        return false;
+    };
+    let mut previous = statement.prev_named_sibling();
+    while let Some(comment) = previous.filter(|p| p.kind() == "comment") {
+        previous = comment.prev_named_sibling();
+    }
+    let Some(expression) = previous
+        .filter(|p| p.kind() == "expression_statement")
+        .and_then(|p| p.named_child(0))
+    else {
+        return false;
+    };
+    let names = |n: tree_sitter::Node| ctx.text(strip_parens(n)) == name;
+    match expression.kind() {
+        "assignment_expression" => {
+            let (Some(left), Some(op), Some(right)) = (
+                expression.field("left"),
+                expression.field("operator").map(|o| ctx.text(o)),
+                expression.field("right"),
+            ) else {
+                return false;
+            };
+            let right = strip_parens(right);
+            names(left)
+                && (op == "-="
+                    || op == "="
+                        && right.kind() == "binary_expression"
+                        && right.field("operator").is_some_and(|o| ctx.text(o) == "-")
+                        && right.field("left").is_some_and(names))
+        }
+        "update_expression" => {
+            expression.field("argument").is_some_and(names) && ctx.text(expression).contains("--")
+        }
+        _ => false,
+    }
 }
 
 /// True when `name = f(...)` (or its initializer) comes before `before`: the value of a call,
