@@ -16,6 +16,8 @@ pub struct Verifier<'a> {
     /// The file's struct and union definitions, checked with the function: a rule may read a
     /// field's declared type there (`unsigned-compare` on `priv->irq`).
     types: String,
+    /// What the file's functions do (`summary`), for the calls the function makes.
+    summaries: std::rc::Rc<super::summary::LockSummaries>,
     before: std::cell::OnceCell<Option<Summary>>,
 }
 
@@ -26,6 +28,7 @@ impl<'a> Verifier<'a> {
             range,
             original: &source[range.start..range.end],
             types: type_definitions(function, source),
+            summaries: super::summary::for_file(function, source),
             before: std::cell::OnceCell::new(),
         }
     }
@@ -46,8 +49,8 @@ impl<'a> Verifier<'a> {
             return false;
         };
         let (Some(before), Some(after)) = (
-            self.before.get_or_init(|| summary(&self.types, self.original)),
-            summary(&self.types, &edited),
+            self.before.get_or_init(|| self.summary(self.original)),
+            self.summary(&edited),
         ) else {
             return false;
         };
@@ -82,7 +85,15 @@ struct Summary {
     findings: Vec<Finding>,
 }
 
-/// Parses a function after the file's type definitions (`types`) and checks it.
+impl Verifier<'_> {
+    /// Parses a function after the file's type definitions and checks it with the file's
+    /// summaries.
+    fn summary(&self, function: &str) -> Option<Summary> {
+        super::summary::with_pinned(self.summaries.clone(), || summary(&self.types, function))
+    }
+}
+
+/// Parses a function after `types` and checks it.
 fn summary(types: &str, function: &str) -> Option<Summary> {
     let text = format!("{types}{function}");
     let parse = syntax::parse(&text, None);

@@ -89,6 +89,10 @@ pub struct LockSummaries {
     /// positions of those parameters. A caller may hand them an allocation it has not
     /// tested and test their result instead.
     pub null_tolerant: BTreeMap<String, Vec<usize>>,
+    /// Functions defined in the file that free what a parameter points to on every path
+    /// (`kfree(p)` right before each `return` and before the closing brace), by name, with the
+    /// positions of those parameters: after a call, the caller's object is gone.
+    pub consumers: BTreeMap<String, Vec<usize>>,
     /// True unless the file is a user-space program (it defines `main()`) that never tests an
     /// allocation's result for NULL right after it: kernel code believes allocations fail, a
     /// host build tool that lets the process die on `malloc()` failure does not.
@@ -120,6 +124,10 @@ impl LockSummaries {
             all.push_str(name);
             all.push_str(&format!("?{params:?}"));
         }
+        for (name, params) in &self.consumers {
+            all.push_str(name);
+            all.push_str(&format!("-{params:?}"));
+        }
         all.push(if self.tests_allocations { 'T' } else { 'F' });
         xxhash_rust::xxh3::xxh3_64(all.as_bytes())
     }
@@ -138,6 +146,9 @@ pub fn for_file(node: Node, source: &str) -> Rc<LockSummaries> {
     thread_local! {
         static LAST: RefCell<Last> = const { RefCell::new(None) };
     }
+    if let Some(pinned) = PINNED.with(|p| p.borrow().clone()) {
+        return pinned;
+    }
     let key = (source.as_ptr() as usize, source.len(), root.id());
     LAST.with(|last| {
         if let Some((k, summaries)) = last.borrow().as_ref() {
@@ -149,6 +160,26 @@ pub fn for_file(node: Node, source: &str) -> Rc<LockSummaries> {
         *last.borrow_mut() = Some((key, summaries.clone()));
         summaries
     })
+}
+
+thread_local! {
+    /// Summaries that `for_file` returns whatever it is asked (see `with_pinned`).
+    static PINNED: RefCell<Option<Rc<LockSummaries>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `summaries` standing for the file of every function checked on this thread:
+/// fix verification checks one edited function on its own, and its callees are still those of
+/// the file it came from.
+pub fn with_pinned<T>(summaries: Rc<LockSummaries>, f: impl FnOnce() -> T) -> T {
+    struct Unpin(Option<Rc<LockSummaries>>);
+    impl Drop for Unpin {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            PINNED.with(|p| *p.borrow_mut() = previous);
+        }
+    }
+    let _unpin = Unpin(PINNED.with(|p| p.borrow_mut().replace(summaries)));
+    f()
 }
 
 /// Reads the summaries of every function defined or declared under `root`.
@@ -195,6 +226,14 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
     out.takers = per_parameter(&readings, |r| &r.freed, |c| &c.objects);
     out.storers = per_parameter(&readings, |r| &r.stored, |c| &c.objects);
     out.null_tolerant = per_parameter(&readings, |r| &r.tested, |c| &c.plain);
+    for reading in &readings {
+        if !reading.consumed.is_empty() {
+            out.consumers.insert(
+                reading.name.to_owned(),
+                reading.consumed.iter().copied().collect(),
+            );
+        }
+    }
     out
 }
 
@@ -315,6 +354,8 @@ struct Reading<'t> {
     stored: BTreeSet<usize>,
     /// The parameters it tests for NULL and then returns an error for.
     tested: BTreeSet<usize>,
+    /// The parameters it frees on every path (see `consumed`).
+    consumed: BTreeSet<usize>,
     /// Its calls to other functions, in source order.
     calls: Vec<CallReading<'t>>,
     /// The locks it releases and takes (the first arguments of such calls, squashed).
@@ -463,6 +504,7 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
         freed: BTreeSet::new(),
         stored: BTreeSet::new(),
         tested: BTreeSet::new(),
+        consumed: BTreeSet::new(),
         calls: Vec::new(),
         released: BTreeSet::new(),
         taken_locks: BTreeSet::new(),
@@ -562,7 +604,94 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
     }
     let stored = reading.stored.clone();
     reading.freed.extend(stored);
+    if !reading.freed.is_empty() {
+        reading.consumed = consumed(body, source, &params);
+    }
     Some(reading)
+}
+
+/// The parameters that a function body frees on every path: the statement right before each
+/// `return`, and the last statement when the body can fall off its end, is `kfree(p)` (or
+/// another plain free) of the parameter, never assigned in the body. A free under a condition,
+/// a `return` that is the whole branch of an `if`, or a parameter assigned anywhere makes it
+/// no consumer: only what the code states on every exit counts.
+fn consumed<'t>(body: Node<'t>, source: &str, params: &[String]) -> BTreeSet<usize> {
+    let mut returns = Vec::new();
+    let mut assigned = BTreeSet::new();
+    let mut stack = vec![body];
+    while let Some(n) = stack.pop() {
+        match n.kind() {
+            "return_statement" => returns.push(n),
+            "assignment_expression" => {
+                if let Some(left) = n.field("left").map(syntax::strip_parens) {
+                    assigned.insert(text(left, source));
+                }
+            }
+            "update_expression" => {
+                if let Some(argument) = n.field("argument").map(syntax::strip_parens) {
+                    assigned.insert(text(argument, source));
+                }
+            }
+            _ => {}
+        }
+        let mut cursor = n.walk();
+        stack.extend(n.named_children(&mut cursor));
+    }
+    let skip_comments = |mut n: Option<Node<'t>>| -> Option<Node<'t>> {
+        while let Some(c) = n.filter(|c| c.kind() == "comment") {
+            n = c.prev_named_sibling();
+        }
+        n
+    };
+    // The parameter a statement frees: `kfree(p);`.
+    let frees = |statement: Node| -> Option<usize> {
+        let call = Some(statement)
+            .filter(|s| s.kind() == "expression_statement")?
+            .named_child(0)
+            .filter(|c| c.kind() == "call_expression")?;
+        if !FREES.contains(&callee_name(call, source)?) {
+            return None;
+        }
+        let arg = syntax::strip_parens(*call_arguments(call).first()?);
+        (arg.kind() == "identifier")
+            .then(|| {
+                params
+                    .iter()
+                    .position(|p| !p.is_empty() && p == text(arg, source))
+            })
+            .flatten()
+    };
+    // The parameters freed by the run of frees that ends with `statement` (`kfree(a);
+    // kfree(b);` before a `return`).
+    let freed_before = |statement: Option<Node<'t>>| -> BTreeSet<usize> {
+        let mut out = BTreeSet::new();
+        let mut at = skip_comments(statement);
+        while let Some(i) = at.and_then(frees) {
+            out.insert(i);
+            at = skip_comments(at.and_then(|s| s.prev_named_sibling()));
+        }
+        out
+    };
+    let mut exits: Vec<BTreeSet<usize>> = returns
+        .iter()
+        .map(|r| freed_before(r.prev_named_sibling()))
+        .collect();
+    let mut cursor = body.walk();
+    let last = body
+        .named_children(&mut cursor)
+        .filter(|n| n.kind() != "comment")
+        .last();
+    if last.is_some_and(|l| l.kind() != "return_statement") {
+        exits.push(freed_before(last));
+    }
+    let Some(mut every) = exits.first().cloned() else {
+        return BTreeSet::new();
+    };
+    for exit in &exits[1..] {
+        every.retain(|i| exit.contains(i));
+    }
+    every.retain(|&i| !assigned.contains(params[i].as_str()));
+    every
 }
 
 /// Adds to `out` the parameters that `condition` being true says are NULL: `!p`, `p == NULL`,

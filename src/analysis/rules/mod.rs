@@ -199,7 +199,10 @@ impl<'t> Context<'t> {
     /// Runs the path walk with this rule's inputs. A function without any allocation, free or
     /// lock call of this rule cannot produce a fact, so it is not walked.
     pub fn facts(&self) -> Vec<Fact> {
-        let inputs = self.flow_inputs();
+        let mut inputs = self.flow_inputs();
+        if !inputs.frees.is_empty() {
+            self.add_consumer_calls(&mut inputs);
+        }
         if inputs.allocs.is_empty()
             && inputs.frees.is_empty()
             && inputs.acquires.is_empty()
@@ -210,6 +213,32 @@ impl<'t> Context<'t> {
             return Vec::new();
         }
         flow::analyze(self.function, self.source, &inputs)
+    }
+
+    /// Calls to functions of the file that free an argument on every path
+    /// (`summary::LockSummaries::consumers`), as frees of that argument: a rule that follows
+    /// frees sees the caller's object gone after `msg_send(c, msg, len)`.
+    fn add_consumer_calls(&self, inputs: &mut FlowInputs<'t>) {
+        let summaries = super::summary::for_file(self.function, self.source);
+        if summaries.consumers.is_empty() {
+            return;
+        }
+        let mut stack = vec![self.function];
+        while let Some(node) = stack.pop() {
+            if node.kind() == "call_expression" {
+                let consumed = syntax::callee_name(node, self.source)
+                    .and_then(|name| summaries.consumers.get(name));
+                // A call is one free of one argument here; a helper that frees several
+                // (`foo_free_all(dev, bufs, addrs)`) stays a taker of each.
+                if let Some(&[at]) = consumed.map(Vec::as_slice) {
+                    if let Some(arg) = syntax::call_arguments(node).get(at) {
+                        inputs.frees.entry(node.id()).or_insert(*arg);
+                    }
+                }
+            }
+            let mut cursor = node.walk();
+            stack.extend(node.named_children(&mut cursor));
+        }
     }
 
     /// The node at `range`: the deepest node that spans it. Facts and candidates carry the
