@@ -1076,6 +1076,19 @@ impl<'a, 't> Engine<'a, 't> {
                 && children
                     .get(i + 1)
                     .is_some_and(|n| n.kind() == "compound_statement");
+            if macro_loop {
+                // An iterator the dialect does not mask (`skb_list_walk_safe(segs, skb, next) {`)
+                // assigns its cursors before anything reads them.
+                let call = child
+                    .named_child(0)
+                    .filter(|c| c.kind() == "call_expression");
+                if let Some(call) = call {
+                    let name = callee_name(call, self.source).unwrap_or("");
+                    for cursor in self.iterator_cursors(name, &call_arguments(call)) {
+                        state.reset(&cursor);
+                    }
+                }
+            }
             self.visit(child, state);
             if macro_loop {
                 self.loop_body(children[i + 1], None, state);
@@ -2092,7 +2105,9 @@ impl<'a, 't> Engine<'a, 't> {
         let mut node = label;
         self.visit(node, state);
         loop {
-            while let Some(next) = node.next_named_sibling() {
+            // What follows an `if`'s branch in the tree is its `else`, not what runs next.
+            let in_if = node.parent().is_some_and(|p| p.kind() == "if_statement");
+            while let Some(next) = node.next_named_sibling().filter(|_| !in_if) {
                 if !state.live {
                     return;
                 }

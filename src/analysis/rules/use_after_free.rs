@@ -18,6 +18,15 @@ pub const RULE: Rule = Rule {
     check,
 };
 
+/// Calls that take a socket buffer over (the stack frees it or keeps it): the frees of the query
+/// that are not frees by name.
+const HANDS_ON: &[&str] = &[
+    "netif_rx",
+    "netif_receive_skb",
+    "napi_gro_receive",
+    "dev_queue_xmit",
+];
+
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut reported = std::collections::HashSet::new();
     let mut out = Vec::new();
@@ -31,15 +40,29 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         if !reported.insert((var.clone(), free)) {
             continue;
         }
+        // A socket buffer handed to the stack (`netif_rx(skb)`) is not freed by the call
+        // itself on every path, but it is no longer the caller's to read.
+        let callee = ctx
+            .node_at(free)
+            .and_then(|call| crate::analysis::syntax::callee_name(call, ctx.source))
+            .filter(|name| HANDS_ON.contains(name));
+        let (freed, here) = match callee {
+            Some(name) => (
+                format!("`{var}` is used here after it was given to {name}() at "),
+                format!("`{var}` is given to {name}() here, which frees it or keeps it"),
+            ),
+            None => (
+                format!("`{var}` is used here after it was freed at "),
+                format!("`{var}` is freed here"),
+            ),
+        };
         out.push(Candidate {
             severity: None,
             range: at,
-            message: Message::new()
-                .text(format!("`{var}` is used here after it was freed at "))
-                .line_of(free.start),
+            message: Message::new().text(freed).line_of(free.start),
             related: vec![Related {
                 range: free,
-                message: Message::new().text(format!("`{var}` is freed here")),
+                message: Message::new().text(here),
             }],
             fixes: Vec::new(),
         });
