@@ -109,10 +109,7 @@ fn summary(types: &str, function: &str) -> Option<Summary> {
 /// own lines (`struct foo { ... };`). Tables and other functions are left out: they are large,
 /// and no rule reads them.
 fn type_definitions(function: Node, source: &str) -> String {
-    let mut root = function;
-    while let Some(parent) = root.parent() {
-        root = parent;
-    }
+    let root = syntax::root(function);
     let mut out = String::new();
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {

@@ -136,10 +136,7 @@ impl LockSummaries {
 /// The summaries of the file that `node` belongs to, computed once per file and thread: a check
 /// walks every function of a file with the same tree and text.
 pub fn for_file(node: Node, source: &str) -> Rc<LockSummaries> {
-    let mut root = node;
-    while let Some(parent) = root.parent() {
-        root = parent;
-    }
+    let root = syntax::root(node);
     /// The file last summarized on this thread: its text's address and length and its tree's
     /// root, with the summaries.
     type Last = Option<((usize, usize, usize), Rc<LockSummaries>)>;
@@ -509,11 +506,25 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
         released: BTreeSet::new(),
         taken_locks: BTreeSet::new(),
     };
+    // For `consumed`: the returns, and the names assigned anywhere.
+    let mut returns = Vec::new();
+    let mut assigned: BTreeSet<&str> = BTreeSet::new();
     let mut stack = vec![body];
     let mut children = Vec::new();
     while let Some(n) = stack.pop() {
         match n.kind() {
+            "return_statement" => returns.push(n),
+            "update_expression" => {
+                if let Some(argument) = n.field("argument").map(syntax::strip_parens) {
+                    assigned.insert(text(argument, source));
+                }
+            }
             "init_declarator" | "assignment_expression" => {
+                if n.kind() == "assignment_expression" {
+                    if let Some(left) = n.field("left").map(syntax::strip_parens) {
+                        assigned.insert(text(left, source));
+                    }
+                }
                 let (left, right) = match n.kind() {
                     "init_declarator" => (
                         n.field("declarator").and_then(declared_name),
@@ -605,7 +616,7 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
     let stored = reading.stored.clone();
     reading.freed.extend(stored);
     if !reading.freed.is_empty() {
-        reading.consumed = consumed(body, source, &params);
+        reading.consumed = consumed(body, source, &params, &returns, &assigned);
     }
     Some(reading)
 }
@@ -614,29 +625,15 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
 /// `return`, and the last statement when the body can fall off its end, is `kfree(p)` (or
 /// another plain free) of the parameter, never assigned in the body. A free under a condition,
 /// a `return` that is the whole branch of an `if`, or a parameter assigned anywhere makes it
-/// no consumer: only what the code states on every exit counts.
-fn consumed<'t>(body: Node<'t>, source: &str, params: &[String]) -> BTreeSet<usize> {
-    let mut returns = Vec::new();
-    let mut assigned = BTreeSet::new();
-    let mut stack = vec![body];
-    while let Some(n) = stack.pop() {
-        match n.kind() {
-            "return_statement" => returns.push(n),
-            "assignment_expression" => {
-                if let Some(left) = n.field("left").map(syntax::strip_parens) {
-                    assigned.insert(text(left, source));
-                }
-            }
-            "update_expression" => {
-                if let Some(argument) = n.field("argument").map(syntax::strip_parens) {
-                    assigned.insert(text(argument, source));
-                }
-            }
-            _ => {}
-        }
-        let mut cursor = n.walk();
-        stack.extend(n.named_children(&mut cursor));
-    }
+/// no consumer: only what the code states on every exit counts. `returns` and `assigned` (the
+/// names written anywhere in the body) come from `read`'s walk.
+fn consumed<'t>(
+    body: Node<'t>,
+    source: &str,
+    params: &[String],
+    returns: &[Node<'t>],
+    assigned: &BTreeSet<&str>,
+) -> BTreeSet<usize> {
     let skip_comments = |mut n: Option<Node<'t>>| -> Option<Node<'t>> {
         while let Some(c) = n.filter(|c| c.kind() == "comment") {
             n = c.prev_named_sibling();

@@ -51,6 +51,15 @@ impl<'t> Fields<'t> for Node<'t> {
     }
 }
 
+/// The root of the tree `node` belongs to (the file's `translation_unit`).
+pub fn root(node: Node) -> Node {
+    let mut root = node;
+    while let Some(parent) = root.parent() {
+        root = parent;
+    }
+    root
+}
+
 /// A syntax tree and how many error or missing nodes it holds.
 pub struct Parse {
     pub tree: Tree,

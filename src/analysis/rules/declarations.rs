@@ -24,13 +24,7 @@ pub struct Declared<'t> {
 pub fn declared<'t>(function: Node<'t>, name: &str, source: &str) -> Option<Declared<'t>> {
     let mut found: Vec<Declared<'t>> = Vec::new();
     collect(function, name, source, false, &mut found);
-    let first = found.first()?.clone();
-    let agree = found.iter().all(|d| {
-        d.pointer == first.pointer
-            && d.array == first.array
-            && syntax::text(d.type_node, source) == syntax::text(first.type_node, source)
-    });
-    agree.then_some(first)
+    agreeing(&found, source)
 }
 
 /// The declaration of the field that `value` (`base->field` or `base.field`) reads, when `base`
@@ -60,10 +54,7 @@ pub fn field_declared<'t>(
     }
     let tag = syntax::text(tagged.field("name")?, source);
     let field = syntax::text(field, source);
-    let mut root = function;
-    while let Some(parent) = root.parent() {
-        root = parent;
-    }
+    let root = syntax::root(function);
     let mut found: Vec<Declared<'t>> = Vec::new();
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
@@ -106,6 +97,12 @@ pub fn field_declared<'t>(
         let mut cursor = node.walk();
         stack.extend(node.named_children(&mut cursor));
     }
+    agreeing(&found, source)
+}
+
+/// The first of `found` when every one has its shape and type (one declaration, or the same
+/// one under several `#ifdef` branches); `None` when there is none or they disagree.
+fn agreeing<'t>(found: &[Declared<'t>], source: &str) -> Option<Declared<'t>> {
     let first = found.first()?.clone();
     let agree = found.iter().all(|d| {
         d.pointer == first.pointer

@@ -476,10 +476,7 @@ fn release_call(ctx: &Context, call: tree_sitter::Node, taker: &str) -> Option<S
 /// the same kind of object, or the same global) and never takes it: the release half of an
 /// acquire/release pair.
 fn release_helper_in_file(ctx: &Context, lock: &str) -> bool {
-    let mut root = ctx.function;
-    while let Some(parent) = root.parent() {
-        root = parent;
-    }
+    let root = crate::analysis::syntax::root(ctx.function);
     // The last field names the lock (`->lock`, `.mutex`); a global is named whole.
     let fields = |key: &str| {
         key.rfind(['>', '.'])
