@@ -223,6 +223,51 @@ struct Resource {
     /// Other names the pointer was copied to (`prop->value = buf = kzalloc(...)`): a NULL test
     /// of any of them tests it.
     also: Vec<String>,
+    /// The places it is stored in (`dev->pool = pool`, `oct->iq[n] = iq`) and not cleared
+    /// again (`oct->iq[n] = NULL`): whoever can reach them can free it.
+    stored: Vec<String>,
+    /// Escaped only through a call that keeps what it is given (`netdev_rx_handler_register(dev,
+    /// fn, port)`), with the local its result went to and the call: where the local says the
+    /// call failed, the callee kept nothing.
+    kept_unless: Option<(String, ByteRange)>,
+    /// This path released something read out of it (`bitmap_free(pool->usage)`,
+    /// `iounmap(bb->dir)`): the function is taking it apart, so it is the function's to free.
+    torn: bool,
+    /// Given to a call whose name says it releases it (`device_unregister(&p->dev)`,
+    /// `put_device(&p->dev)`) or to a function of the file that may free it.
+    released: bool,
+}
+
+impl Resource {
+    /// Handed on for good: stored, linked or given away in a way the function cannot undo.
+    fn hand_on(&mut self) {
+        self.escaped = true;
+        self.linked = false;
+        self.kept_unless = None;
+    }
+
+    /// Whether the path leaving with an error takes the object apart (it released something
+    /// read out of it) after it escaped: the function treats it as its own, so whatever it
+    /// was lent or given to did not take it. An object still stored where the caller can
+    /// reach it (`adapter->rsi_dev = rsi_dev`) may be the caller's to free.
+    fn given_back_on_error(&self) -> bool {
+        self.escaped && self.torn && self.stored.is_empty() && !self.linked && !self.released
+    }
+}
+
+/// Joins what two paths know about undoing an escape: the way back holds only if every path
+/// on which the object escaped knows it.
+fn join_undo<T: Clone + PartialEq>(
+    x: &Resource,
+    y: &Resource,
+    get: impl Fn(&Resource) -> Option<T>,
+) -> Option<T> {
+    match (x.escaped, y.escaped) {
+        (false, false) => None,
+        (true, false) => get(x),
+        (false, true) => get(y),
+        (true, true) => get(x).filter(|v| get(y).as_ref() == Some(v)),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -286,12 +331,19 @@ impl State {
                 if x.alloc == y.alloc && x.freed == y.freed {
                     let mut also = x.also.clone();
                     also.extend(y.also.iter().filter(|n| !x.also.contains(n)).cloned());
+                    let mut stored = x.stored.clone();
+                    stored.extend(y.stored.iter().filter(|p| !x.stored.contains(p)).cloned());
+                    let kept_unless = join_undo(&x, y, |r| r.kept_unless.clone());
                     let merged = Resource {
                         checked: x.checked || y.checked,
                         escaped: x.escaped || y.escaped,
                         lent: x.lent || y.lent,
                         passed: x.passed || y.passed,
                         linked: x.linked && y.linked,
+                        torn: x.torn && y.torn,
+                        released: x.released || y.released,
+                        stored,
+                        kept_unless,
                         also,
                         ..x
                     };
@@ -360,6 +412,70 @@ impl State {
         self.ints.remove(key);
         self.conds.remove(key);
     }
+}
+
+/// `place = p`: the object escapes into a place the walk can name (`Resource::stored`);
+/// `None` is a place it cannot be taken back from (another local, a global).
+fn store(r: &mut Resource, place: Option<&str>) {
+    match place {
+        Some(place) => {
+            r.escaped = true;
+            r.kept_unless = None;
+            if !r.stored.iter().any(|p| p == place) {
+                r.stored.push(place.to_owned());
+            }
+        }
+        None => r.hand_on(),
+    }
+}
+
+/// `place = NULL`: what was stored there is not kept there any more (`oct->iq[n] = NULL` on
+/// an error path). It still escaped: a call made while it was stored may have reached it
+/// there and freed it.
+fn unstore(state: &mut State, place: &str) {
+    for r in state.resources.values_mut() {
+        r.stored.retain(|p| p != place);
+    }
+}
+
+/// Whether a call's name says it releases or tears down what it is given: `bitmap_free`,
+/// `iounmap`, `dma_free_coherent`, `clk_disable_unprepare`, `foo_put`, `bar_unregister`.
+fn tears_down(name: &str) -> bool {
+    const STARTS: &[&str] = &[
+        "free",
+        "release",
+        "destroy",
+        "unregister",
+        "unprepare",
+        "disable",
+        "deinit",
+        "uninit",
+        "cleanup",
+        "remove",
+        "delete",
+        "dispose",
+    ];
+    const ENDS: &[&str] = &["free", "unmap", "put", "release", "destroy"];
+    any_word(name, |w| {
+        w == "del"
+            || STARTS.iter().any(|s| w.starts_with(s))
+            || (ENDS.iter().any(|e| w.ends_with(e)) && !matches!(w, "input" | "output"))
+    })
+}
+
+/// Calls that keep what they are given only when they succeed: a registration, an insertion
+/// or a store that fails has kept nothing (`netdev_rx_handler_register()`, `xa_insert()`).
+/// Sending and queueing calls consume what they are given either way, and `*_or_reset()`
+/// helpers release it themselves when they fail.
+fn keeps_unless_failed(name: &str) -> bool {
+    keeps(name)
+        && !name.contains("or_reset")
+        && !any_word(name, |w| {
+            matches!(
+                w,
+                "send" | "xmit" | "post" | "queue" | "submit" | "schedule" | "push"
+            ) || w.starts_with("enqueue")
+        })
 }
 
 fn is_within(key: &str, base: &str) -> bool {
@@ -900,6 +1016,16 @@ impl<'a, 't> Engine<'a, 't> {
                     .filter(|(_, r)| r.also.contains(&key))
                     .map(|(k, _)| k.clone())
                     .collect(),
+                // The element it was stored in: `node_devices[nid] = node; f(node_devices[nid])`.
+                None => match self.element_key(node) {
+                    Some(element) => state
+                        .resources
+                        .iter()
+                        .filter(|(_, r)| r.also.contains(&element))
+                        .map(|(k, _)| k.clone())
+                        .collect(),
+                    None => Vec::new(),
+                },
                 _ => Vec::new(),
             },
         }
@@ -1091,7 +1217,7 @@ impl<'a, 't> Engine<'a, 't> {
             }
             self.visit(child, state);
             if macro_loop {
-                self.loop_body(children[i + 1], None, state);
+                self.loop_body(children[i + 1], None, None, state);
                 i += 1;
             }
             i += 1;
@@ -1155,15 +1281,23 @@ impl<'a, 't> Engine<'a, 't> {
             Some(key) => self.bind(&key, right, state),
             None => {
                 // `mlc->serio[i] = p; if (!mlc->serio[i])` tests `p` through the element.
-                if let Some(element) = self.element_key(left) {
+                let element = self.element_key(left);
+                if let Some(element) = &element {
+                    if self.is_zero(right) {
+                        unstore(state, element);
+                    }
                     for handed in self.handed_on(right, state) {
                         if let Some(r) = state.resources.get_mut(&handed) {
-                            r.also.retain(|a| *a != element);
+                            r.also.retain(|a| a != element);
                             r.also.push(element.clone());
                         }
                     }
                 }
-                self.escape(right, state)
+                for handed in self.handed_on(right, state) {
+                    if let Some(r) = state.resources.get_mut(&handed) {
+                        store(r, element.as_deref());
+                    }
+                }
             }
         }
     }
@@ -1224,6 +1358,18 @@ impl<'a, 't> Engine<'a, 't> {
             state.held.remove(held);
         }
         let handed = self.handed_on(value, state);
+        if self.is_zero(value) {
+            unstore(state, key);
+        }
+        // `rc = other()`: a call whose failure `rc` told is no longer what `rc` says.
+        for r in state.resources.values_mut() {
+            if r.kept_unless
+                .as_ref()
+                .is_some_and(|(k, call)| k == key && *call != ByteRange::of(value))
+            {
+                r.kept_unless = None;
+            }
+        }
         state.reset(key);
         if value.kind() == "call_expression" && self.inputs.allocs.contains(&value.id()) {
             state.resources.insert(
@@ -1238,6 +1384,10 @@ impl<'a, 't> Engine<'a, 't> {
                     passed: false,
                     linked: false,
                     also: Vec::new(),
+                    stored: Vec::new(),
+                    kept_unless: None,
+                    torn: false,
+                    released: false,
                 },
             );
             return;
@@ -1254,9 +1404,13 @@ impl<'a, 't> Engine<'a, 't> {
                 .map(strip_parens)
                 .is_some_and(|a| a.kind() == "field_expression")
             && self.only_lent(key);
+        // `dev->pool = pool`: stored in a place the function may clear again.
+        let place = key.contains("->") || key.contains('.');
         for handed in handed {
             if let Some(r) = state.resources.get_mut(&handed) {
-                r.escaped |= !interior;
+                if !interior {
+                    store(r, place.then_some(key));
+                }
                 r.also.push(key.to_owned());
             }
         }
@@ -1278,6 +1432,18 @@ impl<'a, 't> Engine<'a, 't> {
         if comparison {
             state.conds.insert(key.to_owned(), ByteRange::of(value));
         }
+    }
+
+    /// Whether the function treats the object `name` as reference counted: it embeds a
+    /// `struct device` or a kobject (`pps->dev.release`, `&rpdev->dev`) or a kref. Its last
+    /// reference, dropped by a failed registration, frees it.
+    fn counted(&self, name: &str) -> bool {
+        let body = self.text(self.body);
+        ["dev.", "kobj", "kref", "refcount"].iter().any(|field| {
+            body.contains(&format!("{name}->{field}"))
+                || body.contains(&format!("&{name}->dev)"))
+                || body.contains(&format!("&{name}->dev,"))
+        })
     }
 
     /// Whether the local `name` is never the base of an address taken again (`&name->dev`)
@@ -1307,14 +1473,6 @@ impl<'a, 't> Engine<'a, 't> {
                     });
             Some(readdressed || kept)
         })
-    }
-
-    fn escape(&mut self, value: Node, state: &mut State) {
-        for handed in self.handed_on(value, state) {
-            if let Some(r) = state.resources.get_mut(&handed) {
-                r.escaped = true;
-            }
-        }
     }
 
     fn int_value(&self, value: Node) -> Option<IntValue> {
@@ -1351,6 +1509,27 @@ impl<'a, 't> Engine<'a, 't> {
         let id = node.id();
         let here = ByteRange::of(node);
         self.pair_call(node, here, state);
+        // `bitmap_free(pool->usage)`: the path takes the object apart.
+        if !state.resources.is_empty() && tears_down(name) {
+            for arg in call_arguments(node) {
+                let mut base = strip_parens(arg);
+                let mut read_out = false;
+                while matches!(base.kind(), "field_expression" | "subscript_expression") {
+                    read_out = true;
+                    match base.field("argument") {
+                        Some(b) => base = strip_parens(b),
+                        None => break,
+                    }
+                }
+                if let Some(r) = self
+                    .key(base)
+                    .filter(|_| read_out)
+                    .and_then(|k| state.resources.get_mut(&k))
+                {
+                    r.torn |= r.freed.is_none();
+                }
+            }
+        }
         // An iterator macro (`list_for_each_entry_safe(pos, n, head, member)`) assigns its
         // cursors, and a callee given `&x` may assign `x`: whatever was known about them is gone.
         let iterator = name.contains("for_each");
@@ -1377,7 +1556,21 @@ impl<'a, 't> Engine<'a, 't> {
             }
         }
         if let Some(&arg) = self.inputs.frees.get(&id) {
-            let Some(key) = self.key(arg) else { return };
+            // `sw->router = router; ... kfree(sw->router)` frees `router`, and so does
+            // `kfree(card->vcs[0])` after `card->vcs[0] = vc`.
+            let key = self.key(arg);
+            if let Some(alias) = key
+                .clone()
+                .or_else(|| self.element_key(arg))
+                .filter(|k| !state.resources.contains_key(k))
+            {
+                for r in state.resources.values_mut() {
+                    if r.alloc.is_some() && r.freed.is_none() && r.also.contains(&alias) {
+                        r.freed = Some(here);
+                    }
+                }
+            }
+            let Some(key) = key else { return };
             match state.resources.get(&key).and_then(|r| r.freed) {
                 Some(first) => self.report(Fact::DoubleFree {
                     var: key,
@@ -1394,6 +1587,10 @@ impl<'a, 't> Engine<'a, 't> {
                         passed: false,
                         linked: false,
                         also: Vec::new(),
+                        stored: Vec::new(),
+                        kept_unless: None,
+                        torn: false,
+                        released: false,
                     });
                     entry.freed = Some(here);
                 }
@@ -1505,7 +1702,8 @@ impl<'a, 't> Engine<'a, 't> {
                     for key in self.handed_on(arg, state) {
                         if let Some(r) = state.resources.get_mut(&key) {
                             if r.freed.is_none() {
-                                r.escaped = true;
+                                r.hand_on();
+                                r.released = true;
                             }
                         }
                     }
@@ -1530,6 +1728,28 @@ impl<'a, 't> Engine<'a, 't> {
             .iter()
             .any(|u| name.starts_with(u));
         let mut unlinked: Vec<String> = Vec::new();
+        let mut kept_here: Vec<String> = Vec::new();
+        // `rc = foo_register(dev, p)`: the local that tells whether the call kept `p`.
+        let result_local = node
+            .parent()
+            .filter(|p| {
+                p.kind() == "assignment_expression"
+                    && p.field("right").is_some_and(|r| r.id() == id)
+                    && p.field("operator").is_some_and(|o| self.text(o) == "=")
+            })
+            .and_then(|p| p.field("left"))
+            .or_else(|| {
+                node.parent()
+                    .filter(|p| {
+                        p.kind() == "init_declarator"
+                            && p.field("value").is_some_and(|v| v.id() == id)
+                    })
+                    .and_then(|p| p.field("declarator"))
+            })
+            .map(strip_parens)
+            .filter(|l| l.kind() == "identifier")
+            .map(|l| self.text(l).to_owned())
+            .filter(|l| self.int_locals.contains(l));
         if keeps {
             for (_, arg) in call_arguments(node)
                 .into_iter()
@@ -1567,8 +1787,23 @@ impl<'a, 't> Engine<'a, 't> {
                         r.linked = false;
                         unlinked.push(key);
                     } else {
-                        r.linked = links_first(name) && (r.linked || !r.escaped);
-                        r.escaped = true;
+                        // A value read out of a linked object (`add_vlan(efx, vlan->vid)`)
+                        // leaves the object where the list holds it.
+                        let linked = (links_first(name) && (r.linked || !r.escaped))
+                            || (read_out && r.linked);
+                        // Given itself, never given away or lent before: a failed call kept
+                        // nothing. Given a value read out of it (`snd_ctl_add(card,
+                        // info->kctl)`), or lent to a call that may have put it in another
+                        // object (`kctl = snd_ctl_new1(&tmpl, elem)`), the callee's failure
+                        // may have freed that object, and this one with it.
+                        let undoable = !r.escaped && !r.lent && !read_out && !self.counted(&key);
+                        r.hand_on();
+                        r.linked = linked;
+                        r.released |= any_word(name, release_word);
+                        if undoable && keeps_unless_failed(name) {
+                            r.kept_unless = result_local.clone().map(|local| (local, here));
+                        }
+                        kept_here.push(key);
                     }
                 }
             }
@@ -1612,7 +1847,9 @@ impl<'a, 't> Engine<'a, 't> {
                     if unlinked.contains(&key) {
                         // Taken back out of the list it was linked into: the function's own.
                     } else if keeps_or_releases(name) && linked(i) {
-                        r.escaped = true;
+                        if !kept_here.contains(&key) {
+                            r.hand_on();
+                        }
                         r.checked = true;
                     } else if !initializes(name) {
                         r.lent = true;
@@ -1955,8 +2192,14 @@ impl<'a, 't> Engine<'a, 't> {
             None => node.kind() == "for_statement",
             Some(c) => matches!(self.text(c), "1" | "true"),
         };
+        // `list_for_each_entry(pos, head, member)` reads `pos->member.next` to step on.
+        let stepper = syntax::iterator_macro(node, self.source)
+            .filter(|(name, _)| steps_through_cursor(name))
+            .and_then(|(_, args)| args.first().copied())
+            .filter(|cursor| cursor.kind() == "identifier")
+            .map(|cursor| (self.text(cursor).to_owned(), ByteRange::of(cursor)));
         if let Some(body) = node.field("body") {
-            self.loop_body(body, node.field("update"), state);
+            self.loop_body(body, node.field("update"), stepper, state);
             if forever {
                 let breaks = self.last_breaks.take().unwrap_or_else(State::dead);
                 *state = breaks;
@@ -1977,12 +2220,24 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// Walks a loop body once; the state after the loop joins "never entered", "ran once" and
     /// every `break`.
-    fn loop_body(&mut self, body: Node<'t>, update: Option<Node<'t>>, state: &mut State) {
+    /// `stepper` is the cursor an iterator reads to step to the next entry, with where.
+    fn loop_body(
+        &mut self,
+        body: Node<'t>,
+        update: Option<Node<'t>>,
+        stepper: Option<(String, ByteRange)>,
+        state: &mut State,
+    ) {
         self.loops.push(Loop::default());
         let mut inside = state.clone();
         self.visit(body, &mut inside);
         let l = self.loops.pop().unwrap_or_default();
         let mut end = State::merge_all(std::iter::once(inside).chain(l.continues));
+        if let Some((var, at)) = stepper {
+            if let Some(free) = end.resources.get(&var).and_then(|r| r.freed) {
+                self.report(Fact::UseAfterFree { var, free, at });
+            }
+        }
         if let Some(update) = update {
             self.visit(update, &mut end);
         }
@@ -2311,6 +2566,13 @@ impl<'a, 't> Engine<'a, 't> {
                     if state.ints.get(key) == Some(&IntValue::Zero) {
                         state.live = false;
                     }
+                    // The call whose result `key` holds failed and kept nothing.
+                    for r in state.resources.values_mut() {
+                        if r.kept_unless.as_ref().is_some_and(|(k, _)| k == key) {
+                            r.escaped = false;
+                            r.kept_unless = None;
+                        }
+                    }
                     state.ints.insert(key.clone(), IntValue::Error);
                 }
                 Known::IntZero(key) => {
@@ -2460,10 +2722,11 @@ impl<'a, 't> Engine<'a, 't> {
             return;
         }
         for (key, r) in &state.resources {
-            let (Some(alloc), None, false) = (r.alloc, r.freed, r.escaped) else {
+            let escaped = r.escaped && !r.given_back_on_error();
+            let (Some(alloc), None, false) = (r.alloc, r.freed, escaped) else {
                 continue;
             };
-            if r.lent && !self.handed_on_later().contains(key) {
+            if r.lent && !r.torn && !self.handed_on_later().contains(key) {
                 // Reported only if some path frees it after lending it and succeeds.
                 self.lent_leaks.push(Fact::Leak {
                     var: key.clone(),
@@ -2487,6 +2750,14 @@ impl<'a, 't> Engine<'a, 't> {
             });
         }
     }
+}
+
+/// True for the list iterators that step to the next entry through the cursor itself
+/// (`list_for_each_entry(pos, head, member)` reads `pos->member.next`), so that the body must
+/// not free it; the `_safe` ones read the next entry before the body runs.
+fn steps_through_cursor(name: &str) -> bool {
+    (name.starts_with("list_for_each") || name.starts_with("hlist_for_each"))
+        && !name.contains("safe")
 }
 
 /// The argument a list iterator walks, which it reads and does not assign:

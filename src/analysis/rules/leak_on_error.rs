@@ -29,8 +29,9 @@ pub const RULE: Rule = Rule {
     check,
 };
 
-/// True when a comment on the exit's line or the line above it says who frees the memory
-/// ("card is freed by error handler", "the queue owns it now"): the code states it.
+/// True when a comment on the exit's line or the line above it says who frees the memory, or
+/// why it is not freed ("card is freed by error handler", "the queue owns it now", "it may be
+/// unsafe to free 'mem'"): the code states it.
 fn comment_says_freed(ctx: &Context, exit: ByteRange) -> bool {
     let Some(statement) = ctx.node_at(exit) else {
         return false;
@@ -46,16 +47,10 @@ fn comment_says_freed(ctx: &Context, exit: ByteRange) -> bool {
         }
         let said = ctx.text(node).to_lowercase();
         Some(
-            [
-                "freed",
-                "frees",
-                "released",
-                "releases",
-                "owns",
-                "ownership",
-            ]
-            .iter()
-            .any(|w| said.contains(w)),
+            // "freed", "frees", "unsafe to free".
+            ["free", "released", "releases", "owns", "ownership"]
+                .iter()
+                .any(|w| said.contains(w)),
         )
     })
 }

@@ -1,7 +1,7 @@
 //! use-after-free: a pointer is used after it was freed on the same path.
 
 use super::{Candidate, Context, Rule};
-use crate::analysis::finding::{Message, Related, Severity};
+use crate::analysis::finding::{ByteRange, Message, Related, Severity};
 use crate::analysis::flow::Fact;
 
 pub const RULE: Rule = Rule {
@@ -27,6 +27,21 @@ const HANDS_ON: &[&str] = &[
     "dev_queue_xmit",
 ];
 
+/// The list iterator whose cursor `at` is (`list_for_each_entry(pos, head, member) {`): the
+/// use is the iterator stepping on through the freed entry.
+fn stepping_iterator<'t>(ctx: &Context<'t>, at: ByteRange) -> Option<&'t str> {
+    let cursor = ctx.node_at(at)?;
+    let mut node = cursor.parent()?;
+    while node.kind() != "while_statement" {
+        if !matches!(node.kind(), "comma_expression" | "parenthesized_expression") {
+            return None;
+        }
+        node = node.parent()?;
+    }
+    let (name, args) = crate::analysis::syntax::iterator_macro(node, ctx.source)?;
+    (args.first()?.id() == cursor.id()).then_some(name)
+}
+
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut reported = std::collections::HashSet::new();
     let mut out = Vec::new();
@@ -46,12 +61,19 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             .node_at(free)
             .and_then(|call| crate::analysis::syntax::callee_name(call, ctx.source))
             .filter(|name| HANDS_ON.contains(name));
-        let (freed, here) = match callee {
-            Some(name) => (
+        let (freed, here) = match (stepping_iterator(ctx, at), callee) {
+            (Some(iterator), _) => (
+                format!(
+                    "`{var}` is read here by {iterator}() to step to the next entry after the \
+                     body freed it at "
+                ),
+                format!("`{var}` is freed here; {iterator}_safe() reads the next entry first"),
+            ),
+            (None, Some(name)) => (
                 format!("`{var}` is used here after it was given to {name}() at "),
                 format!("`{var}` is given to {name}() here, which frees it or keeps it"),
             ),
-            None => (
+            (None, None) => (
                 format!("`{var}` is used here after it was freed at "),
                 format!("`{var}` is freed here"),
             ),
