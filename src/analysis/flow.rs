@@ -236,6 +236,9 @@ struct Resource {
     /// Given to a call whose name says it releases it (`device_unregister(&p->dev)`,
     /// `put_device(&p->dev)`) or to a function of the file that may free it.
     released: bool,
+    /// Stored in a field of an allocation the path then freed (`bank->label = kstrdup(...);
+    /// ... kfree(bank);`), never given anywhere else: nothing can reach it any more.
+    orphaned: bool,
 }
 
 impl Resource {
@@ -342,6 +345,7 @@ impl State {
                         linked: x.linked && y.linked,
                         torn: x.torn && y.torn,
                         released: x.released || y.released,
+                        orphaned: x.orphaned && y.orphaned,
                         stored,
                         kept_unless,
                         also,
@@ -1388,6 +1392,7 @@ impl<'a, 't> Engine<'a, 't> {
                     kept_unless: None,
                     torn: false,
                     released: false,
+                    orphaned: false,
                 },
             );
             return;
@@ -1578,6 +1583,35 @@ impl<'a, 't> Engine<'a, 't> {
                     second: here,
                 }),
                 None => {
+                    // What the fields of an allocation the function kept to itself alone held
+                    // is lost when a plain free (not a destructor, which may free the fields)
+                    // frees it.
+                    let container = state.resources.get(&key).is_some_and(|r| {
+                        r.alloc.is_some() && !r.escaped && !r.lent && !r.passed
+                    });
+                    if container && PLAIN_FREES.contains(&name) {
+                        let freed_otherwise = |field: &str| {
+                            // `kfree(cell->name - 1)`
+                            self.inputs.frees.values().any(|arg| {
+                                self.key(*arg).as_deref() != Some(field)
+                                    && mentions(&syntax::squash(self.text(*arg)), field)
+                            })
+                        };
+                        for (k, r) in state.resources.iter_mut() {
+                            if k != &key
+                                && is_within(k, &key)
+                                && r.alloc.is_some()
+                                && r.freed.is_none()
+                                && !r.passed
+                                && !r.lent
+                                && r.also.is_empty()
+                                && r.stored.is_empty()
+                                && !freed_otherwise(k)
+                            {
+                                r.orphaned = true;
+                            }
+                        }
+                    }
                     let entry = state.resources.entry(key).or_insert(Resource {
                         alloc: None,
                         freed: None,
@@ -1591,6 +1625,7 @@ impl<'a, 't> Engine<'a, 't> {
                         kept_unless: None,
                         torn: false,
                         released: false,
+                        orphaned: false,
                     });
                     entry.freed = Some(here);
                 }
@@ -2722,7 +2757,7 @@ impl<'a, 't> Engine<'a, 't> {
             return;
         }
         for (key, r) in &state.resources {
-            let escaped = r.escaped && !r.given_back_on_error();
+            let escaped = r.escaped && !r.given_back_on_error() && !r.orphaned;
             let (Some(alloc), None, false) = (r.alloc, r.freed, escaped) else {
                 continue;
             };
@@ -2736,7 +2771,7 @@ impl<'a, 't> Engine<'a, 't> {
                 });
                 continue;
             }
-            if !self.locals.contains(key)
+            if !(self.locals.contains(key) || r.orphaned)
                 || self.auto_freed.contains(key)
                 || mentions(&returned, key)
             {
@@ -2751,6 +2786,16 @@ impl<'a, 't> Engine<'a, 't> {
         }
     }
 }
+
+/// The calls that free one block of memory and nothing it points to.
+const PLAIN_FREES: &[&str] = &[
+    "kfree",
+    "kvfree",
+    "vfree",
+    "kfree_sensitive",
+    "kvfree_sensitive",
+    "free",
+];
 
 /// True for the list iterators that step to the next entry through the cursor itself
 /// (`list_for_each_entry(pos, head, member)` reads `pos->member.next`), so that the body must
