@@ -531,7 +531,7 @@ struct Engine<'a, 't> {
     /// Locals that are arrays or structs (not pointers): objects of the frame.
     aggregates: HashSet<String>,
     /// Locals the function itself returns or stores outside its frame somewhere.
-    handed_later: OnceCell<HashSet<String>>,
+    handed_later: OnceCell<HashMap<String, usize>>,
     /// Leaks of lent objects, reported after the walk if their allocation is in `given_back`.
     lent_leaks: Vec<Fact>,
     /// Locals holding the result of a `FlowInputs::takes` acquisition that can fail (`ret =
@@ -631,9 +631,15 @@ impl<'a, 't> Engine<'a, 't> {
         }
     }
 
-    fn handed_on_later(&self) -> &HashSet<String> {
+    /// The locals the function hands on somewhere (returns, stores outside the frame, gives to
+    /// a keeping call), with where it first does so.
+    fn handed_on_later(&self) -> &HashMap<String, usize> {
         self.handed_later.get_or_init(|| {
-            let mut out = HashSet::new();
+            let mut out: HashMap<String, usize> = HashMap::new();
+            let note = |out: &mut HashMap<String, usize>, name: &str, at: usize| {
+                let first = out.entry(name.to_owned()).or_insert(at);
+                *first = (*first).min(at);
+            };
             let mut stack = vec![self.body];
             while let Some(node) = stack.pop() {
                 let value = match node.kind() {
@@ -676,7 +682,7 @@ impl<'a, 't> Engine<'a, 't> {
                                 }
                             }
                             if base.kind() == "identifier" {
-                                out.insert(self.text(base).to_owned());
+                                note(&mut out, self.text(base), node.start_byte());
                             }
                         }
                         None
@@ -697,7 +703,7 @@ impl<'a, 't> Engine<'a, 't> {
                         _ => Some(value),
                     };
                     if let Some(v) = value.filter(|v| v.kind() == "identifier") {
-                        out.insert(self.text(v).to_owned());
+                        note(&mut out, self.text(v), node.start_byte());
                     }
                 }
                 let mut cursor = node.walk();
@@ -2739,11 +2745,18 @@ impl<'a, 't> Engine<'a, 't> {
                 else {
                     continue;
                 };
+                // A path that reports success with the object neither handed on nor lent,
+                // where another path hands it on (`list_add_tail(&new->list, ...)`), drops it.
+                let dropped = returns == Returns::Success
+                    && self
+                        .handed_on_later()
+                        .get(key)
+                        .is_some_and(|&first| exit.decision().start < first);
                 if !self.locals.contains(key)
                     || self.auto_freed.contains(key)
                     || mentions(&returned, key)
-                    || self.handed_on_later().contains(key)
-                    || !self.only_plain_uses(key)
+                    || (!dropped
+                        && (self.handed_on_later().contains_key(key) || !self.only_plain_uses(key)))
                 {
                     continue;
                 }
@@ -2761,7 +2774,7 @@ impl<'a, 't> Engine<'a, 't> {
             let (Some(alloc), None, false) = (r.alloc, r.freed, escaped) else {
                 continue;
             };
-            if r.lent && !r.torn && !self.handed_on_later().contains(key) {
+            if r.lent && !r.torn && !self.handed_on_later().contains_key(key) {
                 // Reported only if some path frees it after lending it and succeeds.
                 self.lent_leaks.push(Fact::Leak {
                     var: key.clone(),

@@ -164,7 +164,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
                     .text(format!("`{var}` allocated at "))
                     .line_of(alloc.start)
                     .text(if normal {
-                        " is never freed, stored or handed on, so it is lost "
+                        " is not freed, stored or handed on, so it is lost "
                     } else {
                         " is not freed "
                     }),
