@@ -586,9 +586,26 @@ impl<'a, 't> Engine<'a, 't> {
         let Some(parent) = at.parent() else {
             return false;
         };
+        // The last access is an element (`key[i]`, `key->tab[i]`): a value, not an address.
+        let element = at.kind() == "subscript_expression";
+        let plain_call = |list: Node| {
+            list.kind() == "argument_list"
+                && list
+                    .parent()
+                    .and_then(|call| callee_name(call, self.source))
+                    .is_some_and(only_reads)
+        };
         match parent.kind() {
-            // `key = ...`, `key->f = ...`: written, not copied.
-            "assignment_expression" => parent.field("left") == Some(at),
+            // `key = ...`, `key->f = ...`: written, not copied; `x = key[i]`, `sum += key->n`:
+            // a value read out of it (a field alone may be an array, which is an address).
+            "assignment_expression" => {
+                parent.field("left") == Some(at)
+                    || (through
+                        && (element
+                            || parent
+                                .field("operator")
+                                .is_some_and(|o| self.text(o) != "=")))
+            }
             // Its declaration: `char *key;`, `char *key = kmalloc(...)`.
             "pointer_declarator" | "init_declarator" | "array_declarator" => {
                 !through && parent.field("declarator") == Some(at)
@@ -597,10 +614,13 @@ impl<'a, 't> Engine<'a, 't> {
             // `!key`, `key == NULL`, `if (key)`.
             "unary_expression" => !through && parent.child(0).is_some_and(|o| self.text(o) == "!"),
             "binary_expression" => {
-                !through
-                    && parent
-                        .field("operator")
-                        .is_some_and(|o| matches!(self.text(o), "==" | "!="))
+                let op = parent.field("operator").map(|o| self.text(o)).unwrap_or("");
+                // `key[i] != sum`: a value read out of it; `key == NULL`; `key + OFF` given
+                // to a plain call (`memcpy(mac, key + OFF, ETH_ALEN)`).
+                let compares = matches!(op, "==" | "!=" | "<" | ">" | "<=" | ">=");
+                (through && (compares || element))
+                    || (!through && matches!(op, "==" | "!="))
+                    || (!through && op == "+" && parent.parent().is_some_and(plain_call))
             }
             "parenthesized_expression" => parent
                 .parent()
@@ -1592,9 +1612,10 @@ impl<'a, 't> Engine<'a, 't> {
                     // What the fields of an allocation the function kept to itself alone held
                     // is lost when a plain free (not a destructor, which may free the fields)
                     // frees it.
-                    let container = state.resources.get(&key).is_some_and(|r| {
-                        r.alloc.is_some() && !r.escaped && !r.lent && !r.passed
-                    });
+                    let container = state
+                        .resources
+                        .get(&key)
+                        .is_some_and(|r| r.alloc.is_some() && !r.escaped && !r.lent && !r.passed);
                     if container && PLAIN_FREES.contains(&name) {
                         let freed_otherwise = |field: &str| {
                             // `kfree(cell->name - 1)`
@@ -1892,7 +1913,7 @@ impl<'a, 't> Engine<'a, 't> {
                             r.hand_on();
                         }
                         r.checked = true;
-                    } else if !initializes(name) {
+                    } else if !initializes(name) && !plain {
                         r.lent = true;
                     }
                     if macro_name || tolerant.contains(&i) {
@@ -2907,8 +2928,8 @@ fn links_first(name: &str) -> bool {
         .any(|p| name.starts_with(p))
 }
 
-/// True for calls that only read or write the bytes of a buffer during the call, or print it:
-/// `memset`, `strcpy`, `snprintf`, `printf`, `pr_info`. What else a pointer is given to may
+/// True for calls that only read or write the bytes of a buffer during the call, test it or
+/// print it: `memset`, `strcpy`, `snprintf`, `printf`, `pr_info`, `is_valid_ether_addr`. What else a pointer is given to may
 /// keep it, even when its name says it reads or fills (`usb_fill_bulk_urb()` with
 /// `URB_FREE_BUFFER` hands the buffer to the URB).
 fn only_reads(name: &str) -> bool {
@@ -2943,7 +2964,22 @@ fn only_reads(name: &str) -> bool {
         "dev_dbg",
         "dev_notice",
     ];
-    PLAIN.contains(&name) || name.starts_with("print") || name.starts_with("pr_")
+    PLAIN.contains(&name)
+        || name.starts_with("print")
+        || name.starts_with("pr_")
+        || (name.starts_with("is_") && !name.contains("_and_"))
+        || name.starts_with("get_unaligned")
+        || fills(name)
+}
+
+/// True for a call whose name says it reads data into the buffer it is given during the call
+/// (`acme_eeprom_read(nic, off, buf, len)`, `regmap_bulk_read()`), and nothing says it keeps it
+/// or works in the background.
+fn fills(name: &str) -> bool {
+    any_word(name, |w| w == "read")
+        && !any_word(name, |w| {
+            keep_word(w) || release_word(w) || matches!(w, "async" | "start" | "begin" | "req")
+        })
 }
 
 /// Calls that never return.
