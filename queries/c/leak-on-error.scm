@@ -4,11 +4,20 @@
 ((call_expression function: (identifier) @fn) @alloc
   (#match? @fn "^(kmalloc|kzalloc|kcalloc|kmalloc_array|kmalloc_node|kzalloc_node|kcalloc_node|kvmalloc|kvzalloc|kvcalloc|kvmalloc_array|vmalloc|vzalloc|vmalloc_array|vcalloc|kmemdup|kstrdup|kstrndup|kmem_cache_alloc|kmem_cache_zalloc|kvmalloc_node|kvzalloc_node|kmalloc_array_node|vmalloc_node|vzalloc_node|vmalloc_user|kmem_cache_alloc_node|kasprintf|kmemdup_nul|kvmemdup|memdup_user|vmemdup_user|strndup_user|malloc|calloc|strdup|strndup)$"))
 
+; Socket buffers the caller owns until it frees them or hands them to the stack.
+((call_expression function: (identifier) @fn) @alloc
+  (#match? @fn "^(alloc_skb|netdev_alloc_skb|netdev_alloc_skb_ip_align|dev_alloc_skb|napi_alloc_skb|__netdev_alloc_skb|__napi_alloc_skb|__dev_alloc_skb)$"))
+
 ; Frees: the freed pointer is the first argument, or the second for kmem_cache_free.
 ((call_expression function: (identifier) @fn arguments: (argument_list . (_) @free.arg)) @free
   (#match? @fn "^(kfree|kvfree|vfree|kfree_sensitive|kvfree_sensitive|kzfree|free)$"))
 ((call_expression function: (identifier) @fn arguments: (argument_list . (_) . (_) @free.arg)) @free
   (#eq? @fn "kmem_cache_free"))
+; A socket buffer is freed, or handed to the stack, which frees it.
+((call_expression function: (identifier) @fn arguments: (argument_list . (_) @free.arg)) @free
+  (#match? @fn "^(kfree_skb|kfree_skb_reason|consume_skb|dev_kfree_skb|dev_kfree_skb_any|dev_kfree_skb_irq|dev_consume_skb_any|dev_consume_skb_irq|napi_consume_skb|netif_rx|netif_receive_skb|dev_queue_xmit)$"))
+((call_expression function: (identifier) @fn arguments: (argument_list . (_) . (_) @free.arg)) @free
+  (#eq? @fn "napi_gro_receive"))
 
 ; Calls that use a buffer without taking ownership of it. Any other call that is given the
 ; pointer (list_add, platform_set_drvdata, a helper) may keep it, so the pointer escapes.

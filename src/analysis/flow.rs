@@ -2005,9 +2005,10 @@ impl<'a, 't> Engine<'a, 't> {
             // The release is the device's now: `devm_add_action_or_reset()` runs it itself when
             // it fails, and the driver core when the device goes.
             state.held.clear();
-        } else if !state.held.is_empty() && undoes(name) {
+        } else if !state.held.is_empty() && undoes(name) && !names_other_part(name) {
             // `snd_foo_free(chip)`, `foo_cleanup(priv)`: a teardown helper may release what
             // the function took; the walk cannot see inside it, so it stops tracking.
+            // One that names what it tears down (`acme_free_rings(priv)`) releases that.
             state.held.clear();
         }
     }
@@ -2887,6 +2888,18 @@ fn undoes(name: &str) -> bool {
     .any(|w| name.split('_').any(|part| part == *w) || (w.len() > 3 && name.contains(w)))
 }
 
+/// True when a teardown helper's name says which part it tears down, and that part is none of
+/// the resources `FlowInputs::takes` tracks (clocks, regulators, IRQs, PCI enables, runtime-PM
+/// references): `acme_eth_free_rings`, `foo_free_buffers`, `bar_unmap_dma`.
+fn names_other_part(name: &str) -> bool {
+    const PARTS: &[&str] = &[
+        "ring", "rings", "buf", "bufs", "buffer", "buffers", "queue", "queues", "desc", "descs",
+        "skb", "skbs", "urb", "urbs", "table", "tables", "mem", "memory", "dma", "list", "lists",
+        "pool", "pools", "cache", "caches", "fw", "firmware", "msg", "msgs",
+    ];
+    any_word(name, |w| PARTS.contains(&w))
+}
+
 /// True when the squashed expression `text` names the identifier `key` as a whole word.
 fn mentions(text: &str, key: &str) -> bool {
     text.match_indices(key).any(|(i, _)| {
@@ -2970,6 +2983,32 @@ fn only_reads(name: &str) -> bool {
         || (name.starts_with("is_") && !name.contains("_and_"))
         || name.starts_with("get_unaligned")
         || fills(name)
+        || edits_skb(name)
+}
+
+/// True for the socket-buffer helpers that work on the buffer they are given and keep
+/// nothing: `skb_reserve`, `skb_put` (which appends data, releasing nothing), `skb_pull`,
+/// `skb_put_data`; not the queue and list ones (`skb_queue_tail` keeps it), nor the frees.
+fn edits_skb(name: &str) -> bool {
+    name.starts_with("skb_")
+        && !any_word(name, |w| {
+            matches!(
+                w,
+                "queue"
+                    | "append"
+                    | "insert"
+                    | "link"
+                    | "unlink"
+                    | "list"
+                    | "free"
+                    | "consume"
+                    | "unref"
+                    | "orphan"
+                    | "get"
+                    | "set"
+                    | "dst"
+            ) || w.starts_with("enqueue")
+        })
 }
 
 /// True for a call whose name says it reads data into the buffer it is given during the call
@@ -3053,7 +3092,7 @@ fn release_word(w: &str) -> bool {
 /// True when a callee's name says it keeps what it is given and does not release it
 /// (`rpc_cb_add_xprt_release()` releases); `WRITE_ONCE(dst, p)` stores.
 fn keeps(name: &str) -> bool {
-    if any_word(name, |w| RELEASE_ENDS.iter().any(|e| w.ends_with(e))) {
+    if edits_skb(name) || any_word(name, |w| RELEASE_ENDS.iter().any(|e| w.ends_with(e))) {
         return false;
     }
     name == "WRITE_ONCE" || (!initializes(name) && says_keeps(name))
@@ -3068,7 +3107,7 @@ fn keeps_or_releases(name: &str) -> bool {
     let stores_value = ["put_unaligned", "put_user"]
         .iter()
         .any(|p| name.trim_start_matches('_').starts_with(p));
-    if initializes(name) || stores_value {
+    if initializes(name) || stores_value || edits_skb(name) {
         return false;
     }
     name == "WRITE_ONCE" || says_keeps(name) || any_word(name, release_word)

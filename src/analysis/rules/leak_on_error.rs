@@ -184,6 +184,7 @@ fn free_call(ctx: &Context, call: tree_sitter::Node, allocator: &str, var: &str)
         "kvmalloc" | "kvzalloc" | "kvcalloc" | "kvmalloc_array" | "vmemdup_user" => "kvfree",
         "vmalloc" | "vzalloc" | "vmalloc_array" | "vcalloc" => "vfree",
         "malloc" | "calloc" | "strdup" | "strndup" => "free",
+        a if a.ends_with("alloc_skb") || a.ends_with("alloc_skb_ip_align") => "kfree_skb",
         "kmem_cache_alloc" | "kmem_cache_zalloc" => {
             let cache = call_arguments(call).into_iter().next()?;
             return Some(format!("kmem_cache_free({}, {var});", ctx.text(cache)));
