@@ -258,18 +258,17 @@ impl Resource {
     }
 }
 
-/// Joins what two paths know about undoing an escape: the way back holds only if every path
-/// on which the object escaped knows it.
-fn join_undo<T: Clone + PartialEq>(
-    x: &Resource,
-    y: &Resource,
-    get: impl Fn(&Resource) -> Option<T>,
-) -> Option<T> {
+/// Joins what two paths know of the failed call that would take an escape back
+/// (`Resource::kept_unless`): it holds only if every path on which the object escaped knows it.
+fn join_kept_unless(x: &Resource, y: &Resource) -> Option<(String, ByteRange)> {
     match (x.escaped, y.escaped) {
         (false, false) => None,
-        (true, false) => get(x),
-        (false, true) => get(y),
-        (true, true) => get(x).filter(|v| get(y).as_ref() == Some(v)),
+        (true, false) => x.kept_unless.clone(),
+        (false, true) => y.kept_unless.clone(),
+        (true, true) => x
+            .kept_unless
+            .clone()
+            .filter(|v| y.kept_unless.as_ref() == Some(v)),
     }
 }
 
@@ -336,7 +335,7 @@ impl State {
                     also.extend(y.also.iter().filter(|n| !x.also.contains(n)).cloned());
                     let mut stored = x.stored.clone();
                     stored.extend(y.stored.iter().filter(|p| !x.stored.contains(p)).cloned());
-                    let kept_unless = join_undo(&x, y, |r| r.kept_unless.clone());
+                    let kept_unless = join_kept_unless(&x, y);
                     let merged = Resource {
                         checked: x.checked || y.checked,
                         escaped: x.escaped || y.escaped,
@@ -1037,27 +1036,28 @@ impl<'a, 't> Engine<'a, 't> {
                 }
                 Vec::new()
             }
-            _ => match self.key(node) {
-                Some(key) if state.resources.contains_key(&key) => vec![key],
-                // A local the object was copied to, or that points into it (`bind`).
-                Some(key) if node.kind() == "identifier" => state
-                    .resources
-                    .iter()
-                    .filter(|(_, r)| r.also.contains(&key))
-                    .map(|(k, _)| k.clone())
-                    .collect(),
-                // The element it was stored in: `node_devices[nid] = node; f(node_devices[nid])`.
-                None => match self.element_key(node) {
-                    Some(element) => state
+            _ => {
+                let named = |alias: &str| -> Vec<String> {
+                    state
                         .resources
                         .iter()
-                        .filter(|(_, r)| r.also.contains(&element))
+                        .filter(|(_, r)| r.also.iter().any(|a| a == alias))
                         .map(|(k, _)| k.clone())
-                        .collect(),
-                    None => Vec::new(),
-                },
-                _ => Vec::new(),
-            },
+                        .collect()
+                };
+                match self.key(node) {
+                    Some(key) if state.resources.contains_key(&key) => vec![key],
+                    // A local the object was copied to, or that points into it (`bind`).
+                    Some(key) if node.kind() == "identifier" => named(&key),
+                    // The element it was stored in: `node_devices[nid] = node;
+                    // f(node_devices[nid])`.
+                    None => self
+                        .element_key(node)
+                        .map(|e| named(&e))
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                }
+            }
         }
     }
 
@@ -1470,11 +1470,12 @@ impl<'a, 't> Engine<'a, 't> {
     /// reference, dropped by a failed registration, frees it.
     fn counted(&self, name: &str) -> bool {
         let body = self.text(self.body);
-        ["dev.", "kobj", "kref", "refcount"].iter().any(|field| {
-            body.contains(&format!("{name}->{field}"))
-                || body.contains(&format!("&{name}->dev)"))
-                || body.contains(&format!("&{name}->dev,"))
-        })
+        ["dev.", "kobj", "kref", "refcount"]
+            .iter()
+            .any(|field| body.contains(&format!("{name}->{field}")))
+            || [")", ","]
+                .iter()
+                .any(|after| body.contains(&format!("&{name}->dev{after}")))
     }
 
     /// Whether the local `name` is never the base of an address taken again (`&name->dev`)
@@ -2942,9 +2943,9 @@ fn links_first(name: &str) -> bool {
 }
 
 /// True for calls that only read or write the bytes of a buffer during the call, test it or
-/// print it: `memset`, `strcpy`, `snprintf`, `printf`, `pr_info`, `is_valid_ether_addr`. What else a pointer is given to may
-/// keep it, even when its name says it reads or fills (`usb_fill_bulk_urb()` with
-/// `URB_FREE_BUFFER` hands the buffer to the URB).
+/// print it: `memset`, `strcpy`, `snprintf`, `printf`, `pr_info`, `is_valid_ether_addr`. What
+/// else a pointer is given to may keep it, even when its name says it reads or fills
+/// (`usb_fill_bulk_urb()` with `URB_FREE_BUFFER` hands the buffer to the URB).
 fn only_reads(name: &str) -> bool {
     const PLAIN: &[&str] = &[
         "memset",
