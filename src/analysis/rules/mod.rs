@@ -339,8 +339,9 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
         });
         return findings;
     }
-    // Read the file's type definitions only when fixes are asked for.
-    let verifier = options.fixes.then(|| fix::Verifier::new(function, source));
+    // Read the file's type definitions only when fixes are asked for and there is a finding to
+    // fix: most functions have none, and the definitions are read from the whole file.
+    let verifier = std::cell::OnceCell::new();
     let mut verifications = verification_budget(function.byte_range().len());
     let test_code = is_kunit_test(function, source);
     for (rule, matches) in RULES.iter().zip(run_queries(function, source)) {
@@ -373,7 +374,8 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
                 related: candidate.related,
                 fixes: Vec::new(),
             };
-            if let Some(verifier) = &verifier {
+            if options.fixes {
+                let verifier = verifier.get_or_init(|| fix::Verifier::new(function, source));
                 let proposals: Vec<Fix> = candidate
                     .fixes
                     .into_iter()
