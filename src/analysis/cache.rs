@@ -12,6 +12,7 @@ use tree_sitter::{Node, Tree};
 use super::finding::{ByteRange, Finding};
 use super::functions::Function;
 use super::rules::{self, CheckOptions};
+use crate::analysis::syntax::Fields as _;
 
 type Key = (u64, u64, u64);
 
@@ -93,7 +94,7 @@ pub fn function_node(tree: &Tree, range: ByteRange) -> Option<Node<'_>> {
         .root_node()
         .descendant_for_byte_range(range.start, range.end)?;
     loop {
-        if node.kind() == "function_definition" && ByteRange::of(node) == range {
+        if node.kind_name() == "function_definition" && ByteRange::of(node) == range {
             return Some(node);
         }
         node = node.parent()?;

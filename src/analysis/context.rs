@@ -8,6 +8,7 @@ use tree_sitter::{Node, Tree};
 
 use super::functions::{Function, FunctionIndex};
 use super::{summary, syntax};
+use crate::analysis::syntax::Fields as _;
 
 /// The most bytes of context given for one finding.
 pub const MAX_BYTES: usize = 2400;
@@ -190,7 +191,7 @@ fn push(out: &mut String, title: &str, snippet: &str) {
 fn collect_calls<'t>(root: Node<'t>, out: &mut Vec<Node<'t>>) {
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
-        if node.kind() == "call_expression" {
+        if node.kind_name() == "call_expression" {
             out.push(node);
         }
         let mut cursor = node.walk();

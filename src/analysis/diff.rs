@@ -12,6 +12,7 @@ use super::finding::{Finding, Severity};
 use super::functions::{function_nodes, FunctionIndex};
 use super::rules::{self, CheckOptions};
 use super::syntax;
+use crate::analysis::syntax::Fields as _;
 
 /// The findings a change introduces and those it removes, in one file.
 #[derive(Debug, Default)]
@@ -39,10 +40,10 @@ fn tokens<'a>(node: Node, text: &'a str) -> Vec<(&'a str, bool)> {
     let mut cursor = node.walk();
     loop {
         let node = cursor.node();
-        if node.kind() != "comment" && node.child_count() == 0 {
-            out.push((syntax::text(node, text), node.kind() == "identifier"));
+        if node.kind_name() != "comment" && node.child_count() == 0 {
+            out.push((syntax::text(node, text), node.kind_name() == "identifier"));
         }
-        if node.kind() != "comment" && cursor.goto_first_child() {
+        if node.kind_name() != "comment" && cursor.goto_first_child() {
             continue;
         }
         loop {

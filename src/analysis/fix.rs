@@ -113,11 +113,11 @@ fn type_definitions(function: Node, source: &str) -> String {
     let mut out = String::new();
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
-        let specifier = match node.kind() {
+        let specifier = match node.kind_name() {
             "struct_specifier" | "union_specifier" => Some(node),
             "declaration" | "type_definition" => node
                 .field("type")
-                .filter(|t| matches!(t.kind(), "struct_specifier" | "union_specifier")),
+                .filter(|t| matches!(t.kind_name(), "struct_specifier" | "union_specifier")),
             kind if kind == "translation_unit" || super::functions::holds_definitions(kind) => {
                 let mut cursor = node.walk();
                 let children: Vec<Node> = node.named_children(&mut cursor).collect();

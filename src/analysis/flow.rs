@@ -564,7 +564,8 @@ impl<'a, 't> Engine<'a, 't> {
     /// `vaddr = key + 8`), can outlive the function.
     fn only_plain_uses(&self, key: &str) -> bool {
         !syntax::any_node(self.body, |node| {
-            (node.kind() == "identifier" && self.text(node) == key).then(|| !self.plain_use(node))
+            (node.kind_name() == "identifier" && self.text(node) == key)
+                .then(|| !self.plain_use(node))
         })
     }
 
@@ -574,8 +575,10 @@ impl<'a, 't> Engine<'a, 't> {
         let mut at = node;
         let mut through = false;
         while let Some(parent) = at.parent() {
-            let based = matches!(parent.kind(), "field_expression" | "subscript_expression")
-                && parent.field("argument") == Some(at);
+            let based = matches!(
+                parent.kind_name(),
+                "field_expression" | "subscript_expression"
+            ) && parent.field("argument") == Some(at);
             if !based {
                 break;
             }
@@ -586,15 +589,15 @@ impl<'a, 't> Engine<'a, 't> {
             return false;
         };
         // The last access is an element (`key[i]`, `key->tab[i]`): a value, not an address.
-        let element = at.kind() == "subscript_expression";
+        let element = at.kind_name() == "subscript_expression";
         let plain_call = |list: Node| {
-            list.kind() == "argument_list"
+            list.kind_name() == "argument_list"
                 && list
                     .parent()
                     .and_then(|call| callee_name(call, self.source))
                     .is_some_and(only_reads)
         };
-        match parent.kind() {
+        match parent.kind_name() {
             // `key = ...`, `key->f = ...`: written, not copied; `x = key[i]`, `sum += key->n`:
             // a value read out of it (a field alone may be an array, which is an address).
             "assignment_expression" => {
@@ -623,19 +626,22 @@ impl<'a, 't> Engine<'a, 't> {
             }
             "parenthesized_expression" => parent
                 .parent()
-                .is_some_and(|p| matches!(p.kind(), "if_statement" | "while_statement")),
+                .is_some_and(|p| matches!(p.kind_name(), "if_statement" | "while_statement")),
             // `sizeof(*key)`; `&key[0]` or `&key->f` given to a plain call, also through a
             // cast (`printStructLine((twoIntsStruct *)&data[0])`).
             "pointer_expression" => {
                 let mut up = parent.parent();
-                while let Some(p) = up
-                    .filter(|p| matches!(p.kind(), "cast_expression" | "parenthesized_expression"))
-                {
+                while let Some(p) = up.filter(|p| {
+                    matches!(
+                        p.kind_name(),
+                        "cast_expression" | "parenthesized_expression"
+                    )
+                }) {
                     up = p.parent();
                 }
                 up.is_some_and(|p| {
-                    p.kind() == "sizeof_expression"
-                        || (p.kind() == "argument_list"
+                    p.kind_name() == "sizeof_expression"
+                        || (p.kind_name() == "argument_list"
                             && p.parent()
                                 .and_then(|call| callee_name(call, self.source))
                                 .is_some_and(only_reads))
@@ -661,13 +667,13 @@ impl<'a, 't> Engine<'a, 't> {
             };
             let mut stack = vec![self.body];
             while let Some(node) = stack.pop() {
-                let value = match node.kind() {
+                let value = match node.kind_name() {
                     "return_statement" => node.named_child(0),
                     "assignment_expression" => node
                         .field("left")
                         .map(strip_parens)
                         .filter(|l| {
-                            (l.kind() != "identifier" || !self.locals.contains(self.text(*l)))
+                            (l.kind_name() != "identifier" || !self.locals.contains(self.text(*l)))
                                 && !self.in_local_aggregate(*l)
                         })
                         .and_then(|_| node.field("right")),
@@ -694,13 +700,16 @@ impl<'a, 't> Engine<'a, 't> {
                         };
                         for arg in &given {
                             let mut base = strip_parens(*arg);
-                            while matches!(base.kind(), "pointer_expression" | "field_expression") {
+                            while matches!(
+                                base.kind_name(),
+                                "pointer_expression" | "field_expression"
+                            ) {
                                 match base.field("argument") {
                                     Some(b) => base = strip_parens(b),
                                     None => break,
                                 }
                             }
-                            if base.kind() == "identifier" {
+                            if base.kind_name() == "identifier" {
                                 note(&mut out, self.text(base), node.start_byte());
                             }
                         }
@@ -709,11 +718,11 @@ impl<'a, 't> Engine<'a, 't> {
                     _ => None,
                 };
                 if let Some(value) = value.map(strip_parens) {
-                    let value = match value.kind() {
+                    let value = match value.kind_name() {
                         "pointer_expression" => {
                             value.field("argument").map(strip_parens).and_then(|f| {
                                 let mut base = f;
-                                while base.kind() == "field_expression" {
+                                while base.kind_name() == "field_expression" {
                                     base = strip_parens(base.field("argument")?);
                                 }
                                 Some(base)
@@ -721,7 +730,7 @@ impl<'a, 't> Engine<'a, 't> {
                         }
                         _ => Some(value),
                     };
-                    if let Some(v) = value.filter(|v| v.kind() == "identifier") {
+                    if let Some(v) = value.filter(|v| v.kind_name() == "identifier") {
                         note(&mut out, self.text(v), node.start_byte());
                     }
                 }
@@ -734,7 +743,7 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// Records labels and local variables of the body.
     fn index(&mut self, node: Node<'t>) {
-        match node.kind() {
+        match node.kind_name() {
             "labeled_statement" => {
                 if let Some(label) = node.field("label") {
                     self.labels.insert(self.text(label).to_owned(), node);
@@ -743,7 +752,7 @@ impl<'a, 't> Engine<'a, 't> {
             "declaration" => {
                 let is_int = node.field("type").is_some_and(|t| {
                     matches!(
-                        t.kind(),
+                        t.kind_name(),
                         "primitive_type" | "sized_type_specifier" | "type_identifier"
                     )
                 });
@@ -751,11 +760,11 @@ impl<'a, 't> Engine<'a, 't> {
                 for declarator in node.children_by_field_name("declarator", &mut cursor) {
                     if let Some(name) = declared_name(declarator) {
                         let name = self.text(name).to_owned();
-                        let plain = matches!(declarator.kind(), "identifier")
-                            || (declarator.kind() == "init_declarator"
+                        let plain = matches!(declarator.kind_name(), "identifier")
+                            || (declarator.kind_name() == "init_declarator"
                                 && declarator
                                     .field("declarator")
-                                    .is_some_and(|d| d.kind() == "identifier"));
+                                    .is_some_and(|d| d.kind_name() == "identifier"));
                         if is_int && plain {
                             self.int_locals.insert(name.clone());
                         }
@@ -764,15 +773,18 @@ impl<'a, 't> Engine<'a, 't> {
                         }
                         // `struct i2c_msg msgs[] = ...`, `struct foo_cfg cfg;`: the object
                         // itself lives in the frame.
-                        let inner = match declarator.kind() {
+                        let inner = match declarator.kind_name() {
                             "init_declarator" => declarator.field("declarator"),
                             _ => Some(declarator),
                         };
                         let aggregate = inner.is_some_and(|d| {
-                            d.kind() == "array_declarator"
-                                || (d.kind() == "identifier"
+                            d.kind_name() == "array_declarator"
+                                || (d.kind_name() == "identifier"
                                     && node.field("type").is_some_and(|t| {
-                                        matches!(t.kind(), "struct_specifier" | "union_specifier")
+                                        matches!(
+                                            t.kind_name(),
+                                            "struct_specifier" | "union_specifier"
+                                        )
                                     }))
                         });
                         if aggregate {
@@ -818,7 +830,7 @@ impl<'a, 't> Engine<'a, 't> {
         let mut writes: HashMap<String, Vec<Node<'t>>> = HashMap::new();
         let mut stack = vec![body];
         while let Some(node) = stack.pop() {
-            let (target, value) = match node.kind() {
+            let (target, value) = match node.kind_name() {
                 "assignment_expression" => {
                     (node.field("left").map(strip_parens), node.field("right"))
                 }
@@ -835,7 +847,7 @@ impl<'a, 't> Engine<'a, 't> {
                 }
                 _ => (None, None),
             };
-            if let Some(target) = target.filter(|t| t.kind() == "identifier") {
+            if let Some(target) = target.filter(|t| t.kind_name() == "identifier") {
                 let entry = writes.entry(self.text(target).to_owned()).or_default();
                 match value {
                     Some(value) => entry.push(value),
@@ -854,7 +866,7 @@ impl<'a, 't> Engine<'a, 't> {
             }
             // `sbi = EXT4_SB(sb)` names what the call returns; calls in lock names are mostly
             // accessor macros, and treating two spellings as one lock only hides findings.
-            let alias = match value.kind() {
+            let alias = match value.kind_name() {
                 "field_expression" => self.key(value),
                 "call_expression" => Some(syntax::squash(self.text(value))),
                 "identifier" if self.text(value) != name => Some(self.text(value).to_owned()),
@@ -865,7 +877,7 @@ impl<'a, 't> Engine<'a, 't> {
                     value
                         .field("argument")
                         .map(strip_parens)
-                        .filter(|a| matches!(a.kind(), "identifier" | "field_expression"))
+                        .filter(|a| matches!(a.kind_name(), "identifier" | "field_expression"))
                         .and_then(|a| self.key(a))
                         .map(|k| format!("&{k}"))
                 }
@@ -887,7 +899,7 @@ impl<'a, 't> Engine<'a, 't> {
         if depth > 8 {
             return fallback();
         }
-        match node.kind() {
+        match node.kind_name() {
             "identifier" => {
                 let name = self.text(node);
                 self.aliases
@@ -920,7 +932,7 @@ impl<'a, 't> Engine<'a, 't> {
                 };
                 let op = self.text(op);
                 let inner = strip_parens(argument);
-                let star = inner.kind() == "pointer_expression"
+                let star = inner.kind_name() == "pointer_expression"
                     && inner.field("operator").is_some_and(|o| self.text(o) == "*");
                 match (op, inner.field("argument")) {
                     ("&", Some(pointee)) if star => self.canonical(pointee, depth + 1),
@@ -995,7 +1007,7 @@ impl<'a, 't> Engine<'a, 't> {
     /// The key of an lvalue that can hold a pointer: `p`, `dev->buf`, `s.field`.
     fn key(&self, node: Node) -> Option<String> {
         let node = strip_parens(node);
-        match node.kind() {
+        match node.kind_name() {
             "identifier" => Some(self.text(node).to_owned()),
             "field_expression" => {
                 let base = self.key(node.field("argument")?)?;
@@ -1010,7 +1022,7 @@ impl<'a, 't> Engine<'a, 't> {
     /// The tracked resource that a value hands on: `p`, `(void *)p`, `&p->list`, `cond ? p : q`.
     fn handed_on(&self, node: Node, state: &State) -> Vec<String> {
         let node = strip_parens(node);
-        match node.kind() {
+        match node.kind_name() {
             // `a = b = kmalloc(...)`: the value of the inner assignment is `b`.
             "assignment_expression" => node
                 .field("left")
@@ -1027,7 +1039,7 @@ impl<'a, 't> Engine<'a, 't> {
                     if let Some(key) = self.key(n).filter(|k| state.resources.contains_key(k)) {
                         return vec![key];
                     }
-                    inner = match n.kind() {
+                    inner = match n.kind_name() {
                         "field_expression" | "subscript_expression" => {
                             n.field("argument").map(strip_parens)
                         }
@@ -1048,7 +1060,7 @@ impl<'a, 't> Engine<'a, 't> {
                 match self.key(node) {
                     Some(key) if state.resources.contains_key(&key) => vec![key],
                     // A local the object was copied to, or that points into it (`bind`).
-                    Some(key) if node.kind() == "identifier" => named(&key),
+                    Some(key) if node.kind_name() == "identifier" => named(&key),
                     // The element it was stored in: `node_devices[nid] = node;
                     // f(node_devices[nid])`.
                     None => self
@@ -1066,7 +1078,7 @@ impl<'a, 't> Engine<'a, 't> {
         if self.steps > STEP_LIMIT || !state.live {
             return;
         }
-        match node.kind() {
+        match node.kind_name() {
             "compound_statement" | "ERROR" | "else_clause" | "case_statement" => {
                 self.sequence(node, state)
             }
@@ -1075,7 +1087,7 @@ impl<'a, 't> Engine<'a, 't> {
                 self.children(node, state);
                 // `exit(1);`, `panic(...)`, `BUG();`: the path ends here, without returning.
                 let call = node.named_child(0).filter(|c| {
-                    node.kind() == "expression_statement" && c.kind() == "call_expression"
+                    node.kind_name() == "expression_statement" && c.kind_name() == "call_expression"
                 });
                 if call
                     .and_then(|c| callee_name(c, self.source))
@@ -1089,7 +1101,7 @@ impl<'a, 't> Engine<'a, 't> {
             "do_statement" => self.do_statement(node, state),
             "switch_statement" => self.switch_statement(node, state),
             "return_statement" => {
-                let value = node.named_child(0).filter(|n| n.kind() != "comment");
+                let value = node.named_child(0).filter(|n| n.kind_name() != "comment");
                 if let Some(value) = value {
                     self.visit(value, state);
                 }
@@ -1116,7 +1128,7 @@ impl<'a, 't> Engine<'a, 't> {
                 let mut cursor = node.walk();
                 let inner: Vec<_> = node
                     .named_children(&mut cursor)
-                    .filter(|c| c.kind() != "statement_identifier")
+                    .filter(|c| c.kind_name() != "statement_identifier")
                     .collect();
                 for child in inner {
                     self.visit(child, state);
@@ -1144,7 +1156,10 @@ impl<'a, 't> Engine<'a, 't> {
                 let inner = node.field("argument").map(strip_parens);
                 match inner {
                     Some(inner)
-                        if matches!(inner.kind(), "field_expression" | "subscript_expression") =>
+                        if matches!(
+                            inner.kind_name(),
+                            "field_expression" | "subscript_expression"
+                        ) =>
                     {
                         self.address_of(inner, state)
                     }
@@ -1194,15 +1209,15 @@ impl<'a, 't> Engine<'a, 't> {
         let Some(argument) = node.field("argument") else {
             return self.children(node, state);
         };
-        if node.kind() == "subscript_expression" {
+        if node.kind_name() == "subscript_expression" {
             if let Some(index) = node.field("index") {
                 self.visit(index, state);
             }
         }
         let argument_stripped = strip_parens(argument);
-        let through_dot = node.kind() == "field_expression"
+        let through_dot = node.kind_name() == "field_expression"
             && node.field("operator").is_some_and(|o| self.text(o) == ".");
-        if through_dot && argument_stripped.kind() == "field_expression" {
+        if through_dot && argument_stripped.kind_name() == "field_expression" {
             self.address_of(argument_stripped, state);
         } else {
             self.visit(argument, state);
@@ -1225,19 +1240,19 @@ impl<'a, 't> Engine<'a, 't> {
         let mut i = 0;
         while i < children.len() && state.live {
             let child = children[i];
-            let macro_loop = child.kind() == "expression_statement"
+            let macro_loop = child.kind_name() == "expression_statement"
                 && child
                     .child(child.child_count().saturating_sub(1))
                     .is_some_and(|last| last.is_missing())
                 && children
                     .get(i + 1)
-                    .is_some_and(|n| n.kind() == "compound_statement");
+                    .is_some_and(|n| n.kind_name() == "compound_statement");
             if macro_loop {
                 // An iterator the dialect does not mask (`skb_list_walk_safe(segs, skb, next) {`)
                 // assigns its cursors before anything reads them.
                 let call = child
                     .named_child(0)
-                    .filter(|c| c.kind() == "call_expression");
+                    .filter(|c| c.kind_name() == "call_expression");
                 if let Some(call) = call {
                     let name = callee_name(call, self.source).unwrap_or("");
                     for cursor in self.iterator_cursors(name, &call_arguments(call)) {
@@ -1266,7 +1281,7 @@ impl<'a, 't> Engine<'a, 't> {
             let name = self.text(name).to_owned();
             match declarator
                 .field("value")
-                .filter(|_| declarator.kind() == "init_declarator")
+                .filter(|_| declarator.kind_name() == "init_declarator")
             {
                 Some(value) => {
                     self.visit(value, state);
@@ -1284,7 +1299,7 @@ impl<'a, 't> Engine<'a, 't> {
         self.visit(right, state);
         let plain = node.field("operator").is_some_and(|o| self.text(o) == "=");
         // The left side is written, not read; only what it dereferences on the way counts.
-        match strip_parens(left).kind() {
+        match strip_parens(left).kind_name() {
             "identifier" => {}
             "field_expression" | "subscript_expression" | "pointer_expression" => {
                 self.visit(left, state)
@@ -1338,7 +1353,7 @@ impl<'a, 't> Engine<'a, 't> {
         let mut node = strip_parens(lvalue);
         let mut inside = false;
         loop {
-            match node.kind() {
+            match node.kind_name() {
                 "field_expression"
                     if node.field("operator").is_some_and(|o| self.text(o) == ".") => {}
                 "subscript_expression" => {}
@@ -1358,12 +1373,12 @@ impl<'a, 't> Engine<'a, 't> {
     fn element_key(&self, node: Node) -> Option<String> {
         let node = strip_parens(node);
         // `*out = buf = kmalloc(...); if (!*out)` tests `buf` through what `out` points to.
-        if node.kind() == "pointer_expression" {
+        if node.kind_name() == "pointer_expression" {
             let star = node.field("operator")?;
             let base = self.key(node.field("argument")?)?;
             return (self.text(star) == "*").then(|| format!("*{base}"));
         }
-        if node.kind() != "subscript_expression" {
+        if node.kind_name() != "subscript_expression" {
             return None;
         }
         let base = self.key(node.field("argument")?)?;
@@ -1382,7 +1397,7 @@ impl<'a, 't> Engine<'a, 't> {
         }
         // `priv->np = np`: a looked-up node kept under another name is not this path's to put.
         if let Some(held) = Some(value)
-            .filter(|v| v.kind() == "identifier")
+            .filter(|v| v.kind_name() == "identifier")
             .and_then(|v| self.looked_up.get(self.text(v)))
         {
             state.held.remove(held);
@@ -1401,7 +1416,7 @@ impl<'a, 't> Engine<'a, 't> {
             }
         }
         state.reset(key);
-        if value.kind() == "call_expression" && self.inputs.allocs.contains(&value.id()) {
+        if value.kind_name() == "call_expression" && self.inputs.allocs.contains(&value.id()) {
             state.resources.insert(
                 key.to_owned(),
                 Resource {
@@ -1429,11 +1444,11 @@ impl<'a, 't> Engine<'a, 't> {
         let interior = !handed.is_empty()
             && self.locals.contains(key)
             && !self.auto_freed.contains(key)
-            && value.kind() == "pointer_expression"
+            && value.kind_name() == "pointer_expression"
             && value
                 .field("argument")
                 .map(strip_parens)
-                .is_some_and(|a| a.kind() == "field_expression")
+                .is_some_and(|a| a.kind_name() == "field_expression")
             && self.only_lent(key);
         // `dev->pool = pool`: stored in a place the function may clear again.
         let place = key.contains("->") || key.contains('.');
@@ -1448,7 +1463,7 @@ impl<'a, 't> Engine<'a, 't> {
         if let Some(v) = self.int_value(value) {
             state.ints.insert(key.to_owned(), v);
         }
-        let comparison = match value.kind() {
+        let comparison = match value.kind_name() {
             "binary_expression" => value
                 .field("operator")
                 .is_some_and(|o| matches!(self.text(o), "==" | "!=")),
@@ -1487,15 +1502,15 @@ impl<'a, 't> Engine<'a, 't> {
             "submit", "create", "setup", "probe",
         ];
         !syntax::any_node(self.body, |node| {
-            if node.kind() != "identifier" || self.text(node) != name {
+            if node.kind_name() != "identifier" || self.text(node) != name {
                 return None;
             }
             let parent = node.parent()?;
-            let readdressed = parent.kind() == "field_expression"
+            let readdressed = parent.kind_name() == "field_expression"
                 && parent.parent().is_some_and(|g| {
-                    g.kind() == "pointer_expression" && self.text(g).starts_with('&')
+                    g.kind_name() == "pointer_expression" && self.text(g).starts_with('&')
                 });
-            let kept = parent.kind() == "argument_list"
+            let kept = parent.kind_name() == "argument_list"
                 && parent
                     .parent()
                     .and_then(|call| callee_name(call, self.source))
@@ -1509,7 +1524,7 @@ impl<'a, 't> Engine<'a, 't> {
 
     fn int_value(&self, value: Node) -> Option<IntValue> {
         let value = strip_parens(value);
-        match value.kind() {
+        match value.kind_name() {
             "number_literal" if self.text(value) == "0" => Some(IntValue::Zero),
             "number_literal" if self.text(value).starts_with('-') => Some(IntValue::Error),
             // A pointer set to NULL and returned is a failure.
@@ -1546,7 +1561,10 @@ impl<'a, 't> Engine<'a, 't> {
             for arg in call_arguments(node) {
                 let mut base = strip_parens(arg);
                 let mut read_out = false;
-                while matches!(base.kind(), "field_expression" | "subscript_expression") {
+                while matches!(
+                    base.kind_name(),
+                    "field_expression" | "subscript_expression"
+                ) {
                     read_out = true;
                     match base.field("argument") {
                         Some(b) => base = strip_parens(b),
@@ -1569,15 +1587,15 @@ impl<'a, 't> Engine<'a, 't> {
         let head = list_head(name, args.len());
         for (i, arg) in args.into_iter().enumerate() {
             let arg = strip_parens(arg);
-            if iterator && arg.kind() == "identifier" && head != Some(i) {
+            if iterator && arg.kind_name() == "identifier" && head != Some(i) {
                 state.reset(self.text(arg));
             }
-            let address = arg.kind() == "pointer_expression"
+            let address = arg.kind_name() == "pointer_expression"
                 && arg.field("operator").is_some_and(|o| self.text(o) == "&");
             if let Some(inner) = arg
                 .field("argument")
                 .map(strip_parens)
-                .filter(|i| address && i.kind() == "identifier")
+                .filter(|i| address && i.kind_name() == "identifier")
             {
                 let key = self.text(inner);
                 if state.resources.get(key).is_some_and(|r| r.freed.is_some()) {
@@ -1694,7 +1712,7 @@ impl<'a, 't> Engine<'a, 't> {
         // the name (`SCTP_DBG_OBJCNT_DEC(ep)`), reads nothing through it.
         let prints_pointer = call_arguments(node)
             .into_iter()
-            .any(|a| a.kind() == "string_literal" && self.text(a).contains("%p"));
+            .any(|a| a.kind_name() == "string_literal" && self.text(a).contains("%p"));
         let macro_name = !name.is_empty()
             && name
                 .chars()
@@ -1711,13 +1729,13 @@ impl<'a, 't> Engine<'a, 't> {
                 let arg = strip_parens(arg);
                 let field = Some(arg)
                     .filter(|a| {
-                        a.kind() == "pointer_expression"
+                        a.kind_name() == "pointer_expression"
                             && a.field("operator").is_some_and(|o| self.text(o) == "&")
                     })
                     .and_then(|a| a.field("argument"))
                     .map(strip_parens)
                     .filter(|f| {
-                        f.kind() == "field_expression"
+                        f.kind_name() == "field_expression"
                             && f.field("operator").is_some_and(|o| self.text(o) == "->")
                     });
                 if let Some(base) = field.and_then(|f| f.field("argument")) {
@@ -1729,7 +1747,7 @@ impl<'a, 't> Engine<'a, 't> {
             // A callee given `dev` (or `&dev->sub`) may change `dev->buf`: forget what we knew.
             for arg in call_arguments(node) {
                 let arg = strip_parens(arg);
-                let base = match arg.kind() {
+                let base = match arg.kind_name() {
                     "pointer_expression" => arg.field("argument").and_then(|a| self.key(a)),
                     _ => self.key(arg),
                 };
@@ -1796,7 +1814,7 @@ impl<'a, 't> Engine<'a, 't> {
         let result_local = node
             .parent()
             .filter(|p| {
-                p.kind() == "assignment_expression"
+                p.kind_name() == "assignment_expression"
                     && p.field("right").is_some_and(|r| r.id() == id)
                     && p.field("operator").is_some_and(|o| self.text(o) == "=")
             })
@@ -1804,13 +1822,13 @@ impl<'a, 't> Engine<'a, 't> {
             .or_else(|| {
                 node.parent()
                     .filter(|p| {
-                        p.kind() == "init_declarator"
+                        p.kind_name() == "init_declarator"
                             && p.field("value").is_some_and(|v| v.id() == id)
                     })
                     .and_then(|p| p.field("declarator"))
             })
             .map(strip_parens)
-            .filter(|l| l.kind() == "identifier")
+            .filter(|l| l.kind_name() == "identifier")
             .map(|l| self.text(l).to_owned())
             .filter(|l| self.int_locals.contains(l));
         if keeps {
@@ -1820,7 +1838,7 @@ impl<'a, 't> Engine<'a, 't> {
                 .filter(|(i, _)| linked(*i))
             {
                 let read_out = matches!(
-                    strip_parens(arg).kind(),
+                    strip_parens(arg).kind_name(),
                     "field_expression" | "subscript_expression"
                 );
                 if only_frees && read_out {
@@ -1828,7 +1846,7 @@ impl<'a, 't> Engine<'a, 't> {
                 }
                 let mut base = strip_parens(arg);
                 loop {
-                    base = match base.kind() {
+                    base = match base.kind_name() {
                         "pointer_expression" | "field_expression" | "subscript_expression" => {
                             match base.field("argument") {
                                 Some(b) => strip_parens(b),
@@ -1897,7 +1915,7 @@ impl<'a, 't> Engine<'a, 't> {
                         });
                     }
                 } else if derefs {
-                    let direct = strip_parens(arg).kind() != "pointer_expression";
+                    let direct = strip_parens(arg).kind_name() != "pointer_expression";
                     if direct {
                         self.dereference(arg, arg, state);
                     }
@@ -1953,7 +1971,7 @@ impl<'a, 't> Engine<'a, 't> {
                 .and_then(syntax::parent_outside_parens)
                 .is_some_and(|p| {
                     matches!(
-                        p.kind(),
+                        p.kind_name(),
                         "while_statement" | "for_statement" | "do_statement"
                     )
                 });
@@ -1981,7 +1999,7 @@ impl<'a, 't> Engine<'a, 't> {
             let key = self.canonical(arg, 0);
             let parent = syntax::parent_outside_parens(node);
             let into = syntax::assigned_local(node);
-            let taken = match parent.map(|p| p.kind()) {
+            let taken = match parent.map(|p| p.kind_name()) {
                 Some("expression_statement") => true,
                 Some("assignment_expression" | "init_declarator") => into.is_some(),
                 // Tested where it is called (`if (clk_enable(c))`): `pair_test` decides.
@@ -2019,7 +2037,7 @@ impl<'a, 't> Engine<'a, 't> {
     /// failed (then the resource is not held on that branch).
     fn pair_test(&self, condition: Node) -> Option<(String, bool)> {
         let node = strip_parens(condition);
-        match node.kind() {
+        match node.kind_name() {
             "unary_expression" if node.child(0).is_some_and(|o| self.text(o) == "!") => {
                 let (key, failed) = self.pair_test(node.field("argument")?)?;
                 Some((key, !failed))
@@ -2100,7 +2118,7 @@ impl<'a, 't> Engine<'a, 't> {
     /// whether it is held when the condition is true.
     fn conditional_lock(&self, condition: Node) -> Option<(String, ByteRange, bool)> {
         let node = strip_parens(condition);
-        match node.kind() {
+        match node.kind_name() {
             "unary_expression" if node.child(0).is_some_and(|o| self.text(o) == "!") => {
                 let (key, at, held) = self.conditional_lock(node.field("argument")?)?;
                 Some((key, at, !held))
@@ -2162,7 +2180,7 @@ impl<'a, 't> Engine<'a, 't> {
             return;
         }
         let node = strip_parens(node);
-        match node.kind() {
+        match node.kind_name() {
             "unary_expression" | "binary_expression" | "call_expression" | "argument_list" => {
                 let mut cursor = node.walk();
                 for child in node.named_children(&mut cursor) {
@@ -2253,14 +2271,14 @@ impl<'a, 't> Engine<'a, 't> {
         }
         // `while (1)` and `for (;;)` leave only through `break` (or a return inside).
         let forever = match node.field("condition").map(strip_parens) {
-            None => node.kind() == "for_statement",
+            None => node.kind_name() == "for_statement",
             Some(c) => matches!(self.text(c), "1" | "true"),
         };
         // `list_for_each_entry(pos, head, member)` reads `pos->member.next` to step on.
         let stepper = syntax::iterator_macro(node, self.source)
             .filter(|(name, _)| steps_through_cursor(name))
             .and_then(|(_, args)| args.first().copied())
-            .filter(|cursor| cursor.kind() == "identifier")
+            .filter(|cursor| cursor.kind_name() == "identifier")
             .map(|cursor| (self.text(cursor).to_owned(), ByteRange::of(cursor)));
         if let Some(body) = node.field("body") {
             self.loop_body(body, node.field("update"), stepper, state);
@@ -2277,7 +2295,7 @@ impl<'a, 't> Engine<'a, 't> {
         let head = list_head(name, args.len());
         args.iter()
             .enumerate()
-            .filter(|(i, n)| n.kind() == "identifier" && head != Some(*i))
+            .filter(|(i, n)| n.kind_name() == "identifier" && head != Some(*i))
             .map(|(_, n)| self.text(*n).to_owned())
             .collect()
     }
@@ -2341,7 +2359,7 @@ impl<'a, 't> Engine<'a, 't> {
         let mut cursor = body.walk();
         let cases: Vec<_> = body.named_children(&mut cursor).collect();
         for case in cases {
-            if case.kind() != "case_statement" {
+            if case.kind_name() != "case_statement" {
                 self.visit(case, &mut fall);
                 continue;
             }
@@ -2366,7 +2384,7 @@ impl<'a, 't> Engine<'a, 't> {
     fn preprocessor(&mut self, node: Node<'t>, state: &mut State) {
         let alternative = node.field("alternative");
         // `#if 0` code is never compiled.
-        let never = node.kind() == "preproc_if"
+        let never = node.kind_name() == "preproc_if"
             && node
                 .field("condition")
                 .is_some_and(|c| self.text(c).trim() == "0");
@@ -2425,7 +2443,9 @@ impl<'a, 't> Engine<'a, 't> {
         self.visit(node, state);
         loop {
             // What follows an `if`'s branch in the tree is its `else`, not what runs next.
-            let in_if = node.parent().is_some_and(|p| p.kind() == "if_statement");
+            let in_if = node
+                .parent()
+                .is_some_and(|p| p.kind_name() == "if_statement");
             while let Some(next) = node.next_named_sibling().filter(|_| !in_if) {
                 if !state.live {
                     return;
@@ -2440,7 +2460,7 @@ impl<'a, 't> Engine<'a, 't> {
             if parent.id() == self.body.id() {
                 return;
             }
-            match parent.kind() {
+            match parent.kind_name() {
                 "compound_statement" | "labeled_statement" => node = parent,
                 _ => {
                     state.live = false;
@@ -2453,7 +2473,7 @@ impl<'a, 't> Engine<'a, 't> {
     /// What a condition tells about pointers and error codes on each branch.
     fn knowledge(&self, condition: Node, state: &State) -> (Vec<Known>, Vec<Known>) {
         let node = strip_parens(condition);
-        match node.kind() {
+        match node.kind_name() {
             // A comma expression's value is its last operand.
             "comma_expression" => node
                 .field("right")
@@ -2599,7 +2619,7 @@ impl<'a, 't> Engine<'a, 't> {
 
     fn is_zero(&self, node: Node) -> bool {
         let node = strip_parens(node);
-        matches!(node.kind(), "null") || matches!(self.text(node), "0" | "NULL")
+        matches!(node.kind_name(), "null") || matches!(self.text(node), "0" | "NULL")
     }
 
     fn learn(&self, state: &mut State, known: &[Known]) {
@@ -2661,7 +2681,7 @@ impl<'a, 't> Engine<'a, 't> {
         let Some(value) = value.map(strip_parens) else {
             return false;
         };
-        match value.kind() {
+        match value.kind_name() {
             "unary_expression" => value.child(0).is_some_and(|o| self.text(o) == "-"),
             // The grammar reads `-1` as one literal.
             "number_literal" => self.text(value).starts_with('-'),

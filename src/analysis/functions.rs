@@ -137,7 +137,7 @@ fn collect_tokens(
         let node = cursor.node();
         let range = node.start_byte() - start..node.end_byte() - start;
         // Comments are layout, except a suppression comment, which changes what is reported.
-        let layout = node.kind() == "comment"
+        let layout = node.kind_name() == "comment"
             && !text
                 .get(range.clone())
                 .is_some_and(|c| c.contains(super::rules::SUPPRESS_MARKER));
@@ -172,10 +172,10 @@ fn collect_tokens(
 pub fn function_name(node: Node) -> Option<Node> {
     let mut declarator = node.field("declarator")?;
     loop {
-        match declarator.kind() {
+        match declarator.kind_name() {
             "function_declarator" => {
                 let inner = declarator.field("declarator")?;
-                if inner.kind() == "identifier" {
+                if inner.kind_name() == "identifier" {
                     return Some(inner);
                 }
                 declarator = inner;
@@ -258,7 +258,7 @@ fn collect_function_nodes<'t>(node: Node<'t>, out: &mut Vec<Node<'t>>) {
     while let Some(node) = stack.pop() {
         let mut cursor = node.walk();
         for child in node.named_children(&mut cursor) {
-            match child.kind() {
+            match child.kind_name() {
                 "function_definition" => out.push(child),
                 kind if holds_definitions(kind) => stack.push(child),
                 _ => {}

@@ -188,7 +188,7 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
     let mut stack = vec![root];
     let mut items = Vec::new();
     while let Some(node) = stack.pop() {
-        match node.kind() {
+        match node.kind_name() {
             "function_definition" | "declaration" => items.push(node),
             kind if kind == "translation_unit" || super::functions::holds_definitions(kind) => {
                 let mut cursor = node.walk();
@@ -200,13 +200,13 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
     // The summaries follow calls between the file's own functions only.
     let defined: BTreeSet<&str> = items
         .iter()
-        .filter(|n| n.kind() == "function_definition")
+        .filter(|n| n.kind_name() == "function_definition")
         .filter_map(|n| function_declarator(*n)?.field("declarator"))
         .map(|n| text(n, source))
         .collect();
     let mut readings = Vec::new();
     for node in items {
-        let reading = (node.kind() == "function_definition")
+        let reading = (node.kind_name() == "function_definition")
             .then(|| read(node, source, &defined))
             .flatten();
         if let Some((name, releaser)) = releaser(node, source, reading.as_ref()) {
@@ -239,7 +239,7 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
 fn defines_main(root: Node, source: &str) -> bool {
     let mut cursor = root.walk();
     let found = root.named_children(&mut cursor).any(|n| {
-        n.kind() == "function_definition"
+        n.kind_name() == "function_definition"
             && function_declarator(n)
                 .and_then(|d| d.field("declarator"))
                 .is_some_and(|name| text(name, source) == "main")
@@ -259,35 +259,38 @@ fn tests_allocations(root: Node, source: &str) -> bool {
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
         let assigned = syntax::assignment(node).and_then(|(target, value)| {
-            let target = match node.kind() {
+            let target = match node.kind_name() {
                 "init_declarator" => declared_name(target)?,
                 _ => target,
             };
             Some((target, syntax::strip_parens(value)))
         });
         if let Some((target, value)) = assigned {
-            if value.kind() == "call_expression" && allocator(value) {
+            if value.kind_name() == "call_expression" && allocator(value) {
                 let name = text(target, source);
                 // The statement that holds the allocation, and the one after it.
                 let mut statement = node;
                 while let Some(parent) = statement.parent() {
-                    if matches!(parent.kind(), "compound_statement" | "translation_unit") {
+                    if matches!(
+                        parent.kind_name(),
+                        "compound_statement" | "translation_unit"
+                    ) {
                         break;
                     }
                     let in_condition = parent
                         .field("condition")
                         .is_some_and(|c| c.id() == statement.id());
-                    if parent.kind() == "if_statement" && in_condition {
+                    if parent.kind_name() == "if_statement" && in_condition {
                         return true;
                     }
                     statement = parent;
                 }
                 let mut next = statement.next_named_sibling();
-                while let Some(comment) = next.filter(|n| n.kind() == "comment") {
+                while let Some(comment) = next.filter(|n| n.kind_name() == "comment") {
                     next = comment.next_named_sibling();
                 }
                 if next.is_some_and(|n| {
-                    n.kind() == "if_statement"
+                    n.kind_name() == "if_statement"
                         && n.field("condition")
                             .is_some_and(|c| text(c, source).contains(name))
                 }) {
@@ -313,7 +316,7 @@ fn releaser(node: Node, source: &str, reading: Option<&Reading>) -> Option<(Stri
     let declarator = function_declarator(node)?;
     let name = declarator
         .field("declarator")
-        .filter(|n| n.kind() == "identifier")?;
+        .filter(|n| n.kind_name() == "identifier")?;
     let params = parameter_names(declarator, source);
     let mut locks = annotated.clone();
     if let Some(reading) = reading {
@@ -452,11 +455,11 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
     let declarator = function_declarator(node)?;
     let name = declarator
         .field("declarator")
-        .filter(|n| n.kind() == "identifier")?;
+        .filter(|n| n.kind_name() == "identifier")?;
     let params = parameter_names(declarator, source);
     let param = |n: Node| -> Option<usize> {
         let n = syntax::strip_parens(n);
-        (n.kind() == "identifier")
+        (n.kind_name() == "identifier")
             .then(|| {
                 params
                     .iter()
@@ -472,22 +475,22 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
     let param_of =
         |arg: Node, aliases: &BTreeMap<String, usize>, embedded: bool| -> Option<usize> {
             let mut arg = syntax::strip_parens(arg);
-            while arg.kind() == "cast_expression" {
+            while arg.kind_name() == "cast_expression" {
                 arg = syntax::strip_parens(arg.field("value")?);
             }
             let mut base = arg;
             if embedded
-                && arg.kind() == "pointer_expression"
+                && arg.kind_name() == "pointer_expression"
                 && arg
                     .field("operator")
                     .is_some_and(|o| text(o, source) == "&")
             {
                 base = syntax::strip_parens(arg.field("argument")?);
-                while base.kind() == "field_expression" {
+                while base.kind_name() == "field_expression" {
                     base = syntax::strip_parens(base.field("argument")?);
                 }
             }
-            if base.kind() != "identifier" {
+            if base.kind_name() != "identifier" {
                 return None;
             }
             let base = text(base, source);
@@ -512,7 +515,7 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
     let mut stack = vec![body];
     let mut children = Vec::new();
     while let Some(n) = stack.pop() {
-        match n.kind() {
+        match n.kind_name() {
             "return_statement" => returns.push(n),
             "update_expression" => {
                 if let Some(argument) = n.field("argument").map(syntax::strip_parens) {
@@ -520,12 +523,12 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
                 }
             }
             "init_declarator" | "assignment_expression" => {
-                if n.kind() == "assignment_expression" {
+                if n.kind_name() == "assignment_expression" {
                     if let Some(left) = n.field("left").map(syntax::strip_parens) {
                         assigned.insert(text(left, source));
                     }
                 }
-                let (left, right) = match n.kind() {
+                let (left, right) = match n.kind_name() {
                     "init_declarator" => (
                         n.field("declarator").and_then(declared_name),
                         n.field("value"),
@@ -534,7 +537,7 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
                 };
                 if let (Some(left), Some(right)) = (left, right) {
                     let right = syntax::strip_parens(right);
-                    let converted = (right.kind() == "call_expression")
+                    let converted = (right.kind_name() == "call_expression")
                         .then(|| {
                             let callee = callee_name(right, source)?;
                             let converts = callee.starts_with("to_")
@@ -546,9 +549,9 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
                     let value = converted.unwrap_or(right);
                     if let Some(i) = param_of(value, &aliases, false) {
                         let is_param = |n: Node| params.iter().any(|p| p == text(n, source));
-                        if left.kind() == "identifier" && !is_param(left) {
+                        if left.kind_name() == "identifier" && !is_param(left) {
                             aliases.insert(text(left, source).to_owned(), i);
-                        } else if converted.is_none() && value.kind() == "identifier" {
+                        } else if converted.is_none() && value.kind_name() == "identifier" {
                             let mut target = syntax::strip_parens(left);
                             let mut through = false;
                             while let Some(inner) = target.field("argument") {
@@ -556,7 +559,7 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
                                 target = syntax::strip_parens(inner);
                             }
                             if through
-                                && target.kind() == "identifier"
+                                && target.kind_name() == "identifier"
                                 && is_param(target)
                                 && param_of(target, &aliases, false) != Some(i)
                             {
@@ -635,7 +638,7 @@ fn consumed<'t>(
     assigned: &BTreeSet<&str>,
 ) -> BTreeSet<usize> {
     let skip_comments = |mut n: Option<Node<'t>>| -> Option<Node<'t>> {
-        while let Some(c) = n.filter(|c| c.kind() == "comment") {
+        while let Some(c) = n.filter(|c| c.kind_name() == "comment") {
             n = c.prev_named_sibling();
         }
         n
@@ -643,14 +646,14 @@ fn consumed<'t>(
     // The parameter a statement frees: `kfree(p);`.
     let frees = |statement: Node| -> Option<usize> {
         let call = Some(statement)
-            .filter(|s| s.kind() == "expression_statement")?
+            .filter(|s| s.kind_name() == "expression_statement")?
             .named_child(0)
-            .filter(|c| c.kind() == "call_expression")?;
+            .filter(|c| c.kind_name() == "call_expression")?;
         if !FREES.contains(&callee_name(call, source)?) {
             return None;
         }
         let arg = syntax::strip_parens(*call_arguments(call).first()?);
-        (arg.kind() == "identifier")
+        (arg.kind_name() == "identifier")
             .then(|| {
                 params
                     .iter()
@@ -676,9 +679,9 @@ fn consumed<'t>(
     let mut cursor = body.walk();
     let last = body
         .named_children(&mut cursor)
-        .filter(|n| n.kind() != "comment")
+        .filter(|n| n.kind_name() != "comment")
         .last();
-    if last.is_some_and(|l| l.kind() != "return_statement") {
+    if last.is_some_and(|l| l.kind_name() != "return_statement") {
         exits.push(freed_before(last));
     }
     let Some(mut every) = exits.first().cloned() else {
@@ -704,7 +707,7 @@ fn null_when_true(
     let mut work = vec![condition];
     while let Some(n) = work.pop() {
         let n = syntax::strip_parens(n);
-        match n.kind() {
+        match n.kind_name() {
             "unary_expression" if n.child(0).is_some_and(|o| text(o, source) == "!") => {
                 out.extend(n.field("argument").and_then(param));
             }
@@ -739,13 +742,13 @@ fn null_when_true(
 /// that nested ifs cost no more than their number.
 fn returns_error(node: Node, source: &str) -> bool {
     let error = |n: Node| {
-        n.kind() == "return_statement"
+        n.kind_name() == "return_statement"
             && n.named_child(0).is_some_and(|v| {
                 let value = syntax::squash(text(v, source));
                 value.starts_with('-') || value.starts_with("(-") || value.starts_with("ERR_PTR")
             })
     };
-    if node.kind() == "compound_statement" {
+    if node.kind_name() == "compound_statement" {
         let mut cursor = node.walk();
         let found = node.named_children(&mut cursor).any(error);
         found
@@ -761,7 +764,7 @@ fn parameter_names(declarator: Node, source: &str) -> Vec<String> {
         .map(|list| {
             let mut cursor = list.walk();
             list.named_children(&mut cursor)
-                .filter(|p| p.kind() == "parameter_declaration")
+                .filter(|p| p.kind_name() == "parameter_declaration")
                 .map(|p| {
                     p.field("declarator")
                         .and_then(declared_name)
@@ -776,7 +779,7 @@ fn parameter_names(declarator: Node, source: &str) -> Vec<String> {
 fn function_declarator(node: Node) -> Option<Node> {
     let mut declarator = node.field("declarator")?;
     loop {
-        match declarator.kind() {
+        match declarator.kind_name() {
             "function_declarator" => return Some(declarator),
             "pointer_declarator" | "parenthesized_declarator" | "attributed_declarator" => {
                 declarator = declarator.field("declarator")?

@@ -39,15 +39,37 @@ fn field_id(name: &str) -> Option<std::num::NonZeroU16> {
     .map(|(_, id)| *id)
 }
 
-/// Fields by name, through the grammar's field ids (see `field_id`).
+/// The names of the grammar's node kinds, by kind id.
+fn kind_names() -> &'static [&'static str] {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let language = language();
+        (0..language.node_kind_count() as u16)
+            .map(|id| language.node_kind_for_id(id).unwrap_or(""))
+            .collect()
+    })
+}
+
+/// Fields by name, through the grammar's field ids (see `field_id`), and kinds by id.
 pub trait Fields<'t> {
     /// The child in field `name` (`Node::child_by_field_name`).
     fn field(&self, name: &str) -> Option<Node<'t>>;
+    /// The node's kind (`Node::kind`), from a table built once: `Node::kind` measures the
+    /// grammar's C string and checks it is UTF-8 on every call, and the rules and the path walk
+    /// ask for kinds millions of times.
+    fn kind_name(&self) -> &'static str;
 }
 
 impl<'t> Fields<'t> for Node<'t> {
     fn field(&self, name: &str) -> Option<Node<'t>> {
         self.child_by_field_id(field_id(name)?.get())
+    }
+
+    fn kind_name(&self) -> &'static str {
+        kind_names()
+            .get(usize::from(self.kind_id()))
+            .copied()
+            .unwrap_or("")
     }
 }
 
@@ -172,7 +194,7 @@ pub fn depth(node: Node, limit: usize) -> usize {
 pub fn never_compiled(node: Node, is_zero: impl Fn(Node) -> bool) -> bool {
     let mut child = node;
     while let Some(parent) = child.parent() {
-        if parent.kind() == "preproc_if"
+        if parent.kind_name() == "preproc_if"
             && parent.field("condition").is_some_and(&is_zero)
             && parent
                 .field("alternative")
@@ -211,7 +233,7 @@ pub fn text<'a>(node: Node, source: &'a str) -> &'a str {
 /// Skips parentheses and casts: `((void *)p)` gives `p`.
 pub fn strip_parens(mut node: Node) -> Node {
     loop {
-        match node.kind() {
+        match node.kind_name() {
             "parenthesized_expression" => match node.named_child(0) {
                 Some(inner) if node.named_child_count() == 1 => node = inner,
                 _ => return node,
@@ -234,7 +256,7 @@ pub fn squash(text: &str) -> String {
 /// The node around `node` once parentheses are left: the assignment in `if ((err = f()))`.
 pub fn parent_outside_parens(node: Node) -> Option<Node> {
     let mut parent = node.parent();
-    while let Some(p) = parent.filter(|p| p.kind() == "parenthesized_expression") {
+    while let Some(p) = parent.filter(|p| p.kind_name() == "parenthesized_expression") {
         parent = p.parent();
     }
     parent
@@ -244,8 +266,10 @@ pub fn parent_outside_parens(node: Node) -> Option<Node> {
 /// `struct foo *x = f()`.
 pub fn assigned_local(value: Node) -> Option<Node> {
     let parent = parent_outside_parens(value)?;
-    match parent.kind() {
-        "assignment_expression" => parent.field("left").filter(|l| l.kind() == "identifier"),
+    match parent.kind_name() {
+        "assignment_expression" => parent
+            .field("left")
+            .filter(|l| l.kind_name() == "identifier"),
         "init_declarator" => parent.field("declarator").and_then(declared_name),
         _ => None,
     }
@@ -259,7 +283,7 @@ pub fn iterator_macro<'t, 'a>(
     source: &'a str,
 ) -> Option<(&'a str, Vec<Node<'t>>)> {
     let written = &source[loop_node.start_byte()..];
-    if loop_node.kind() != "while_statement" || written.starts_with("while") {
+    if loop_node.kind_name() != "while_statement" || written.starts_with("while") {
         return None;
     }
     let name = written
@@ -268,7 +292,7 @@ pub fn iterator_macro<'t, 'a>(
     let mut args = Vec::new();
     let mut stack = vec![strip_parens(loop_node.field("condition")?)];
     while let Some(node) = stack.pop() {
-        match node.kind() {
+        match node.kind_name() {
             // `a, b, c` nests to the left: the last argument is the right child.
             "comma_expression" => {
                 let mut cursor = node.walk();
@@ -284,7 +308,7 @@ pub fn iterator_macro<'t, 'a>(
 /// The name of the function called by a call expression, when it is a plain identifier.
 pub fn callee_name<'a>(call: Node, source: &'a str) -> Option<&'a str> {
     let function = call.field("function")?;
-    (function.kind() == "identifier").then(|| text(function, source))
+    (function.kind_name() == "identifier").then(|| text(function, source))
 }
 
 /// The arguments of a call expression, without the punctuation.
@@ -294,7 +318,7 @@ pub fn call_arguments(call: Node) -> Vec<Node> {
     };
     let mut cursor = list.walk();
     list.named_children(&mut cursor)
-        .filter(|n| n.kind() != "comment")
+        .filter(|n| n.kind_name() != "comment")
         .collect()
 }
 
@@ -302,7 +326,7 @@ pub fn call_arguments(call: Node) -> Vec<Node> {
 /// initializer (`int *p = value`, whose place is the whole declarator): where a name gets its
 /// value, for the checks that ask.
 pub fn assignment(node: Node) -> Option<(Node, Node)> {
-    let (place, value) = match node.kind() {
+    let (place, value) = match node.kind_name() {
         "assignment_expression" => ("left", "right"),
         "init_declarator" => ("declarator", "value"),
         _ => return None,
@@ -313,7 +337,7 @@ pub fn assignment(node: Node) -> Option<(Node, Node)> {
 /// The identifier declared by a declarator (`*p`, `p[4]`, `p = init` all declare `p`).
 pub fn declared_name<'a>(mut declarator: Node<'a>) -> Option<Node<'a>> {
     loop {
-        match declarator.kind() {
+        match declarator.kind_name() {
             "identifier" => return Some(declarator),
             "init_declarator"
             | "pointer_declarator"

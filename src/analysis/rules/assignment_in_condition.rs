@@ -33,7 +33,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             continue;
         };
         if matches!(
-            strip_parens(right).kind(),
+            strip_parens(right).kind_name(),
             "call_expression" | "assignment_expression"
         ) {
             continue;

@@ -85,7 +85,7 @@ fn later_misuse(
 ) -> Vec<Candidate> {
     // `count -= copy_to_user(...)` keeps the bytes that were copied: a short read, not a count
     // of failures.
-    let plain = assign.kind() != "assignment_expression"
+    let plain = assign.kind_name() != "assignment_expression"
         || assign.field("operator").is_some_and(|o| ctx.text(o) == "=");
     if !plain {
         return Vec::new();
@@ -100,7 +100,7 @@ fn later_misuse(
         let Some(parent) = parent_outside_parens(node) else {
             continue;
         };
-        let assigned_again = parent.kind() == "assignment_expression"
+        let assigned_again = parent.kind_name() == "assignment_expression"
             && parent.field("left").map(strip_parens).map(|l| l.id()) == Some(node.id());
         if assigned_again {
             break;
@@ -114,7 +114,7 @@ fn later_misuse(
         let prefix = Message::new()
             .text(format!("`{var}` holds the result of {name}() at "))
             .line_of(assign.start_byte());
-        if parent.kind() == "return_statement"
+        if parent.kind_name() == "return_statement"
             && signed
             && !guarded(ctx, var, assign, node)
             && !known_zero(ctx, var, assign, node)
@@ -126,7 +126,7 @@ fn later_misuse(
                 related: evidence,
                 fixes: vec![replace(ByteRange::of(node), format!("{var} ? -EFAULT : 0"), "Return -EFAULT when the copy failed")],
             });
-        } else if parent.kind() == "binary_expression"
+        } else if parent.kind_name() == "binary_expression"
             && parent.field("operator").is_some_and(|o| ctx.text(o) == "<")
             && parent.field("right").is_some_and(|r| ctx.text(r) == "0")
         {
@@ -152,11 +152,11 @@ fn collect_identifiers<'t>(
     name: &str,
     out: &mut Vec<tree_sitter::Node<'t>>,
 ) {
-    if node.kind() == "identifier" && ctx.text(node) == name {
+    if node.kind_name() == "identifier" && ctx.text(node) == name {
         out.push(node);
         return;
     }
-    if node.kind() == "call_expression" && callee_name(node, ctx.source) == Some(name) {
+    if node.kind_name() == "call_expression" && callee_name(node, ctx.source) == Some(name) {
         return;
     }
     let mut cursor = node.walk();
@@ -185,7 +185,7 @@ fn passes_the_count_through(ctx: &Context) -> bool {
     let mut returned = Vec::new();
     let mut stack = vec![ctx.function];
     while let Some(node) = stack.pop() {
-        match node.kind() {
+        match node.kind_name() {
             "return_statement" => match node.named_child(0) {
                 Some(value) => returned.push(strip_parens(value)),
                 None => return false,
@@ -205,7 +205,7 @@ fn passes_the_count_through(ctx: &Context) -> bool {
         let text = ctx.text(value);
         text == "0"
             || is_copy(value)
-            || (value.kind() == "identifier"
+            || (value.kind_name() == "identifier"
                 && writes.iter().any(|(t, _)| *t == text)
                 && writes.iter().filter(|(t, _)| *t == text).all(|(_, ok)| *ok))
     })
@@ -226,7 +226,7 @@ fn known_zero(
         if parent.start_byte() < assign.end_byte() {
             return false;
         }
-        if parent.kind() == "if_statement" {
+        if parent.kind_name() == "if_statement" {
             let branch = |field: &str| parent.field(field).is_some_and(|b| b.id() == child.id());
             let nonzero = parent
                 .field("condition")
@@ -247,7 +247,7 @@ fn known_zero(
 /// (`!var`, `var == 0`); `None` for any other condition.
 fn tests_nonzero(ctx: &Context, condition: tree_sitter::Node, var: &str) -> Option<bool> {
     let is_var = |n: tree_sitter::Node| ctx.text(strip_parens(n)) == var;
-    match condition.kind() {
+    match condition.kind_name() {
         "identifier" if is_var(condition) => Some(true),
         "unary_expression" => {
             let operator = condition.field("operator")?;
@@ -273,7 +273,7 @@ fn tests_nonzero(ctx: &Context, condition: tree_sitter::Node, var: &str) -> Opti
 fn guarded(ctx: &Context, var: &str, assign: tree_sitter::Node, used: tree_sitter::Node) -> bool {
     let mut stack = vec![ctx.function];
     while let Some(node) = stack.pop() {
-        if node.kind() == "if_statement"
+        if node.kind_name() == "if_statement"
             && node.start_byte() >= assign.end_byte()
             && node.end_byte() <= used.start_byte()
         {

@@ -38,7 +38,7 @@ pub fn field_declared<'t>(
 ) -> Option<Declared<'t>> {
     let base = syntax::strip_parens(value.field("argument")?);
     let field = value.field("field")?;
-    if base.kind() != "identifier" {
+    if base.kind_name() != "identifier" {
         return None;
     }
     let arrow = source
@@ -48,7 +48,7 @@ pub fn field_declared<'t>(
     let tagged = owner.type_node;
     if owner.pointer != arrow
         || owner.array
-        || !matches!(tagged.kind(), "struct_specifier" | "union_specifier")
+        || !matches!(tagged.kind_name(), "struct_specifier" | "union_specifier")
     {
         return None;
     }
@@ -58,7 +58,7 @@ pub fn field_declared<'t>(
     let mut found: Vec<Declared<'t>> = Vec::new();
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
-        let defines = node.kind() == tagged.kind()
+        let defines = node.kind_name() == tagged.kind_name()
             && node
                 .field("name")
                 .is_some_and(|n| syntax::text(n, source) == tag);
@@ -71,13 +71,14 @@ pub fn field_declared<'t>(
                 let mut inner = member.walk();
                 for declarator in member.children_by_field_name("declarator", &mut inner) {
                     let mut name = declarator;
-                    while name.kind() != "field_identifier" {
+                    while name.kind_name() != "field_identifier" {
                         match name.field("declarator") {
                             Some(d) => name = d,
                             None => break,
                         }
                     }
-                    if name.kind() == "field_identifier" && syntax::text(name, source) == field {
+                    if name.kind_name() == "field_identifier" && syntax::text(name, source) == field
+                    {
                         let (pointer, array) = shape(declarator);
                         found.push(Declared {
                             type_node,
@@ -91,7 +92,7 @@ pub fn field_declared<'t>(
             continue;
         }
         // Types are defined at file scope and in functions, not inside expressions.
-        if node.kind().ends_with("_expression") || node.kind() == "comment" {
+        if node.kind_name().ends_with("_expression") || node.kind_name() == "comment" {
             continue;
         }
         let mut cursor = node.walk();
@@ -119,8 +120,8 @@ fn collect<'t>(
     in_params: bool,
     out: &mut Vec<Declared<'t>>,
 ) {
-    let is_param = node.kind() == "parameter_declaration";
-    if node.kind() == "declaration" || is_param {
+    let is_param = node.kind_name() == "parameter_declaration";
+    if node.kind_name() == "declaration" || is_param {
         if let Some(type_node) = node.field("type") {
             let mut cursor = node.walk();
             for declarator in node.children_by_field_name("declarator", &mut cursor) {
@@ -141,7 +142,7 @@ fn collect<'t>(
     for child in node.named_children(&mut cursor) {
         // Declarations sit in blocks, `for` headers and parameter lists, not in expressions
         // (a GNU statement expression sits in parentheses).
-        let kind = child.kind();
+        let kind = child.kind_name();
         if kind.ends_with("_expression") && kind != "parenthesized_expression"
             || matches!(kind, "string_literal" | "comment" | "number_literal")
         {
@@ -151,7 +152,7 @@ fn collect<'t>(
             child,
             name,
             source,
-            in_params || node.kind() == "parameter_list",
+            in_params || node.kind_name() == "parameter_list",
             out,
         );
     }
@@ -162,7 +163,7 @@ fn collect<'t>(
 fn shape(mut declarator: Node) -> (bool, bool) {
     let mut innermost = (false, false);
     loop {
-        match declarator.kind() {
+        match declarator.kind_name() {
             "pointer_declarator" => innermost = (true, false),
             "array_declarator" => innermost = (false, true),
             "init_declarator" | "parenthesized_declarator" | "attributed_declarator" => {}
@@ -221,7 +222,7 @@ pub fn return_type<'t>(function: Node<'t>, source: &'t str) -> (&'t str, bool) {
         .map_or("", |t| syntax::text(t, source));
     let pointer = function
         .field("declarator")
-        .is_some_and(|d| d.kind() == "pointer_declarator");
+        .is_some_and(|d| d.kind_name() == "pointer_declarator");
     (type_text, pointer)
 }
 

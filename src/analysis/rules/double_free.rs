@@ -4,6 +4,7 @@ use super::{insert_after, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Fix, Message, Related, Severity};
 use crate::analysis::flow::Fact;
 use crate::analysis::syntax::callee_name;
+use crate::analysis::syntax::Fields as _;
 
 pub const RULE: Rule = Rule {
     id: "double-free",
@@ -62,7 +63,7 @@ fn clear_after_first(ctx: &Context, first: ByteRange, var: &str) -> Option<Fix> 
     );
     let statement = call
         .parent()
-        .filter(|s| s.kind() == "expression_statement")?;
+        .filter(|s| s.kind_name() == "expression_statement")?;
     if !accepts_null {
         return None;
     }

@@ -42,7 +42,7 @@ fn comment_says_freed(ctx: &Context, exit: ByteRange) -> bool {
         if end + 1 < row || start > row {
             return Some(false);
         }
-        if node.kind() != "comment" {
+        if node.kind_name() != "comment" {
             return None;
         }
         let said = ctx.text(node).to_lowercase();
@@ -240,7 +240,7 @@ fn ladders<'t>(ctx: &Context<'t>, inputs: &FlowInputs<'t>) -> Vec<Ladder<'t>> {
     for (i, start) in statements.iter().enumerate() {
         let Some(name) = start
             .field("label")
-            .filter(|_| start.kind() == "labeled_statement")
+            .filter(|_| start.kind_name() == "labeled_statement")
         else {
             continue;
         };
@@ -249,22 +249,22 @@ fn ladders<'t>(ctx: &Context<'t>, inputs: &FlowInputs<'t>) -> Vec<Ladder<'t>> {
         let mut ended = false;
         for statement in &statements[i..] {
             let mut node = *statement;
-            while node.kind() == "labeled_statement" {
+            while node.kind_name() == "labeled_statement" {
                 if let Some(label) = node.field("label") {
                     steps.push(Step::Label(ctx.text(label).to_owned()));
                 }
                 let inner = node
                     .named_children(&mut node.walk())
-                    .filter(|c| c.kind() != "statement_identifier")
+                    .filter(|c| c.kind_name() != "statement_identifier")
                     .last();
                 match inner {
                     Some(inner) => node = inner,
                     None => break,
                 }
             }
-            match node.kind() {
+            match node.kind_name() {
                 "return_statement" => {
-                    returns = node.named_child(0).filter(|n| n.kind() != "comment");
+                    returns = node.named_child(0).filter(|n| n.kind_name() != "comment");
                     ended = true;
                     break;
                 }
@@ -272,12 +272,12 @@ fn ladders<'t>(ctx: &Context<'t>, inputs: &FlowInputs<'t>) -> Vec<Ladder<'t>> {
                 "comment" | "labeled_statement" => {}
                 _ => {
                     let freed = Some(node)
-                        .filter(|n| n.kind() == "expression_statement")
+                        .filter(|n| n.kind_name() == "expression_statement")
                         .and_then(|n| n.named_child(0))
                         .map(strip_parens)
                         .and_then(|c| inputs.frees.get(&c.id()))
                         .map(|arg| strip_parens(*arg))
-                        .filter(|arg| arg.kind() == "identifier");
+                        .filter(|arg| arg.kind_name() == "identifier");
                     steps.push(match freed {
                         Some(arg) => Step::Free(ctx.text(arg).to_owned()),
                         None => Step::Other,
@@ -307,7 +307,7 @@ fn allocated_before(ctx: &Context, inputs: &FlowInputs, name: &str, before: usiz
         if let Some((target, value)) = syntax::assignment(node) {
             let value = strip_parens(value);
             if ctx.text(target) == name
-                && value.kind() == "call_expression"
+                && value.kind_name() == "call_expression"
                 && inputs.allocs.contains(&value.id())
             {
                 return true;
@@ -341,11 +341,11 @@ fn jump_to_ladder(
         return None;
     }
     let ladders = ladders(ctx, &inputs);
-    match exit.kind() {
+    match exit.kind_name() {
         // `return E;` becomes `goto L;` when the ladder returns the same value, or
         // `V = E; goto L;` when it returns a variable V.
         "return_statement" => {
-            let value = exit.named_child(0).filter(|n| n.kind() != "comment");
+            let value = exit.named_child(0).filter(|n| n.kind_name() != "comment");
             let same = |l: &Ladder| match (value, l.returns) {
                 (Some(a), Some(b)) => syntax::squash(ctx.text(a)) == syntax::squash(ctx.text(b)),
                 (None, None) => true,
@@ -356,7 +356,8 @@ fn jump_to_ladder(
                 .filter(|l| l.before(None).is_some_and(safe))
                 .find(|l| {
                     same(l)
-                        || (value.is_some() && l.returns.is_some_and(|r| r.kind() == "identifier"))
+                        || (value.is_some()
+                            && l.returns.is_some_and(|r| r.kind_name() == "identifier"))
                 })?;
             let lines = if same(ladder) {
                 vec![format!("goto {};", ladder.name)]
@@ -406,7 +407,7 @@ fn replace_statement(
 ) -> Option<Fix> {
     let parent = statement.parent()?;
     let nl = syntax::newline(ctx.source);
-    let edit = match parent.kind() {
+    let edit = match parent.kind_name() {
         "compound_statement" | "labeled_statement" | "case_statement" => {
             let indent = syntax::indentation(ctx.source, statement.start_byte());
             Edit {

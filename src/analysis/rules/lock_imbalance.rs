@@ -239,7 +239,8 @@ fn documented_as_holding(ctx: &Context) -> bool {
     let mut below = ctx.function.start_position().row;
     let mut node = ctx.function.prev_sibling();
     // Only a block that ends on the line above the function (or above the previous comment).
-    while let Some(n) = node.filter(|n| n.kind() == "comment" && n.end_position().row + 1 >= below)
+    while let Some(n) =
+        node.filter(|n| n.kind_name() == "comment" && n.end_position().row + 1 >= below)
     {
         comments.insert_str(0, ctx.text(n));
         below = n.start_position().row;
@@ -277,7 +278,7 @@ fn comment_says_released(ctx: &Context, acquire: ByteRange, exit: ByteRange) -> 
         if node.end_byte() <= acquire.end || node.start_byte() >= exit.end {
             return Some(false);
         }
-        if node.kind() != "comment" {
+        if node.kind_name() != "comment" {
             return None;
         }
         if node.start_byte() < acquire.end {
@@ -308,7 +309,7 @@ fn comment_says_released(ctx: &Context, acquire: ByteRange, exit: ByteRange) -> 
         }
         // A comment about the release the next statement makes is not news.
         let mut next = node.next_named_sibling();
-        while let Some(n) = next.filter(|n| n.kind() == "comment") {
+        while let Some(n) = next.filter(|n| n.kind_name() == "comment") {
             next = n.next_named_sibling();
         }
         let explicit = next.is_some_and(|n| {
@@ -326,9 +327,9 @@ fn main_exit(ctx: &Context) -> Option<ByteRange> {
     let mut cursor = body.walk();
     let last = body
         .named_children(&mut cursor)
-        .filter(|n| n.kind() != "comment")
+        .filter(|n| n.kind_name() != "comment")
         .last()?;
-    if last.kind() == "return_statement" {
+    if last.kind_name() == "return_statement" {
         return Some(ByteRange::of(last));
     }
     let brace = body.child(body.child_count().checked_sub(1)?)?;
@@ -363,10 +364,10 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         },
         |exit: &Exit| {
             ctx.node_at(exit.ret)
-                .filter(|n| n.kind() == "return_statement")
+                .filter(|n| n.kind_name() == "return_statement")
                 .and_then(|n| n.named_child(0))
                 .map(crate::analysis::syntax::strip_parens)
-                .is_some_and(|v| v.kind() == "call_expression")
+                .is_some_and(|v| v.kind_name() == "call_expression")
         },
     ) {
         let Some(call) = ctx.node_at(acquire) else {
@@ -389,7 +390,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         related.extend(exit_related(&exit, "the return"));
         let fix = release_call(ctx, call, taker).and_then(|release| {
             let statement = ctx.node_at(exit.decision())?;
-            if statement.kind() == "compound_statement" {
+            if statement.kind_name() == "compound_statement" {
                 return None;
             }
             insert_before(
@@ -485,12 +486,12 @@ fn release_helper_in_file(ctx: &Context, lock: &str) -> bool {
     let wanted = fields(lock);
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
-        if node.kind() == "function_definition" {
+        if node.kind_name() == "function_definition" {
             if node.id() != ctx.function.id() {
                 let (mut releases, mut takes) = (false, false);
                 let mut inner = vec![node];
                 while let Some(n) = inner.pop() {
-                    if n.kind() == "call_expression" {
+                    if n.kind_name() == "call_expression" {
                         let name = callee_name(n, ctx.source).unwrap_or("");
                         let arg = call_arguments(n).first().map(|a| squash(ctx.text(*a)));
                         if arg.is_some_and(|a| fields(&a) == wanted) {

@@ -225,7 +225,7 @@ impl<'t> Context<'t> {
         }
         let mut stack = vec![self.function];
         while let Some(node) = stack.pop() {
-            if node.kind() == "call_expression" {
+            if node.kind_name() == "call_expression" {
                 let consumed = syntax::callee_name(node, self.source)
                     .and_then(|name| summaries.consumers.get(name));
                 // A call is one free of one argument here; a helper that frees several
@@ -254,13 +254,13 @@ impl<'t> Context<'t> {
         loop {
             let parent = node.parent()?;
             if matches!(
-                parent.kind(),
+                parent.kind_name(),
                 "compound_statement"
                     | "if_statement"
                     | "else_clause"
                     | "labeled_statement"
                     | "case_statement"
-            ) && node.kind() != "parenthesized_expression"
+            ) && node.kind_name() != "parenthesized_expression"
             {
                 return Some(node);
             }
@@ -452,7 +452,7 @@ pub fn insert_before(
 ) -> Option<Fix> {
     let nl = syntax::newline(source);
     let parent = statement.parent()?;
-    let edit = match parent.kind() {
+    let edit = match parent.kind_name() {
         "compound_statement" | "labeled_statement" | "case_statement" => {
             let start = syntax::line_start(source, statement.start_byte());
             if !source[start..statement.start_byte()].trim().is_empty() {
@@ -491,7 +491,7 @@ pub fn braced_branch(
     lines: &[String],
 ) -> Option<super::finding::Edit> {
     let parent = statement.parent()?;
-    let (head, owner) = match parent.kind() {
+    let (head, owner) = match parent.kind_name() {
         "if_statement" => (parent.field("condition")?, parent),
         "else_clause" => (parent.child(0)?, parent.parent()?),
         _ => return None,
@@ -509,7 +509,7 @@ pub fn braced_branch(
 /// Builds a fix that inserts `lines` on the lines after `statement`, with its indentation. The
 /// statement must sit in a block and end its line.
 pub fn insert_after(source: &str, statement: Node, lines: &[String], title: String) -> Option<Fix> {
-    if statement.parent()?.kind() != "compound_statement" {
+    if statement.parent()?.kind_name() != "compound_statement" {
         return None;
     }
     let end = statement.end_byte();
@@ -631,7 +631,7 @@ pub fn announces_misuse_of_freed_memory(function: Node, source: &str) -> bool {
         return false;
     }
     syntax::any_node(function, |node| {
-        if node.kind() != "string_literal" {
+        if node.kind_name() != "string_literal" {
             return None;
         }
         let said = syntax::text(node, source).to_lowercase();

@@ -72,7 +72,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             };
             // `&buf[sizeof(buf)]` only forms the one-past-the-end address, which C allows.
             let address_only = subscript.parent().is_some_and(|p| {
-                p.kind() == "pointer_expression"
+                p.kind_name() == "pointer_expression"
                     && p.field("operator").is_some_and(|o| ctx.text(o) == "&")
             });
             if !is_array || address_only {
@@ -105,12 +105,12 @@ fn find_subscript<'t>(
     array: &str,
     index: &str,
 ) -> Option<tree_sitter::Node<'t>> {
-    if node.kind() == "subscript_expression" {
+    if node.kind_name() == "subscript_expression" {
         let same_array = node
             .field("argument")
             .is_some_and(|a| squash(ctx.text(a)) == array);
         let same_index = node.field("index").is_some_and(|i| {
-            strip_parens(i).kind() == "identifier" && ctx.text(strip_parens(i)) == index
+            strip_parens(i).kind_name() == "identifier" && ctx.text(strip_parens(i)) == index
         });
         if same_array && same_index {
             return Some(node);

@@ -90,7 +90,7 @@ fn iterator<'t>(ctx: &Context<'t>, node: Node<'t>) -> Option<Iterator<'t>> {
     let (word, args) = syntax::iterator_macro(node, ctx.source)?;
     let &(macro_name, at, put) = ITERATORS.iter().find(|i| i.0 == word)?;
     let start = node.start_byte();
-    let cursor = args.get(at).filter(|a| a.kind() == "identifier")?;
+    let cursor = args.get(at).filter(|a| a.kind_name() == "identifier")?;
     Some(Iterator {
         node,
         name: ByteRange::new(start, start + word.len()),
@@ -103,7 +103,7 @@ fn iterator<'t>(ctx: &Context<'t>, node: Node<'t>) -> Option<Iterator<'t>> {
 /// True when `node` names the identifier `name` anywhere inside it.
 fn mentions(ctx: &Context, node: Node, name: &str) -> bool {
     syntax::any_node(node, |n| {
-        (n.kind() == "identifier").then(|| ctx.text(n) == name)
+        (n.kind_name() == "identifier").then(|| ctx.text(n) == name)
     })
 }
 
@@ -113,18 +113,18 @@ fn mentions(ctx: &Context, node: Node, name: &str) -> bool {
 fn drops_or_keeps(ctx: &Context, node: Node, it: &Iterator) -> bool {
     let is_cursor = |n: Node| {
         let n = strip_parens(n);
-        n.kind() == "identifier" && ctx.text(n) == it.cursor
+        n.kind_name() == "identifier" && ctx.text(n) == it.cursor
     };
     // `node = to_of_node(fwn)`: the same node under another name, which the code may put or
     // keep later.
     let is_cursor_or_view = |n: Node| {
         let n = strip_parens(n);
         is_cursor(n)
-            || (n.kind() == "call_expression"
+            || (n.kind_name() == "call_expression"
                 && callee_name(n, ctx.source).is_some_and(|f| VIEWS.contains(&f))
                 && call_arguments(n).into_iter().any(is_cursor))
     };
-    syntax::any_node(node, |n| match n.kind() {
+    syntax::any_node(node, |n| match n.kind_name() {
         "call_expression" => {
             let name = callee_name(n, ctx.source).unwrap_or("");
             let given = call_arguments(n).into_iter().any(is_cursor);
@@ -152,7 +152,7 @@ fn exits<'t>(ctx: &Context<'t>, it: &Iterator<'t>) -> Vec<Node<'t>> {
     let labels_inside: Vec<&str> = {
         let mut out = Vec::new();
         syntax::any_node(body, |n| {
-            if n.kind() == "labeled_statement" {
+            if n.kind_name() == "labeled_statement" {
                 if let Some(label) = n.field("label") {
                     out.push(ctx.text(label));
                 }
@@ -165,7 +165,7 @@ fn exits<'t>(ctx: &Context<'t>, it: &Iterator<'t>) -> Vec<Node<'t>> {
     // (node, inside a nested loop or switch)
     let mut stack = vec![(body, false)];
     while let Some((node, nested)) = stack.pop() {
-        match node.kind() {
+        match node.kind_name() {
             "break_statement" if !nested => out.push(node),
             "return_statement" => out.push(node),
             "goto_statement" => {
@@ -177,7 +177,7 @@ fn exits<'t>(ctx: &Context<'t>, it: &Iterator<'t>) -> Vec<Node<'t>> {
             _ => {
                 let inner = nested
                     || matches!(
-                        node.kind(),
+                        node.kind_name(),
                         "for_statement" | "while_statement" | "do_statement" | "switch_statement"
                     ) && node != body;
                 let mut cursor = node.walk();
@@ -197,11 +197,11 @@ fn exits<'t>(ctx: &Context<'t>, it: &Iterator<'t>) -> Vec<Node<'t>> {
 /// `if` under it): the grammar reads a statement missing its `;`, and the statement after it
 /// is the loop's body.
 fn unmasked_iterator(ctx: &Context, node: Node) -> bool {
-    node.kind() == "expression_statement"
+    node.kind_name() == "expression_statement"
         && !ctx.text(node).trim_end().ends_with(';')
         && node
             .named_child(0)
-            .filter(|c| c.kind() == "call_expression")
+            .filter(|c| c.kind_name() == "call_expression")
             .and_then(|c| callee_name(c, ctx.source))
             .is_some_and(|name| name.contains("for_each"))
 }
@@ -212,7 +212,7 @@ fn handled_before(ctx: &Context, exit: Node, it: &Iterator) -> bool {
     let body = it.node.field("body");
     let mut node = exit;
     while let Some(parent) = node.parent() {
-        if parent.kind() == "compound_statement" {
+        if parent.kind_name() == "compound_statement" {
             let mut cursor = parent.walk();
             let before = parent
                 .named_children(&mut cursor)
@@ -234,7 +234,7 @@ fn handled_before(ctx: &Context, exit: Node, it: &Iterator) -> bool {
 /// True when the cursor is declared with a cleanup (`__free(device_node)`): the compiler drops it.
 fn freed_by_scope(ctx: &Context, it: &Iterator) -> bool {
     syntax::any_node(ctx.function, |n| {
-        if n.kind() != "declaration" {
+        if n.kind_name() != "declaration" {
             return None;
         }
         let text = ctx.text(n);
@@ -271,12 +271,12 @@ fn check(ctx: &Context) -> Vec<Candidate> {
                 if n.end_byte() <= end {
                     return Some(false);
                 }
-                (n.start_byte() >= end && n.kind() == "identifier")
+                (n.start_byte() >= end && n.kind_name() == "identifier")
                     .then(|| ctx.text(n) == it.cursor)
             })
         };
         for exit in exits(ctx, &it) {
-            let leaves_function = exit.kind() == "return_statement";
+            let leaves_function = exit.kind_name() == "return_statement";
             if !leaves_function && used_after {
                 continue;
             }
@@ -331,7 +331,7 @@ fn unput(ctx: &Context, acquire: ByteRange, release: ByteRange, exit: &Exit) -> 
 
 fn candidate(ctx: &Context, it: &Iterator, exit: Node, puts: &[Node]) -> Candidate {
     let cursor = &it.cursor;
-    let word = match exit.kind() {
+    let word = match exit.kind_name() {
         "break_statement" => "break",
         "return_statement" => "return",
         _ => "goto",

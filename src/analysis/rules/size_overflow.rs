@@ -43,7 +43,7 @@ const ARRAY_ALLOCATORS: &[(&str, &str)] = &[
 /// True for sizes known at compile time: literals, sizeof, and UPPER_CASE constants.
 fn is_constant(ctx: &Context, node: tree_sitter::Node) -> bool {
     let node = strip_parens(node);
-    match node.kind() {
+    match node.kind_name() {
         "number_literal" | "sizeof_expression" | "char_literal" | "alignof_expression" => true,
         "identifier" => {
             let name = ctx.text(node);
@@ -75,7 +75,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         let Some(&(_, array)) = ARRAY_ALLOCATORS.iter().find(|(a, _)| *a == name) else {
             continue;
         };
-        let (count, each) = if strip_parens(left).kind() == "sizeof_expression" {
+        let (count, each) = if strip_parens(left).kind_name() == "sizeof_expression" {
             (right, left)
         } else {
             (left, right)
@@ -147,7 +147,7 @@ fn small_constant_at(ctx: &Context, call: tree_sitter::Node, name: &str) -> bool
                 return false;
             }
             let branching = matches!(
-                p.kind(),
+                p.kind_name(),
                 "if_statement"
                     | "for_statement"
                     | "while_statement"
@@ -167,7 +167,7 @@ fn small_constant_at(ctx: &Context, call: tree_sitter::Node, name: &str) -> bool
         let mut n = w;
         while let Some(p) = n.parent() {
             if matches!(
-                p.kind(),
+                p.kind_name(),
                 "for_statement" | "while_statement" | "do_statement"
             ) && is_ancestor(p, call)
             {
@@ -192,7 +192,7 @@ fn small_constant_at(ctx: &Context, call: tree_sitter::Node, name: &str) -> bool
     }
     let small = |v: tree_sitter::Node| {
         let v = strip_parens(v);
-        v.kind() == "number_literal"
+        v.kind_name() == "number_literal"
             && ctx
                 .text(v)
                 .trim_end_matches(['u', 'U', 'l', 'L'])
@@ -211,7 +211,7 @@ fn collect_writes<'t>(
     out: &mut Vec<(tree_sitter::Node<'t>, Option<tree_sitter::Node<'t>>)>,
 ) -> bool {
     let names = |n: Option<tree_sitter::Node>| n.is_some_and(|n| ctx.text(strip_parens(n)) == name);
-    match node.kind() {
+    match node.kind_name() {
         "parameter_declaration"
             if node
                 .field("declarator")
@@ -223,7 +223,7 @@ fn collect_writes<'t>(
         "init_declarator"
             if node
                 .field("declarator")
-                .is_some_and(|d| d.kind() == "identifier" && ctx.text(d) == name) =>
+                .is_some_and(|d| d.kind_name() == "identifier" && ctx.text(d) == name) =>
         {
             out.push((node, node.field("value")));
         }
@@ -294,7 +294,7 @@ fn large_operand(ctx: &Context, operand: Node, call: Node) -> Option<String> {
         return Some(format!("`{text}` is read from {source}"));
     }
     // A local assigned from device or user data.
-    if operand.kind() == "identifier" {
+    if operand.kind_name() == "identifier" {
         if let Some(source) = assigned_from_external(ctx, &root, call) {
             return Some(format!("`{text}` is read from {source}"));
         }
@@ -308,7 +308,7 @@ fn large_operand(ctx: &Context, operand: Node, call: Node) -> Option<String> {
     // ioctl handler's parameters, which user space chooses.
     let ioctl = crate::analysis::functions::function_name(ctx.function)
         .is_some_and(|n| ctx.text(n).contains("ioctl"));
-    if !ioctl || operand.kind() != "identifier" {
+    if !ioctl || operand.kind_name() != "identifier" {
         return None;
     }
     let mut name = root;
@@ -341,7 +341,7 @@ fn copied_from(ctx: &Context, name: &str, call: Node) -> Option<String> {
         }
         let (target, value) = match assignment(node) {
             Some((target, value)) => (Some(target), Some(value)),
-            None if node.kind() == "update_expression" => (node.field("argument"), None),
+            None if node.kind_name() == "update_expression" => (node.field("argument"), None),
             None => return,
         };
         if target.is_some_and(|t| ctx.text(strip_parens(t)) == name) {
@@ -349,7 +349,7 @@ fn copied_from(ctx: &Context, name: &str, call: Node) -> Option<String> {
         }
     });
     match values.as_slice() {
-        [Some(value)] if value.kind() == "identifier" => Some(ctx.text(*value).to_owned()),
+        [Some(value)] if value.kind_name() == "identifier" => Some(ctx.text(*value).to_owned()),
         _ => None,
     }
 }
@@ -371,11 +371,11 @@ fn narrow(ctx: &Context, operand: Node) -> bool {
         "unsigned short",
         "short",
     ];
-    if let Some(cast) = Some(operand).filter(|n| n.kind() == "cast_expression") {
+    if let Some(cast) = Some(operand).filter(|n| n.kind_name() == "cast_expression") {
         let ty = cast.field("type").map_or("", |t| ctx.text(t).trim());
         return NARROW.contains(&ty);
     }
-    if operand.kind() != "identifier" {
+    if operand.kind_name() != "identifier" {
         return false;
     }
     declarations::declared(ctx.function, ctx.text(operand), ctx.source)
@@ -385,7 +385,7 @@ fn narrow(ctx: &Context, operand: Node) -> bool {
 /// The variable at the root of `p`, `p->a.b`, `p[i]`, or a call's first argument.
 fn root_name(ctx: &Context, node: Node) -> Option<String> {
     let node = strip_parens(node);
-    match node.kind() {
+    match node.kind_name() {
         "identifier" => Some(ctx.text(node).to_owned()),
         "field_expression" | "subscript_expression" => root_name(ctx, node.field("argument")?),
         "call_expression" => root_name(ctx, *call_arguments(node).first()?),
@@ -397,7 +397,7 @@ fn root_name(ctx: &Context, node: Node) -> Option<String> {
 /// The byte-order call that `node` reads through (`le32_to_cpu(hdr->len)`), if any.
 fn external_source(ctx: &Context, node: Node) -> Option<String> {
     let node = strip_parens(node);
-    if node.kind() == "call_expression" {
+    if node.kind_name() == "call_expression" {
         let name = callee_name(node, ctx.source)?;
         if EXTERNAL_DATA.contains(&name) {
             return Some(format!("device or wire data by {name}()"));
@@ -430,7 +430,7 @@ fn user_struct(ctx: &Context, name: &str, call: Node) -> Option<String> {
         if node.start_byte() >= call.start_byte() || found.is_some() {
             return;
         }
-        if node.kind() == "call_expression" {
+        if node.kind_name() == "call_expression" {
             let callee = callee_name(node, ctx.source).unwrap_or("");
             if matches!(callee, "copy_from_user" | "__copy_from_user" | "get_user") {
                 let target = call_arguments(node).into_iter().next();
@@ -440,12 +440,15 @@ fn user_struct(ctx: &Context, name: &str, call: Node) -> Option<String> {
             }
             if matches!(callee, "memdup_user" | "vmemdup_user") {
                 let mut parent = node.parent();
-                while let Some(p) = parent
-                    .filter(|p| matches!(p.kind(), "parenthesized_expression" | "cast_expression"))
-                {
+                while let Some(p) = parent.filter(|p| {
+                    matches!(
+                        p.kind_name(),
+                        "parenthesized_expression" | "cast_expression"
+                    )
+                }) {
                     parent = p.parent();
                 }
-                let target = parent.and_then(|p| match p.kind() {
+                let target = parent.and_then(|p| match p.kind_name() {
                     "assignment_expression" => p.field("left"),
                     "init_declarator" => p.field("declarator"),
                     _ => None,
@@ -475,7 +478,7 @@ fn bounded_before(ctx: &Context, root: &str, text: &str, call: Node) -> bool {
             let t = ctx.text(strip_parens(n));
             t == text || t == root || t.ends_with(&format!("->{text}"))
         };
-        match node.kind() {
+        match node.kind_name() {
             "binary_expression" => {
                 let op = node.field("operator").map_or("", |o| ctx.text(o));
                 if matches!(op, "<" | ">" | "<=" | ">=") {
@@ -503,7 +506,7 @@ fn is_parameter(ctx: &Context, name: &str) -> bool {
     };
     let mut found = false;
     walk(declarator, &mut |node| {
-        if node.kind() == "parameter_declaration"
+        if node.kind_name() == "parameter_declaration"
             && node
                 .field("declarator")
                 .and_then(declared_name)

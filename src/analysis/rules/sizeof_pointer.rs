@@ -48,11 +48,12 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         let args = call_arguments(call);
         let names = |n: tree_sitter::Node| {
             let n = strip_parens(n);
-            n.kind() == "identifier" && ctx.text(n) == var
+            n.kind_name() == "identifier" && ctx.text(n) == var
         };
         let address_taken = args.iter().any(|a| {
             let a = strip_parens(*a);
-            a.kind() == "pointer_expression" && ctx.text(a).trim_start_matches('&').trim() == var
+            a.kind_name() == "pointer_expression"
+                && ctx.text(a).trim_start_matches('&').trim() == var
         });
         let relevant = if ALLOCATORS.contains(&name) {
             allocated_into(ctx, call).as_deref() == Some(var)
@@ -63,12 +64,14 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             continue;
         }
         let type_node = declared.type_node;
-        let object = matches!(type_node.kind(), "struct_specifier" | "union_specifier")
-            || (type_node.kind() == "type_identifier"
-                && !matches!(
-                    ctx.text(type_node),
-                    "u8" | "s8" | "__u8" | "uint8_t" | "int8_t" | "u_char"
-                ));
+        let object = matches!(
+            type_node.kind_name(),
+            "struct_specifier" | "union_specifier"
+        ) || (type_node.kind_name() == "type_identifier"
+            && !matches!(
+                ctx.text(type_node),
+                "u8" | "s8" | "__u8" | "uint8_t" | "int8_t" | "u_char"
+            ));
         let fixes = if object {
             vec![replace(
                 ByteRange::of(size),
@@ -99,12 +102,12 @@ fn check(ctx: &Context) -> Vec<Candidate> {
 fn allocated_into(ctx: &Context, call: tree_sitter::Node) -> Option<String> {
     let mut parent = call.parent()?;
     while matches!(
-        parent.kind(),
+        parent.kind_name(),
         "parenthesized_expression" | "cast_expression"
     ) {
         parent = parent.parent()?;
     }
-    let target = match parent.kind() {
+    let target = match parent.kind_name() {
         "assignment_expression" => parent.field("left")?,
         "init_declarator" => crate::analysis::syntax::declared_name(parent)?,
         _ => return None,

@@ -3,6 +3,7 @@
 use super::{declarations, insert_after, Candidate, Context, Rule};
 use crate::analysis::finding::{Fix, Message, Related, Severity};
 use crate::analysis::flow::Fact;
+use crate::analysis::syntax::Fields as _;
 use crate::analysis::syntax::{self, callee_name};
 
 pub const RULE: Rule = Rule {
@@ -56,7 +57,10 @@ fn check(ctx: &Context) -> Vec<Candidate> {
 /// Inserts `if (!var) return <error>;` on the line after the allocating statement.
 fn null_check(ctx: &Context, call: tree_sitter::Node, var: &str, allocator: &str) -> Option<Fix> {
     let statement = ctx.statement_of(call)?;
-    if !matches!(statement.kind(), "expression_statement" | "declaration") {
+    if !matches!(
+        statement.kind_name(),
+        "expression_statement" | "declaration"
+    ) {
         return None;
     }
     let kernel = !matches!(

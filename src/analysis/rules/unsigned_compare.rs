@@ -31,7 +31,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         }
         let value = strip_parens(value);
         let name = ctx.text(value);
-        let declared = match value.kind() {
+        let declared = match value.kind_name() {
             "identifier" => declarations::declared(ctx.function, name, ctx.source),
             // `priv->irq < 0` with `priv` a `struct rtc_priv *` whose definition in the file
             // says `unsigned int irq`.
@@ -85,7 +85,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
 /// from above (`name >= n`, `name > n`; for `&&`, `name < n`, `name <= n`).
 fn bounded_beside(ctx: &Context, compare: tree_sitter::Node, name: &str) -> bool {
     let logical = |n: tree_sitter::Node| {
-        (n.kind() == "binary_expression")
+        (n.kind_name() == "binary_expression")
             .then(|| n.field("operator").map(|o| ctx.text(o)))
             .flatten()
             .filter(|op| matches!(*op, "||" | "&&"))
@@ -94,7 +94,7 @@ fn bounded_beside(ctx: &Context, compare: tree_sitter::Node, name: &str) -> bool
     let mut top = compare;
     let mut op = None;
     while let Some(parent) = top.parent() {
-        if parent.kind() == "parenthesized_expression" {
+        if parent.kind_name() == "parenthesized_expression" {
             top = parent;
             continue;
         }
@@ -126,7 +126,7 @@ fn bounded_beside(ctx: &Context, compare: tree_sitter::Node, name: &str) -> bool
             stack.extend(n.field("right"));
             continue;
         }
-        if n.kind() != "binary_expression" || n.id() == compare.id() {
+        if n.kind_name() != "binary_expression" || n.id() == compare.id() {
             continue;
         }
         let (Some(left), Some(right), Some(o)) = (
@@ -147,7 +147,7 @@ fn bounded_beside(ctx: &Context, compare: tree_sitter::Node, name: &str) -> bool
 /// True when `value`, under any parentheses, is a cast.
 fn explicitly_cast(mut value: tree_sitter::Node) -> bool {
     loop {
-        match value.kind() {
+        match value.kind_name() {
             "cast_expression" => return true,
             "parenthesized_expression" => match value.named_child(0) {
                 Some(inner) => value = inner,
@@ -162,7 +162,7 @@ fn explicitly_cast(mut value: tree_sitter::Node) -> bool {
 fn in_loop_condition(node: tree_sitter::Node) -> bool {
     let mut child = node;
     while let Some(parent) = child.parent() {
-        match parent.kind() {
+        match parent.kind_name() {
             "for_statement" | "while_statement" | "do_statement" => {
                 return parent
                     .field("condition")
@@ -182,17 +182,17 @@ fn decreased_just_before(ctx: &Context, name: &str, compare: tree_sitter::Node) 
         return false;
     };
     let mut previous = statement.prev_named_sibling();
-    while let Some(comment) = previous.filter(|p| p.kind() == "comment") {
+    while let Some(comment) = previous.filter(|p| p.kind_name() == "comment") {
         previous = comment.prev_named_sibling();
     }
     let Some(expression) = previous
-        .filter(|p| p.kind() == "expression_statement")
+        .filter(|p| p.kind_name() == "expression_statement")
         .and_then(|p| p.named_child(0))
     else {
         return false;
     };
     let names = |n: tree_sitter::Node| ctx.text(strip_parens(n)) == name;
-    match expression.kind() {
+    match expression.kind_name() {
         "assignment_expression" => {
             let (Some(left), Some(op), Some(right)) = (
                 expression.field("left"),
@@ -205,7 +205,7 @@ fn decreased_just_before(ctx: &Context, name: &str, compare: tree_sitter::Node) 
             names(left)
                 && (op == "-="
                     || op == "="
-                        && right.kind() == "binary_expression"
+                        && right.kind_name() == "binary_expression"
                         && right.field("operator").is_some_and(|o| ctx.text(o) == "-")
                         && right.field("left").is_some_and(names))
         }
@@ -224,12 +224,12 @@ fn assigned_from_call(ctx: &Context, name: &str, before: tree_sitter::Node) -> b
         if node.start_byte() >= before.start_byte() {
             continue;
         }
-        let plain = node.kind() != "assignment_expression"
+        let plain = node.kind_name() != "assignment_expression"
             || node.field("operator").is_some_and(|o| ctx.text(o) == "=");
         if let Some((target, value)) = crate::analysis::syntax::assignment(node).filter(|_| plain) {
             let value = {
                 let mut v = value;
-                while v.kind() == "parenthesized_expression" {
+                while v.kind_name() == "parenthesized_expression" {
                     match v.named_child(0) {
                         Some(inner) => v = inner,
                         None => break,
@@ -237,7 +237,7 @@ fn assigned_from_call(ctx: &Context, name: &str, before: tree_sitter::Node) -> b
                 }
                 v
             };
-            if ctx.text(strip_parens(target)) == name && value.kind() == "call_expression" {
+            if ctx.text(strip_parens(target)) == name && value.kind_name() == "call_expression" {
                 return true;
             }
         }

@@ -3,6 +3,7 @@
 use super::{Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
 use crate::analysis::flow::Fact;
+use crate::analysis::syntax::Fields as _;
 
 pub const RULE: Rule = Rule {
     id: "use-after-free",
@@ -32,8 +33,11 @@ const HANDS_ON: &[&str] = &[
 fn stepping_iterator<'t>(ctx: &Context<'t>, at: ByteRange) -> Option<&'t str> {
     let cursor = ctx.node_at(at)?;
     let mut node = cursor.parent()?;
-    while node.kind() != "while_statement" {
-        if !matches!(node.kind(), "comma_expression" | "parenthesized_expression") {
+    while node.kind_name() != "while_statement" {
+        if !matches!(
+            node.kind_name(),
+            "comma_expression" | "parenthesized_expression"
+        ) {
             return None;
         }
         node = node.parent()?;
