@@ -66,10 +66,11 @@ impl<'t> Fields<'t> for Node<'t> {
     }
 
     fn kind_name(&self) -> &'static str {
-        kind_names()
-            .get(usize::from(self.kind_id()))
-            .copied()
-            .unwrap_or("")
+        // `ERROR` (id 65535) and any id past the table take the slow way.
+        match kind_names().get(usize::from(self.kind_id())) {
+            Some(name) if !name.is_empty() => name,
+            _ => self.kind(),
+        }
     }
 }
 
