@@ -86,30 +86,167 @@ pub fn compile(rule: &Rule) -> Result<Query, String> {
 }
 
 /// All rule queries compiled as one, so a function is walked once for every rule; `owners[i]`
-/// is the index in `RULES` of the rule that pattern `i` belongs to.
+/// is the index in `RULES` of the rule that pattern `i` belongs to. The patterns that only name
+/// the function a call calls (`calls`) are matched apart (see `CallPattern`).
 struct Combined {
     query: Query,
     owners: Vec<usize>,
+    calls: CallPatterns,
 }
+
+/// The capture of the one pattern that stands for every call pattern in the combined query.
+const ANY_CALL: &str = "aidiag.call";
+const ANY_CALLEE: &str = "aidiag.callee";
 
 fn combined() -> &'static Combined {
     static COMBINED: OnceLock<Combined> = OnceLock::new();
     COMBINED.get_or_init(|| {
         let mut source = String::new();
         let mut starts = Vec::new();
-        for rule in RULES {
+        let mut calls = Vec::new();
+        for (owner, rule) in RULES.iter().enumerate() {
             starts.push(source.len());
-            source.push_str(rule.query);
-            source.push('\n');
+            let query = compile(rule).expect("every rule's query compiles (tested)");
+            for (i, text) in pattern_texts(&query, rule.query).into_iter().enumerate() {
+                match CallPattern::read(text, owner) {
+                    Some(call) if query.general_predicates(i).is_empty() => calls.push(call),
+                    _ => {
+                        source.push_str(text);
+                        source.push('\n');
+                    }
+                }
+            }
         }
+        let any_call = source.len();
+        source.push_str(&format!(
+            "((call_expression function: (identifier) @{ANY_CALLEE}) @{ANY_CALL})\n"
+        ));
         let query = Query::new(&syntax::language(), &source)
             .expect("the combined queries compile (tested)");
-        // A pattern belongs to the rule whose text it starts in.
+        // A pattern belongs to the rule whose text it starts in; the last one to none.
         let owners = (0..query.pattern_count())
-            .map(|i| starts.partition_point(|&s| s <= query.start_byte_for_pattern(i)) - 1)
+            .map(|i| match query.start_byte_for_pattern(i) {
+                start if start >= any_call => usize::MAX,
+                start => starts.partition_point(|&s| s <= start) - 1,
+            })
             .collect();
-        Combined { query, owners }
+        let names = regex::RegexSet::new(calls.iter().map(|c| c.name.as_str()))
+            .expect("the call patterns' names are regular expressions (tested)");
+        Combined {
+            query,
+            owners,
+            calls: CallPatterns {
+                patterns: calls,
+                names,
+            },
+        }
     })
+}
+
+/// The text of each pattern of `query`, compiled from `source`.
+fn pattern_texts<'s>(query: &Query, source: &'s str) -> Vec<&'s str> {
+    (0..query.pattern_count())
+        .map(|i| {
+            let end = if i + 1 < query.pattern_count() {
+                query.start_byte_for_pattern(i + 1)
+            } else {
+                source.len()
+            };
+            &source[query.start_byte_for_pattern(i)..end]
+        })
+        .collect()
+}
+
+/// A pattern that matches a call by the name of the function it calls, and may capture its
+/// first or second argument:
+/// `((call_expression function: (identifier) @fn arguments: (argument_list . (_) @arg)) @call
+/// (#match? @fn "^(kfree|vfree)$"))`. Most of the rules' patterns have this shape, and the
+/// query engine follows each of them into every call of a function and then tests the name
+/// with a regular expression per pattern; here every call is matched once and its name tested
+/// against all such patterns at once (`CallPatterns`), with the same captures.
+struct CallPattern {
+    owner: usize,
+    /// The regular expression the name must match (an `#eq?` name made into one).
+    name: String,
+    callee: String,
+    call: String,
+    /// The index among the call's named arguments (comments count, as in the query) and the
+    /// capture of the argument.
+    argument: Option<(usize, String)>,
+}
+
+impl CallPattern {
+    /// Reads a pattern of that shape; any other pattern gives `None`.
+    fn read(text: &str, owner: usize) -> Option<CallPattern> {
+        static SHAPE: OnceLock<regex::Regex> = OnceLock::new();
+        let shape = SHAPE.get_or_init(|| {
+            regex::Regex::new(concat!(
+                r#"^\(\(call_expression function: \(identifier\) @([\w.]+)"#,
+                r#"(?: arguments: \(argument_list \. \(_\) (\. \(_\) )?@([\w.]+)\))?\) "#,
+                r#"@([\w.]+) \(#(match|eq)\? @([\w.]+) "([^"\\]*)"\)\)$"#
+            ))
+            .expect("the shape compiles")
+        });
+        let code: Vec<&str> = text
+            .lines()
+            .map(|l| l.split(';').next().unwrap_or(""))
+            .flat_map(str::split_whitespace)
+            .collect();
+        let code = code.join(" ");
+        let m = shape.captures(&code)?;
+        if m[1] != m[6] {
+            return None;
+        }
+        let name = match &m[5] {
+            "eq" => format!("^{}$", regex::escape(&m[7])),
+            _ => m[7].to_owned(),
+        };
+        Some(CallPattern {
+            owner,
+            name,
+            callee: m[1].to_owned(),
+            call: m[4].to_owned(),
+            argument: m
+                .get(3)
+                .map(|arg| (usize::from(m.get(2).is_some()), arg.as_str().to_owned())),
+        })
+    }
+}
+
+/// The call patterns of every rule, and their names as one set of regular expressions.
+struct CallPatterns {
+    patterns: Vec<CallPattern>,
+    names: regex::RegexSet,
+}
+
+impl CallPatterns {
+    /// The matches of every call pattern on one call, each added to its rule's.
+    fn add<'t>(
+        &'static self,
+        call: Node<'t>,
+        callee: Node<'t>,
+        source: &str,
+        out: &mut [Vec<Match<'t>>],
+    ) {
+        let name = syntax::text(callee, source);
+        for i in self.names.matches(name).iter() {
+            let pattern = &self.patterns[i];
+            let mut captures = vec![
+                (pattern.callee.as_str(), callee),
+                (pattern.call.as_str(), call),
+            ];
+            if let Some((index, capture)) = &pattern.argument {
+                let Some(argument) = call
+                    .field("arguments")
+                    .and_then(|list| list.named_child(*index))
+                else {
+                    continue;
+                };
+                captures.push((capture.as_str(), argument));
+            }
+            out[pattern.owner].push(Match { captures });
+        }
+    }
 }
 
 /// A version of the rule set: findings cached under another version are not reused.
@@ -284,7 +421,18 @@ fn run_queries<'t>(function: Node<'t>, source: &'t str) -> Vec<Vec<Match<'t>>> {
     let mut out: Vec<Vec<Match>> = RULES.iter().map(|_| Vec::new()).collect();
     let mut matches = cursor.matches(&combined.query, function, source.as_bytes());
     while let Some(m) = matches.next() {
-        out[combined.owners[m.pattern_index]].push(Match {
+        let owner = combined.owners[m.pattern_index];
+        if owner == usize::MAX {
+            if let [a, b] = m.captures {
+                let (call, callee) = match names[a.index as usize] {
+                    ANY_CALLEE => (b.node, a.node),
+                    _ => (a.node, b.node),
+                };
+                combined.calls.add(call, callee, source, &mut out);
+            }
+            continue;
+        }
+        out[owner].push(Match {
             captures: m
                 .captures
                 .iter()
