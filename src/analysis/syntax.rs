@@ -455,6 +455,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kind_name_is_the_kind_of_every_node_errors_included() {
+        let text = "}\nint f(int a) { return a +; }\n#if X\nstatic int g(void) { f(1) }\n";
+        let parse = parse(text, None);
+        let mut stack = vec![parse.tree.root_node()];
+        let mut errors = 0;
+        while let Some(node) = stack.pop() {
+            assert_eq!(node.kind_name(), node.kind());
+            errors += usize::from(node.is_error());
+            let mut cursor = node.walk();
+            stack.extend(node.children(&mut cursor));
+        }
+        assert!(errors > 0);
+    }
+
+    #[test]
     fn a_crlf_is_one_line_break_wherever_the_offset_falls() {
         let text = "a\r\nbc\r\n";
         assert_eq!(line_start(text, 1), 0);

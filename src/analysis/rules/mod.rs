@@ -799,6 +799,78 @@ mod tests {
         assert_eq!(combined().owners.len(), combined().query.pattern_count());
     }
 
+    /// The matches of one rule's own query, run by the query engine alone, as (capture, range)
+    /// sets, one per match.
+    fn engine_matches(
+        query: &Query,
+        function: Node,
+        source: &str,
+    ) -> Vec<Vec<(String, ByteRange)>> {
+        let mut cursor = QueryCursor::new();
+        let mut matches = cursor.matches(query, function, source.as_bytes());
+        let mut out = Vec::new();
+        while let Some(m) = matches.next() {
+            let mut captures: Vec<(String, ByteRange)> = m
+                .captures
+                .iter()
+                .map(|c| {
+                    let name = query.capture_names()[c.index as usize].to_owned();
+                    (name, ByteRange::of(c.node))
+                })
+                .collect();
+            captures.sort();
+            out.push(captures);
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn call_patterns_match_what_the_query_engine_matches() {
+        // Every rule's matches, through the combined query and the call patterns split out of
+        // it, are those of the rule's own query run alone: on every fixture, and on calls whose
+        // first argument is a comment or that have too few arguments.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules");
+        let mut texts = vec![
+            "void f(void *p, struct s *c)\n{\n\tkfree(/* old */ p);\n\tkmem_cache_free(c);\n\tkfree();\n\tmutex_lock(&c->lock);\n\tkmem_cache_free(c, /* x */ p);\n\tof_node_put(p);\n\tpr_err(\"x\");\n}\n"
+                .to_owned(),
+        ];
+        for dir in std::fs::read_dir(&root).unwrap() {
+            for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+                texts.push(std::fs::read_to_string(file.unwrap().path()).unwrap());
+            }
+        }
+        let split = combined().calls.patterns.len();
+        assert!(split >= 20, "only {split} call patterns were split out");
+        let queries: Vec<Query> = RULES.iter().map(|r| compile(r).unwrap()).collect();
+        let mut compared = 0;
+        for text in &texts {
+            let parse = syntax::parse(text, None);
+            for function in crate::analysis::functions::function_nodes(&parse.tree) {
+                let all = run_queries(function, text);
+                for ((rule, query), matches) in RULES.iter().zip(&queries).zip(all) {
+                    let mut ours: Vec<Vec<(String, ByteRange)>> = matches
+                        .iter()
+                        .map(|m| {
+                            let mut c: Vec<(String, ByteRange)> = m
+                                .captures
+                                .iter()
+                                .map(|(n, node)| ((*n).to_owned(), ByteRange::of(*node)))
+                                .collect();
+                            c.sort();
+                            c
+                        })
+                        .collect();
+                    ours.sort();
+                    let theirs = engine_matches(query, function, text);
+                    compared += theirs.len();
+                    assert_eq!(ours, theirs, "rule {} on\n{text}", rule.id);
+                }
+            }
+        }
+        assert!(compared > 1000, "only {compared} matches compared");
+    }
+
     #[test]
     fn every_query_file_belongs_to_a_rule_and_matches_it() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/c");
