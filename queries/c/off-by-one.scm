@@ -12,8 +12,8 @@
   (#eq? @fn "ARRAY_SIZE"))
 
 (subscript_expression
-  argument: (identifier) @array
-  index: (sizeof_expression value: (parenthesized_expression (identifier) @size.of))) @subscript
+  argument: [(identifier) (field_expression)] @array
+  index: (sizeof_expression value: (parenthesized_expression [(identifier) (field_expression)] @size.of))) @subscript
 
 (subscript_expression
   argument: (identifier) @array

@@ -96,8 +96,9 @@ pub enum Fact {
     },
     /// A lock released on a path where this function did not take it: the function is entered
     /// holding it (or a callee's annotation says it keeps it), so what it does with it is the
-    /// caller's business.
-    EnteredHeld { lock: String },
+    /// caller's business, unless the function's own code says otherwise (see
+    /// `lock_imbalance`). `at` is the release.
+    EnteredHeld { lock: String, at: ByteRange },
     /// A resource other than memory (a clock enabled, a runtime-PM reference, an IRQ) taken in
     /// this function, still held at an error return, and released by the function on another
     /// path (`release`, the sibling that says the function owns it).
@@ -1687,7 +1688,10 @@ impl<'a, 't> Engine<'a, 't> {
         if let Some(&arg) = self.inputs.releases.get(&id) {
             let key = self.lock_key(node, arg);
             if state.locks.remove(&key).is_none() && !state.taken.iter().any(|(k, _)| *k == key) {
-                self.report(Fact::EnteredHeld { lock: key });
+                self.report(Fact::EnteredHeld {
+                    lock: key,
+                    at: here,
+                });
             }
             return;
         }

@@ -24,7 +24,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
     if super::announces_misuse_of_freed_memory(ctx.function, ctx.source) {
         return Vec::new();
     }
-    for fact in ctx.facts() {
+    for fact in ctx.facts_after_release_puts() {
         let Fact::DoubleFree { var, first, second } = fact else {
             continue;
         };

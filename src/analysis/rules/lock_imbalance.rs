@@ -89,7 +89,7 @@ fn deviant(
     let entered_held: HashSet<String> = facts
         .iter()
         .filter_map(|f| match f {
-            Fact::EnteredHeld { lock } => Some(lock.clone()),
+            Fact::EnteredHeld { lock, .. } => Some(lock.clone()),
             _ => None,
         })
         .collect();
@@ -340,11 +340,13 @@ fn check(ctx: &Context) -> Vec<Candidate> {
     if keeps_lock_by_design(ctx) || documented_as_holding(ctx) {
         return Vec::new();
     }
-    let mut out = Vec::new();
+    let facts = ctx.facts();
+    let annotated = annotated_locks(ctx);
+    let mut out = unheld_releases(ctx, &facts, &annotated);
     let returns_pointer = declarations::return_type(ctx.function, ctx.source).1;
     for (lock, acquire, exit) in deviant(
-        ctx.facts(),
-        &annotated_locks(ctx),
+        facts,
+        &annotated,
         returns_pointer,
         main_exit(ctx),
         |lock: &str| release_helper_in_file(ctx, lock),
@@ -416,6 +418,246 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             fixes: fix.into_iter().collect(),
         });
     }
+    out
+}
+
+/// Releases on a path that jumped from before the function first takes the lock to a label
+/// that releases it (`goto out_unlock` from a check made before `mutex_lock()`). The function's
+/// own code states what the lock is to it: it takes the lock itself and no path of it returns
+/// holding it, so a path that did not take it has nothing to release, and the release unlocks
+/// a lock this path does not hold. Locks its annotations name, and functions whose comment
+/// says they run with a lock held, were set aside before.
+fn unheld_releases(ctx: &Context, facts: &[Fact], annotated: &[String]) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    let mut seen: HashSet<ByteRange> = HashSet::new();
+    for fact in facts {
+        let Fact::EnteredHeld { lock, at } = fact else {
+            continue;
+        };
+        // A lock named through a call (`&get_qhp(...)->lock`) may be another object each time.
+        if lock.contains('(') || annotated.iter().any(|a| same_lock(lock, a)) || !seen.insert(*at) {
+            continue;
+        }
+        let first_acquire = facts
+            .iter()
+            .filter_map(|f| match f {
+                Fact::LockReleased {
+                    lock: l, acquire, ..
+                } if l == lock => Some(*acquire),
+                _ => None,
+            })
+            .min_by_key(|a| a.start);
+        let kept = facts
+            .iter()
+            .any(|f| matches!(f, Fact::LockHeld { lock: l, .. } if l == lock));
+        let Some(first_acquire) = first_acquire.filter(|_| !kept) else {
+            continue;
+        };
+        let taker = ctx
+            .node_at(first_acquire)
+            .and_then(|c| callee_name(c, ctx.source))
+            .unwrap_or("the lock call");
+        // A lock that may not have been taken (`mutex_trylock()`, `down_interruptible()`)
+        // makes paths this walk does not tell apart.
+        if ["try", "interruptible", "killable"]
+            .iter()
+            .any(|w| taker.contains(w))
+        {
+            continue;
+        }
+        // The label the release follows, and a jump to it made before the first acquisition;
+        // the release is made whatever the jump's path holds (`out: mutex_unlock(...)`, not
+        // `out: if (locked) mutex_unlock(...)`).
+        let Some((label, name)) = label_before(ctx, at.start) else {
+            continue;
+        };
+        if label.start < first_acquire.end || !unconditional_after(ctx, label, *at) {
+            continue;
+        }
+        let Some(jump) = gotos_to(ctx, &name)
+            .into_iter()
+            .find(|g| g.end <= first_acquire.start)
+        else {
+            continue;
+        };
+        // A call before the jump that may have taken the lock: `mutex_lock_interruptible()`,
+        // or a function of the file that takes a lock and may return holding it.
+        if may_lock_before(ctx, jump.start) {
+            continue;
+        }
+        let releaser = ctx
+            .node_at(*at)
+            .and_then(|c| callee_name(c, ctx.source))
+            .unwrap_or("the release");
+        out.push(Candidate {
+            severity: None,
+            range: jump,
+            message: Message::new()
+                .text(format!("`goto {name}` jumps to {releaser}(`{lock}`) at "))
+                .line_of(at.start)
+                .text(format!(" before {taker}() at "))
+                .line_of(first_acquire.start)
+                .text(" takes the lock: this path releases a lock it does not hold"),
+            related: vec![
+                Related {
+                    range: *at,
+                    message: Message::new().text(format!("`{lock}` is released here")),
+                },
+                Related {
+                    range: first_acquire,
+                    message: Message::new()
+                        .text(format!("the function takes `{lock}` here, after the jump")),
+                },
+            ],
+            fixes: Vec::new(),
+        });
+    }
+    out
+}
+
+/// True when the code from the label at `label` reaches the call at `at` on every path: the
+/// call's statement is the label's own or follows it in the same block, inside no `if`, loop
+/// or `switch`, and no statement between them can leave.
+fn unconditional_after(ctx: &Context, label: ByteRange, at: ByteRange) -> bool {
+    let Some(labeled) = ctx.node_at(label) else {
+        return false;
+    };
+    let Some(mut statement) = ctx.node_at(at) else {
+        return false;
+    };
+    // Up from the call to the statement that sits in the label's block, or in the label.
+    let block = labeled.parent();
+    loop {
+        let Some(parent) = statement.parent() else {
+            return false;
+        };
+        if parent.id() == labeled.id() || Some(parent.id()) == block.map(|b| b.id()) {
+            break;
+        }
+        if matches!(
+            parent.kind_name(),
+            "if_statement"
+                | "else_clause"
+                | "for_statement"
+                | "while_statement"
+                | "do_statement"
+                | "switch_statement"
+                | "case_statement"
+                | "conditional_expression"
+                | "binary_expression"
+                | "labeled_statement"
+                | "compound_statement"
+        ) {
+            return false;
+        }
+        statement = parent;
+    }
+    // Between the label's statement and the release's, nothing that leaves or decides.
+    let mut next = Some(labeled);
+    while let Some(n) = next {
+        if n.id() == statement.id() || n.start_byte() >= statement.start_byte() {
+            return true;
+        }
+        if n.id() != labeled.id()
+            && !matches!(
+                n.kind_name(),
+                "expression_statement" | "comment" | "declaration"
+            )
+        {
+            return false;
+        }
+        if n.id() == labeled.id()
+            && labeled.named_child(1).is_some_and(|s| {
+                !matches!(s.kind_name(), "expression_statement" | "comment")
+                    && s.start_byte() < at.start
+                    && s.end_byte() < at.end
+            })
+        {
+            return false;
+        }
+        next = n.next_named_sibling();
+    }
+    false
+}
+
+/// True when a call that starts before `offset` in the function may take a lock: a lock call
+/// of any kind, or a call to a function of the file that makes one.
+fn may_lock_before(ctx: &Context, offset: usize) -> bool {
+    let calls = |node: tree_sitter::Node, limit: usize| {
+        let mut names = Vec::new();
+        let mut stack = vec![node];
+        while let Some(n) = stack.pop() {
+            if n.start_byte() >= limit {
+                continue;
+            }
+            if n.kind_name() == "call_expression" {
+                names.extend(callee_name(n, ctx.source));
+            }
+            let mut cursor = n.walk();
+            stack.extend(n.named_children(&mut cursor));
+        }
+        names
+    };
+    let before = calls(ctx.function, offset);
+    if before.iter().any(|name| takes_lock(name)) {
+        return true;
+    }
+    let mut stack = vec![crate::analysis::syntax::root(ctx.function)];
+    while let Some(node) = stack.pop() {
+        if node.kind_name() == "function_definition" {
+            let called = function_name(node).is_some_and(|n| before.contains(&ctx.text(n)));
+            if called
+                && node.id() != ctx.function.id()
+                && calls(node, usize::MAX).iter().any(|name| takes_lock(name))
+            {
+                return true;
+            }
+            continue;
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    false
+}
+
+/// The last label of the function that starts before `offset`, with its name.
+fn label_before(ctx: &Context, offset: usize) -> Option<(ByteRange, String)> {
+    let mut found = None;
+    let mut stack = vec![ctx.function];
+    while let Some(node) = stack.pop() {
+        if node.start_byte() >= offset {
+            continue;
+        }
+        if node.kind_name() == "labeled_statement" {
+            if let Some(label) = node.field("label") {
+                let better = found
+                    .as_ref()
+                    .is_none_or(|(r, _): &(ByteRange, String)| r.start < node.start_byte());
+                if better {
+                    found = Some((ByteRange::of(node), ctx.text(label).to_owned()));
+                }
+            }
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    found
+}
+
+/// The `goto name;` statements of the function.
+fn gotos_to(ctx: &Context, name: &str) -> Vec<ByteRange> {
+    let mut out = Vec::new();
+    let mut stack = vec![ctx.function];
+    while let Some(node) = stack.pop() {
+        if node.kind_name() == "goto_statement"
+            && node.field("label").is_some_and(|l| ctx.text(l) == name)
+        {
+            out.push(ByteRange::of(node));
+        }
+        let mut cursor = node.walk();
+        stack.extend(node.named_children(&mut cursor));
+    }
+    out.sort_by_key(|r| r.start);
     out
 }
 

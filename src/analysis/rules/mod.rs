@@ -336,9 +336,22 @@ impl<'t> Context<'t> {
     /// Runs the path walk with this rule's inputs. A function without any allocation, free or
     /// lock call of this rule cannot produce a fact, so it is not walked.
     pub fn facts(&self) -> Vec<Fact> {
+        self.walk(false)
+    }
+
+    /// The path walk with `put_device(&p->dev)` as a free of `p` where the function installed
+    /// a release callback that frees it (see `add_consumer_calls`). Only the double-free rule
+    /// asks: a second free after the last reference is dropped is the bug whatever else the
+    /// path holds, while a use after it depends on flags the walk does not follow
+    /// (`if (registered) foo_unregister(p)`).
+    pub fn facts_after_release_puts(&self) -> Vec<Fact> {
+        self.walk(true)
+    }
+
+    fn walk(&self, release_puts: bool) -> Vec<Fact> {
         let mut inputs = self.flow_inputs();
         if !inputs.frees.is_empty() {
-            self.add_consumer_calls(&mut inputs);
+            self.add_consumer_calls(&mut inputs, release_puts);
         }
         if inputs.allocs.is_empty()
             && inputs.frees.is_empty()
@@ -355,16 +368,32 @@ impl<'t> Context<'t> {
     /// Calls to functions of the file that free an argument on every path
     /// (`summary::LockSummaries::consumers`), as frees of that argument: a rule that follows
     /// frees sees the caller's object gone after `msg_send(c, msg, len)`.
-    fn add_consumer_calls(&self, inputs: &mut FlowInputs<'t>) {
+    ///
+    /// Also `put_device(&p->dev)` as a free of `p` once the function has installed a release
+    /// callback of the file that frees the object it is given (`p->dev.release = foo_release`,
+    /// or `foo_device_initialize(&p->dev, foo_release)`): the function's own code says that
+    /// dropping the last reference frees `p`.
+    fn add_consumer_calls(&self, inputs: &mut FlowInputs<'t>, release_puts: bool) {
         let summaries = super::summary::for_file(self.function, self.source);
-        if summaries.consumers.is_empty() {
+        if summaries.consumers.is_empty() && summaries.takers.is_empty() {
             return;
         }
+        // A release callback frees the object it is given (also through `container_of()`),
+        // on some path at least; one that stores it somewhere is no release.
+        let frees_its_argument = |name: &str| {
+            let first = |m: &std::collections::BTreeMap<String, Vec<usize>>| {
+                m.get(name).is_some_and(|at| at.contains(&0))
+            };
+            first(&summaries.takers) && !first(&summaries.storers)
+        };
+        let mut released: Vec<&str> = Vec::new();
+        let mut puts: Vec<(Node<'t>, Node<'t>)> = Vec::new();
+        let mut gotten: Vec<&str> = Vec::new();
         let mut stack = vec![self.function];
         while let Some(node) = stack.pop() {
             if node.kind_name() == "call_expression" {
-                let consumed = syntax::callee_name(node, self.source)
-                    .and_then(|name| summaries.consumers.get(name));
+                let name = syntax::callee_name(node, self.source);
+                let consumed = name.and_then(|name| summaries.consumers.get(name));
                 // A call is one free of one argument here; a helper that frees several
                 // (`foo_free_all(dev, bufs, addrs)`) stays a taker of each.
                 if let Some(&[at]) = consumed.map(Vec::as_slice) {
@@ -372,9 +401,52 @@ impl<'t> Context<'t> {
                         inputs.frees.entry(node.id()).or_insert(*arg);
                     }
                 }
+                let args = syntax::call_arguments(node);
+                if !release_puts {
+                    // Only the consumers above.
+                } else if name == Some("put_device") {
+                    if let [arg] = args.as_slice() {
+                        puts.push((node, *arg));
+                    }
+                } else if name == Some("get_device") {
+                    // Another reference taken here: a put may not be the last.
+                    gotten.extend(args.iter().filter_map(|a| embedded(*a, self.source)));
+                } else if args
+                    .iter()
+                    .any(|a| a.kind_name() == "identifier" && frees_its_argument(self.text(*a)))
+                {
+                    released.extend(args.iter().filter_map(|a| embedded(*a, self.source)));
+                }
+            } else if release_puts && node.kind_name() == "assignment_expression" {
+                let (left, right) = (node.field("left"), node.field("right"));
+                if let (Some(left), Some(right)) = (left, right) {
+                    if left.kind_name() == "field_expression"
+                        && left
+                            .field("field")
+                            .is_some_and(|f| self.text(f) == "release")
+                        && right.kind_name() == "identifier"
+                        && frees_its_argument(self.text(right))
+                    {
+                        if let Some(object) = left.field("argument") {
+                            released.push(self.text(object));
+                        }
+                    }
+                }
             }
             let mut cursor = node.walk();
             stack.extend(node.named_children(&mut cursor));
+        }
+        for (call, arg) in puts {
+            if !embedded(arg, self.source)
+                .is_some_and(|o| released.contains(&o) && !gotten.contains(&o))
+            {
+                continue;
+            }
+            // `&p->dev`: the free is of `p`.
+            let object = arg.field("argument").and_then(|o| o.field("argument"));
+            if let Some(object) = object {
+                inputs.frees.entry(call.id()).or_insert(object);
+            }
         }
     }
 
@@ -411,6 +483,19 @@ impl<'t> Context<'t> {
 pub struct CheckOptions {
     /// Compute and verify fixes (slower; the server asks only for code actions).
     pub fixes: bool,
+}
+
+/// The text of the object `&p->dev` points into (`p->dev`), for an argument of that shape.
+fn embedded<'a>(arg: Node, source: &'a str) -> Option<&'a str> {
+    let operand = arg
+        .field("argument")
+        .filter(|_| arg.kind_name() == "pointer_expression")
+        .filter(|_| syntax::text(arg, source).starts_with('&'))?;
+    (operand.kind_name() == "field_expression"
+        && operand
+            .field("argument")
+            .is_some_and(|o| o.kind_name() == "identifier"))
+    .then(|| syntax::text(operand, source))
 }
 
 /// Runs the combined query on one function; the matches of each rule, by rule index.

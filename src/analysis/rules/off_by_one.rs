@@ -65,8 +65,13 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             if name != ctx.text(size_of) {
                 continue;
             }
-            let is_array =
-                declarations::declared(ctx.function, name, ctx.source).is_some_and(|d| d.array);
+            // A local array, or an array field of a struct the file defines (`info->name`).
+            let declared = if array.kind_name() == "field_expression" {
+                declarations::field_declared(ctx.function, array, ctx.source)
+            } else {
+                declarations::declared(ctx.function, name, ctx.source)
+            };
+            let is_array = declared.is_some_and(|d| d.array);
             let Some(index) = subscript.field("index") else {
                 continue;
             };

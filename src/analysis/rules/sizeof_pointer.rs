@@ -38,8 +38,14 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         else {
             continue;
         };
+        // A local or parameter, or a field of a struct the file defines (`priv->regcache`).
+        let declared = if var.kind_name() == "field_expression" {
+            declarations::field_declared(ctx.function, var, ctx.source)
+        } else {
+            declarations::declared(ctx.function, ctx.text(var), ctx.source)
+        };
         let (var, name) = (ctx.text(var), ctx.text(name));
-        let Some(declared) = declarations::declared(ctx.function, var, ctx.source) else {
+        let Some(declared) = declared else {
             continue;
         };
         if !declared.pointer {
@@ -48,7 +54,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         let args = call_arguments(call);
         let names = |n: tree_sitter::Node| {
             let n = strip_parens(n);
-            n.kind_name() == "identifier" && ctx.text(n) == var
+            matches!(n.kind_name(), "identifier" | "field_expression") && ctx.text(n) == var
         };
         let address_taken = args.iter().any(|a| {
             let a = strip_parens(*a);
