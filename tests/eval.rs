@@ -76,14 +76,16 @@ fn kernel_corpus_figures_do_not_regress() {
     // hits, no false alarm, 23 of 42 bugs found, 0 of 42 clean cases flagged on the classes the
     // rules cover. 2026-12-01, with refcount-leak (the refcount class now covered): 25 of 46;
     // later that day, with unsigned struct fields, single-argument consumers and socket buffers: 30 of 46;
-    // its third session (list walks, fields of freed structs, socket buffer allocations): 36 of 46.
+    // its third session (list walks, fields of freed structs, socket buffer allocations): 36 of 46;
+    // its fourth (release callbacks, struct fields for sizeof and off-by-one, an unlock reached
+    // before the lock is taken): 40 of 46.
     assert_eq!(
         bugs, 46,
         "the corpus changed: update this test and docs/quality.md"
     );
-    assert!(hits >= 36, "hits fell to {hits}");
+    assert!(hits >= 40, "hits fell to {hits}");
     assert!(false_alarms <= 1, "false alarms rose to {false_alarms}");
-    assert!(found >= 36, "bugs found fell to {found} of {bugs}");
+    assert!(found >= 40, "bugs found fell to {found} of {bugs}");
     assert!(covered["clean_flagged"].as_u64().unwrap() <= 1);
     let precision = hits as f64 / (hits + false_alarms) as f64;
     assert!(
