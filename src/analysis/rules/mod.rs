@@ -375,7 +375,7 @@ impl<'t> Context<'t> {
     /// dropping the last reference frees `p`.
     fn add_consumer_calls(&self, inputs: &mut FlowInputs<'t>, release_puts: bool) {
         let summaries = super::summary::for_file(self.function, self.source);
-        if summaries.consumers.is_empty() && summaries.takers.is_empty() {
+        if summaries.consumers.is_empty() && (!release_puts || summaries.takers.is_empty()) {
             return;
         }
         // A release callback frees the object it is given (also through `container_of()`),
