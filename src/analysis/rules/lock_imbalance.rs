@@ -553,26 +553,24 @@ fn unconditional_after(ctx: &Context, label: ByteRange, at: ByteRange) -> bool {
         statement = parent;
     }
     // Between the label's statement and the release's, nothing that leaves or decides.
+    let plain = |n: tree_sitter::Node| {
+        matches!(
+            n.kind_name(),
+            "expression_statement" | "comment" | "declaration"
+        )
+    };
     let mut next = Some(labeled);
     while let Some(n) = next {
         if n.id() == statement.id() || n.start_byte() >= statement.start_byte() {
             return true;
         }
-        if n.id() != labeled.id()
-            && !matches!(
-                n.kind_name(),
-                "expression_statement" | "comment" | "declaration"
-            )
-        {
-            return false;
-        }
-        if n.id() == labeled.id()
-            && labeled.named_child(1).is_some_and(|s| {
-                !matches!(s.kind_name(), "expression_statement" | "comment")
-                    && s.start_byte() < at.start
-                    && s.end_byte() < at.end
-            })
-        {
+        // The label's own statement (`out: foo(x);`), when the release comes after it.
+        let decides = if n.id() == labeled.id() {
+            labeled.named_child(1).is_some_and(|s| !plain(s))
+        } else {
+            !plain(n)
+        };
+        if decides {
             return false;
         }
         next = n.next_named_sibling();
