@@ -8,7 +8,7 @@ use crate::analysis::finding::{ByteRange, Message, Related, Severity};
 use crate::analysis::flow::{same_fields, Exit, Fact, Returns};
 use crate::analysis::functions::function_name;
 use crate::analysis::summary::{annotation_arguments, takes_lock};
-use crate::analysis::syntax::{call_arguments, callee_name, squash};
+use crate::analysis::syntax::{any_node, call_arguments, callee_name, squash};
 
 pub const RULE: Rule = Rule {
     id: "lock-imbalance",
@@ -274,7 +274,7 @@ fn documented_as_holding(ctx: &Context) -> bool {
 /// unlocks dev->object_name_lock", "The socket has been unlocked", "has unlocked the mutex, so
 /// skip that"): the code states what a callee in another file does.
 fn comment_says_released(ctx: &Context, acquire: ByteRange, exit: ByteRange) -> bool {
-    crate::analysis::syntax::any_node(ctx.function, |node| {
+    any_node(ctx.function, |node| {
         if node.end_byte() <= acquire.end || node.start_byte() >= exit.end {
             return Some(false);
         }
@@ -583,78 +583,65 @@ fn unconditional_after(ctx: &Context, label: ByteRange, at: ByteRange) -> bool {
 fn may_lock_before(ctx: &Context, offset: usize) -> bool {
     let calls = |node: tree_sitter::Node, limit: usize| {
         let mut names = Vec::new();
-        let mut stack = vec![node];
-        while let Some(n) = stack.pop() {
+        any_node(node, |n| {
             if n.start_byte() >= limit {
-                continue;
+                return Some(false);
             }
             if n.kind_name() == "call_expression" {
                 names.extend(callee_name(n, ctx.source));
             }
-            let mut cursor = n.walk();
-            stack.extend(n.named_children(&mut cursor));
-        }
+            None
+        });
         names
     };
     let before = calls(ctx.function, offset);
-    if before.iter().any(|name| takes_lock(name)) {
-        return true;
-    }
-    let mut stack = vec![crate::analysis::syntax::root(ctx.function)];
-    while let Some(node) = stack.pop() {
-        if node.kind_name() == "function_definition" {
-            let called = function_name(node).is_some_and(|n| before.contains(&ctx.text(n)));
-            if called
-                && node.id() != ctx.function.id()
-                && calls(node, usize::MAX).iter().any(|name| takes_lock(name))
-            {
-                return true;
-            }
-            continue;
-        }
-        let mut cursor = node.walk();
-        stack.extend(node.named_children(&mut cursor));
-    }
-    false
+    before.iter().any(|name| takes_lock(name))
+        || another_function(ctx, |f| {
+            function_name(f).is_some_and(|n| before.contains(&ctx.text(n)))
+                && calls(f, usize::MAX).iter().any(|name| takes_lock(name))
+        })
+}
+
+/// True when `test` accepts a function of the file other than the one checked.
+fn another_function(ctx: &Context, mut test: impl FnMut(tree_sitter::Node) -> bool) -> bool {
+    any_node(crate::analysis::syntax::root(ctx.function), |node| {
+        (node.kind_name() == "function_definition")
+            .then(|| node.id() != ctx.function.id() && test(node))
+    })
 }
 
 /// The last label of the function that starts before `offset`, with its name.
 fn label_before(ctx: &Context, offset: usize) -> Option<(ByteRange, String)> {
-    let mut found = None;
-    let mut stack = vec![ctx.function];
-    while let Some(node) = stack.pop() {
+    let mut found: Option<(ByteRange, String)> = None;
+    any_node(ctx.function, |node| {
         if node.start_byte() >= offset {
-            continue;
+            return Some(false);
         }
-        if node.kind_name() == "labeled_statement" {
+        if node.kind_name() == "labeled_statement"
+            && found
+                .as_ref()
+                .is_none_or(|(r, _)| r.start < node.start_byte())
+        {
             if let Some(label) = node.field("label") {
-                let better = found
-                    .as_ref()
-                    .is_none_or(|(r, _): &(ByteRange, String)| r.start < node.start_byte());
-                if better {
-                    found = Some((ByteRange::of(node), ctx.text(label).to_owned()));
-                }
+                found = Some((ByteRange::of(node), ctx.text(label).to_owned()));
             }
         }
-        let mut cursor = node.walk();
-        stack.extend(node.named_children(&mut cursor));
-    }
+        None
+    });
     found
 }
 
-/// The `goto name;` statements of the function.
+/// The `goto name;` statements of the function, in source order.
 fn gotos_to(ctx: &Context, name: &str) -> Vec<ByteRange> {
     let mut out = Vec::new();
-    let mut stack = vec![ctx.function];
-    while let Some(node) = stack.pop() {
+    any_node(ctx.function, |node| {
         if node.kind_name() == "goto_statement"
             && node.field("label").is_some_and(|l| ctx.text(l) == name)
         {
             out.push(ByteRange::of(node));
         }
-        let mut cursor = node.walk();
-        stack.extend(node.named_children(&mut cursor));
-    }
+        None
+    });
     out.sort_by_key(|r| r.start);
     out
 }
@@ -717,39 +704,25 @@ fn release_call(ctx: &Context, call: tree_sitter::Node, taker: &str) -> Option<S
 /// the same kind of object, or the same global) and never takes it: the release half of an
 /// acquire/release pair.
 fn release_helper_in_file(ctx: &Context, lock: &str) -> bool {
-    let root = crate::analysis::syntax::root(ctx.function);
     // The last field names the lock (`->lock`, `.mutex`); a global is named whole.
     let fields = |key: &str| {
         key.rfind(['>', '.'])
             .map_or_else(|| key.to_owned(), |at| key[at..].to_owned())
     };
     let wanted = fields(lock);
-    let mut stack = vec![root];
-    while let Some(node) = stack.pop() {
-        if node.kind_name() == "function_definition" {
-            if node.id() != ctx.function.id() {
-                let (mut releases, mut takes) = (false, false);
-                let mut inner = vec![node];
-                while let Some(n) = inner.pop() {
-                    if n.kind_name() == "call_expression" {
-                        let name = callee_name(n, ctx.source).unwrap_or("");
-                        let arg = call_arguments(n).first().map(|a| squash(ctx.text(*a)));
-                        if arg.is_some_and(|a| fields(&a) == wanted) {
-                            releases |= name.contains("unlock") || name.starts_with("up");
-                            takes |= takes_lock(name);
-                        }
-                    }
-                    let mut cursor = n.walk();
-                    inner.extend(n.named_children(&mut cursor));
-                }
-                if releases && !takes {
-                    return true;
+    another_function(ctx, |function| {
+        let (mut releases, mut takes) = (false, false);
+        any_node(function, |n| {
+            if n.kind_name() == "call_expression" {
+                let name = callee_name(n, ctx.source).unwrap_or("");
+                let arg = call_arguments(n).first().map(|a| squash(ctx.text(*a)));
+                if arg.is_some_and(|a| fields(&a) == wanted) {
+                    releases |= name.contains("unlock") || name.starts_with("up");
+                    takes |= takes_lock(name);
                 }
             }
-            continue;
-        }
-        let mut cursor = node.walk();
-        stack.extend(node.named_children(&mut cursor));
-    }
-    false
+            None
+        });
+        releases && !takes
+    })
 }
