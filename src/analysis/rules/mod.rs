@@ -410,12 +410,18 @@ impl<'t> Context<'t> {
                     }
                 } else if name == Some("get_device") {
                     // Another reference taken here: a put may not be the last.
-                    gotten.extend(args.iter().filter_map(|a| embedded(*a, self.source)));
+                    gotten.extend(
+                        args.iter()
+                            .filter_map(|a| embedded(*a, self.source).map(|o| self.text(o))),
+                    );
                 } else if args
                     .iter()
                     .any(|a| a.kind_name() == "identifier" && frees_its_argument(self.text(*a)))
                 {
-                    released.extend(args.iter().filter_map(|a| embedded(*a, self.source)));
+                    released.extend(
+                        args.iter()
+                            .filter_map(|a| embedded(*a, self.source).map(|o| self.text(o))),
+                    );
                 }
             } else if release_puts && node.kind_name() == "assignment_expression" {
                 let (left, right) = (node.field("left"), node.field("right"));
@@ -437,14 +443,15 @@ impl<'t> Context<'t> {
             stack.extend(node.named_children(&mut cursor));
         }
         for (call, arg) in puts {
-            if !embedded(arg, self.source)
-                .is_some_and(|o| released.contains(&o) && !gotten.contains(&o))
-            {
+            let Some(operand) = embedded(arg, self.source) else {
                 continue;
-            }
+            };
+            let text = self.text(operand);
             // `&p->dev`: the free is of `p`.
-            let object = arg.field("argument").and_then(|o| o.field("argument"));
-            if let Some(object) = object {
+            let object = operand.field("argument");
+            if let Some(object) =
+                object.filter(|_| released.contains(&text) && !gotten.contains(&text))
+            {
                 inputs.frees.entry(call.id()).or_insert(object);
             }
         }
@@ -485,8 +492,8 @@ pub struct CheckOptions {
     pub fixes: bool,
 }
 
-/// The text of the object `&p->dev` points into (`p->dev`), for an argument of that shape.
-fn embedded<'a>(arg: Node, source: &'a str) -> Option<&'a str> {
+/// The object `&p->dev` points into (`p->dev`), for an argument of that shape.
+fn embedded<'t>(arg: Node<'t>, source: &str) -> Option<Node<'t>> {
     let operand = arg
         .field("argument")
         .filter(|_| arg.kind_name() == "pointer_expression")
@@ -495,7 +502,7 @@ fn embedded<'a>(arg: Node, source: &'a str) -> Option<&'a str> {
         && operand
             .field("argument")
             .is_some_and(|o| o.kind_name() == "identifier"))
-    .then(|| syntax::text(operand, source))
+    .then_some(operand)
 }
 
 /// Runs the combined query on one function; the matches of each rule, by rule index.
