@@ -2,7 +2,11 @@
 
 ; Allocations the caller owns. devm_* allocations are managed by the device and are not here.
 ((call_expression function: (identifier) @fn) @alloc
-  (#match? @fn "^(kmalloc|kzalloc|kcalloc|kmalloc_array|kmalloc_node|kzalloc_node|kcalloc_node|kvmalloc|kvzalloc|kvcalloc|kvmalloc_array|vmalloc|vzalloc|vmalloc_array|vcalloc|kmemdup|kstrdup|kstrndup|kmem_cache_alloc|kmem_cache_zalloc|kvmalloc_node|kvzalloc_node|kmalloc_array_node|vmalloc_node|vzalloc_node|vmalloc_user|kmem_cache_alloc_node|kasprintf|kmemdup_nul|kvmemdup|memdup_user|vmemdup_user|strndup_user|malloc|calloc|strdup|strndup)$"))
+  (#match? @fn "^(kmalloc|kzalloc|kcalloc|kmalloc_array|kmalloc_node|kzalloc_node|kcalloc_node|kvmalloc|kvzalloc|kvcalloc|kvmalloc_array|vmalloc|vzalloc|vmalloc_array|vcalloc|kmemdup|kstrdup|kstrndup|kmem_cache_alloc|kmem_cache_zalloc|kvmalloc_node|kvzalloc_node|kmalloc_array_node|vmalloc_node|vzalloc_node|vmalloc_user|kmem_cache_alloc_node|kasprintf|kmemdup_nul|kvmemdup|memdup_user|vmemdup_user|strndup_user|malloc|calloc|realloc|strdup|strndup)$"))
+
+; Streams the caller opened and must close.
+((call_expression function: (identifier) @fn) @alloc
+  (#match? @fn "^(fopen|fdopen|tmpfile)$"))
 
 ; Socket buffers the caller owns until it frees them or hands them to the stack.
 ((call_expression function: (identifier) @fn) @alloc
@@ -10,7 +14,7 @@
 
 ; Frees: the freed pointer is the first argument, or the second for kmem_cache_free.
 ((call_expression function: (identifier) @fn arguments: (argument_list . (_) @free.arg)) @free
-  (#match? @fn "^(kfree|kvfree|vfree|kfree_sensitive|kvfree_sensitive|kzfree|free)$"))
+  (#match? @fn "^(kfree|kvfree|vfree|kfree_sensitive|kvfree_sensitive|kzfree|free|fclose)$"))
 ((call_expression function: (identifier) @fn arguments: (argument_list . (_) . (_) @free.arg)) @free
   (#eq? @fn "kmem_cache_free"))
 ; A socket buffer is freed, or handed to the stack, which frees it.
@@ -44,3 +48,11 @@
 ; reference-count rule.)
 ((call_expression function: (identifier) @fn) @resource.put
   (#match? @fn "^(clk_disable_unprepare|clk_disable|clk_unprepare|clk_bulk_disable_unprepare|regulator_disable|regulator_bulk_disable|pci_disable_device|free_irq|pm_runtime_put|pm_runtime_put_sync|pm_runtime_put_noidle|pm_runtime_put_autosuspend|pm_runtime_put_sync_autosuspend|pm_runtime_put_sync_suspend)$"))
+
+; `p = realloc(p, n)`: when the call fails it returns NULL and the old block stays allocated,
+; with its only pointer overwritten.
+((assignment_expression
+   left: (_) @realloc.target
+   right: [(call_expression function: (identifier) @fn arguments: (argument_list . (_) @realloc.arg))
+           (cast_expression value: (call_expression function: (identifier) @fn arguments: (argument_list . (_) @realloc.arg)))]) @realloc
+  (#match? @fn "^(realloc|reallocarray|krealloc|krealloc_array|kvrealloc)$"))

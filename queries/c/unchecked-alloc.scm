@@ -6,7 +6,7 @@
 
 ; Calls that dereference the pointers they are given.
 ((call_expression function: (identifier) @fn) @deref
-  (#match? @fn "^(memset|memcpy|memmove|memcmp|strcpy|strncpy|strscpy|strlcpy|strcat|strncat|strlcat|strlen|strcmp|strncmp|sprintf|snprintf|scnprintf|copy_from_user|copy_to_user|INIT_LIST_HEAD|spin_lock_init|mutex_init|init_waitqueue_head|atomic_set|refcount_set|kref_init)$"))
+  (#match? @fn "^(memset|memcpy|memmove|memcmp|strcpy|strncpy|strscpy|strlcpy|strcat|strncat|strlcat|strlen|strcmp|strncmp|sprintf|snprintf|scnprintf|wcscpy|wcsncpy|wcscat|wcsncat|wcslen|wcscmp|wmemset|wmemcpy|copy_from_user|copy_to_user|INIT_LIST_HEAD|spin_lock_init|mutex_init|init_waitqueue_head|atomic_set|refcount_set|kref_init)$"))
 
 ; Calls that only look at a pointer's value: they neither dereference it nor keep it.
 ((call_expression function: (identifier) @fn) @borrow

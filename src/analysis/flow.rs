@@ -570,6 +570,33 @@ impl<'a, 't> Engine<'a, 't> {
         })
     }
 
+    /// True when `list` is the argument list of a `realloc()` whose first argument is `var`
+    /// and whose result is assigned to `var` again.
+    fn reallocated_in_place(&self, list: Node, var: Node) -> bool {
+        let Some(call) = list
+            .parent()
+            .filter(|_| list.kind_name() == "argument_list")
+        else {
+            return false;
+        };
+        if !callee_name(call, self.source).is_some_and(|n| REALLOCS.contains(&n))
+            || list.named_child(0) != Some(var)
+        {
+            return false;
+        }
+        let mut up = call.parent();
+        while let Some(p) = up.filter(|p| {
+            matches!(
+                p.kind_name(),
+                "cast_expression" | "parenthesized_expression"
+            )
+        }) {
+            up = p.parent();
+        }
+        up.and_then(syntax::assignment)
+            .is_some_and(|(left, _)| self.text(strip_parens(left)) == self.text(var))
+    }
+
     /// One mention of a local for `only_plain_uses`.
     fn plain_use(&self, node: Node) -> bool {
         // Climb through the field and element accesses based on it: `key->a.b[i]`.
@@ -589,6 +616,11 @@ impl<'a, 't> Engine<'a, 't> {
         let Some(parent) = at.parent() else {
             return false;
         };
+        // `key = realloc(key, n)`: the block is given back and replaced by the one assigned to
+        // `key`, which the walk follows from there.
+        if !through && self.reallocated_in_place(parent, node) {
+            return true;
+        }
         // The last access is an element (`key[i]`, `key->tab[i]`): a value, not an address.
         let element = at.kind_name() == "subscript_expression";
         let plain_call = |list: Node| {
@@ -1105,6 +1137,7 @@ impl<'a, 't> Engine<'a, 't> {
                 let value = node.named_child(0).filter(|n| n.kind_name() != "comment");
                 if let Some(value) = value {
                     self.visit(value, state);
+                    self.returned_after_free(value, state);
                 }
                 self.exit(value, ByteRange::of(node), state);
                 state.live = false;
@@ -2155,6 +2188,23 @@ impl<'a, 't> Engine<'a, 't> {
         }
     }
 
+    /// `return p;` (or `return (char *)p;`) after `p` was freed: the caller gets a dangling
+    /// pointer, which it has no way to tell from a live one.
+    fn returned_after_free(&mut self, value: Node, state: &State) {
+        let plain = strip_parens(value);
+        if plain.kind_name() != "identifier" {
+            return;
+        }
+        let Some(key) = self.key(plain) else { return };
+        if let Some(free) = state.resources.get(&key).and_then(|r| r.freed) {
+            self.report(Fact::UseAfterFree {
+                var: key,
+                free,
+                at: ByteRange::of(value),
+            });
+        }
+    }
+
     /// `pointer` is dereferenced by `at` (`p->x`, `*p`, `p[i]`, `memset(p, ...)`).
     fn dereference(&mut self, pointer: Node, at: Node, state: &mut State) {
         let Some(key) = self.key(pointer) else { return };
@@ -2847,6 +2897,15 @@ impl<'a, 't> Engine<'a, 't> {
     }
 }
 
+/// The calls that give a block back and return a larger or smaller one in its place.
+const REALLOCS: &[&str] = &[
+    "realloc",
+    "reallocarray",
+    "krealloc",
+    "krealloc_array",
+    "kvrealloc",
+];
+
 /// The calls that free one block of memory and nothing it points to.
 const PLAIN_FREES: &[&str] = &[
     "kfree",
@@ -2996,6 +3055,23 @@ fn only_reads(name: &str) -> bool {
         "wcsncpy",
         "printk",
         "puts",
+        // A stream read, written or moved in by the C library, which does not keep it.
+        "fgetc",
+        "getc",
+        "fgets",
+        "fputc",
+        "putc",
+        "fputs",
+        "fread",
+        "fwrite",
+        "fprintf",
+        "fscanf",
+        "fseek",
+        "ftell",
+        "rewind",
+        "fflush",
+        "feof",
+        "ferror",
         "dev_err",
         "dev_warn",
         "dev_info",

@@ -14,8 +14,10 @@ pub const RULE: Rule = Rule {
     id: "leak-on-error",
     severity: Severity::Warning,
     confidence: 0.85,
-    summary: "Memory allocated in the function is not freed on an early error return, or is \
-              never freed, stored or handed on at all; or a clock, runtime-PM reference, IRQ or \
+    summary: "Memory allocated in the function (or a stream it opened) is not freed on an early \
+              error return, or is never freed, stored or handed on at all; `p = realloc(p, n)` \
+              overwrites the only pointer to a block that stays allocated when the call fails; \
+              or a clock, runtime-PM reference, IRQ or \
               device reference the function releases on other paths is kept on an error return.",
     why: "The pointer is the only reference to the allocation: it is a local variable, it was not \
           stored in a struct, put on a list or passed to a function that keeps or releases what \
@@ -97,8 +99,113 @@ fn unreleased(
     ))
 }
 
+/// `p = realloc(p, n)` where `p` is the only pointer to a block: when the call fails it
+/// returns NULL and leaves the block allocated, and the assignment overwrites that pointer. A
+/// local counts when its value comes from an allocation of this function (a copy of a pointer
+/// kept elsewhere, `state = *statep`, is not the only one); a field or global counts unless the
+/// call cannot fail (`__GFP_NOFAIL`) or the function saved the old pointer under another name
+/// first (`old = s->tab; s->tab = krealloc(s->tab, ...); if (!s->tab) s->tab = old;`).
+fn realloc_over_itself(ctx: &Context, m: &super::Match) -> Option<Candidate> {
+    let (assign, target, arg, name) = (
+        m.get("realloc")?,
+        strip_parens(m.get("realloc.target")?),
+        m.get("realloc.arg")?,
+        m.get("fn")?,
+    );
+    let target_text = syntax::squash(ctx.text(target));
+    if target_text != syntax::squash(ctx.text(strip_parens(arg)))
+        || ctx.text(assign).contains("__GFP_NOFAIL")
+    {
+        return None;
+    }
+    let owned = if target.kind_name() == "identifier" {
+        let allocs = ctx.flow_inputs().allocs;
+        last_value(ctx, assign, &target_text)
+            .map(strip_parens)
+            .is_some_and(|v| allocs.contains(&v.id()))
+    } else {
+        !copied_before(ctx, assign, &target_text)
+    };
+    if !owned {
+        return None;
+    }
+    let name = ctx.text(name);
+    Some(Candidate {
+        severity: None,
+        range: ByteRange::of(assign),
+        message: Message::new().text(format!(
+            "when {name}() fails it returns NULL and keeps the old block, whose only pointer \
+             `{target_text}` is overwritten here: the block leaks"
+        )),
+        related: Vec::new(),
+        fixes: Vec::new(),
+    })
+}
+
+/// The value the plain variable `name` was last given by a statement before `at` (in the
+/// blocks around it, nearest first): an assignment's right side, or a declaration's
+/// initializer; `None` when it was declared without one or is not set there.
+fn last_value<'t>(
+    ctx: &Context<'t>,
+    at: tree_sitter::Node<'t>,
+    name: &str,
+) -> Option<tree_sitter::Node<'t>> {
+    let mut statement = at;
+    while let Some(parent) = statement.parent() {
+        if parent.kind_name() == "compound_statement" {
+            let mut previous = statement.prev_named_sibling();
+            while let Some(node) = previous {
+                match node.kind_name() {
+                    "declaration" => {
+                        let mut cursor = node.walk();
+                        let declared = node.named_children(&mut cursor).find(|d| {
+                            syntax::declared_name(*d).is_some_and(|n| ctx.text(n) == name)
+                        });
+                        if let Some(d) = declared {
+                            return syntax::assignment(d).map(|(_, value)| value);
+                        }
+                    }
+                    "expression_statement" => {
+                        let set = node
+                            .named_child(0)
+                            .and_then(syntax::assignment)
+                            .filter(|(t, _)| ctx.text(strip_parens(*t)) == name);
+                        if let Some((_, value)) = set {
+                            return Some(value);
+                        }
+                    }
+                    _ => {}
+                }
+                previous = node.prev_named_sibling();
+            }
+        }
+        if parent.id() == ctx.function.id() {
+            break;
+        }
+        statement = parent;
+    }
+    None
+}
+
+/// True when some assignment or initializer before `at` copies the value of `place` (squashed
+/// text) into another name.
+fn copied_before(ctx: &Context, at: tree_sitter::Node, place: &str) -> bool {
+    syntax::any_node(ctx.function, |node| {
+        if node.start_byte() >= at.start_byte() {
+            return Some(false);
+        }
+        syntax::assignment(node)
+            .filter(|(_, value)| syntax::squash(ctx.text(strip_parens(*value))) == place)
+            .map(|_| true)
+    })
+}
+
 fn check(ctx: &Context) -> Vec<Candidate> {
-    let mut out = Vec::new();
+    let mut out: Vec<Candidate> = ctx
+        .matches
+        .iter()
+        .filter_map(|m| realloc_over_itself(ctx, m))
+        .collect();
     for fact in ctx.facts() {
         if let Fact::Unreleased {
             key,
@@ -183,7 +290,8 @@ fn free_call(ctx: &Context, call: tree_sitter::Node, allocator: &str, var: &str)
     let free = match allocator {
         "kvmalloc" | "kvzalloc" | "kvcalloc" | "kvmalloc_array" | "vmemdup_user" => "kvfree",
         "vmalloc" | "vzalloc" | "vmalloc_array" | "vcalloc" => "vfree",
-        "malloc" | "calloc" | "strdup" | "strndup" => "free",
+        "malloc" | "calloc" | "realloc" | "strdup" | "strndup" => "free",
+        "fopen" | "fdopen" | "tmpfile" => "fclose",
         a if a.ends_with("alloc_skb") || a.ends_with("alloc_skb_ip_align") => "kfree_skb",
         "kmem_cache_alloc" | "kmem_cache_zalloc" => {
             let cache = call_arguments(call).into_iter().next()?;

@@ -17,6 +17,7 @@ mod leak_on_error;
 mod lock_imbalance;
 mod off_by_one;
 mod refcount_leak;
+mod return_check;
 mod size_overflow;
 mod sizeof_pointer;
 mod unchecked_alloc;
@@ -63,6 +64,7 @@ pub static RULES: &[Rule] = &[
     double_free::RULE,
     size_overflow::RULE,
     copy_user_return::RULE,
+    return_check::RULE,
     unsigned_compare::RULE,
     off_by_one::RULE,
     assignment_in_condition::RULE,

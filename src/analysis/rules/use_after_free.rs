@@ -65,6 +65,10 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             .node_at(free)
             .and_then(|call| crate::analysis::syntax::callee_name(call, ctx.source))
             .filter(|name| HANDS_ON.contains(name));
+        let returned = ctx
+            .node_at(at)
+            .and_then(|n| n.parent())
+            .is_some_and(|p| p.kind_name() == "return_statement");
         let (freed, here) = match (stepping_iterator(ctx, at), callee) {
             (Some(iterator), _) => (
                 format!(
@@ -76,6 +80,10 @@ fn check(ctx: &Context) -> Vec<Candidate> {
             (None, Some(name)) => (
                 format!("`{var}` is used here after it was given to {name}() at "),
                 format!("`{var}` is given to {name}() here, which frees it or keeps it"),
+            ),
+            (None, None) if returned => (
+                format!("`{var}` is returned here after it was freed at "),
+                format!("`{var}` is freed here"),
             ),
             (None, None) => (
                 format!("`{var}` is used here after it was freed at "),
