@@ -2096,8 +2096,8 @@ impl<'a, 't> Engine<'a, 't> {
             }
             "call_expression" => {
                 let name = callee_name(node, self.source)?;
-                if matches!(name, "likely" | "unlikely" | "WARN_ON" | "WARN_ON_ONCE") {
-                    return self.pair_test(*call_arguments(node).first()?);
+                if let Some(condition) = tested_condition(name, &call_arguments(node)) {
+                    return self.pair_test(condition);
                 }
                 if self.inputs.takes.get(&node.id()) != Some(&true) {
                     return None;
@@ -2582,27 +2582,9 @@ impl<'a, 't> Engine<'a, 't> {
                 let name = callee_name(node, self.source).unwrap_or("");
                 let first = call_arguments(node).into_iter().next();
                 match (name, first) {
-                    (
-                        "likely" | "unlikely" | "WARN_ON" | "WARN_ON_ONCE" | "WARN" | "WARN_ONCE",
-                        Some(arg),
-                    ) => self.knowledge(arg, state),
-                    // `drm_WARN_ON(drm, cond)`, `drm_WARN(drm, cond, fmt, ...)`: the condition
-                    // follows the device.
-                    (n, Some(_))
-                        if n.ends_with("_WARN_ON")
-                            || n.ends_with("_WARN_ON_ONCE")
-                            || (n.ends_with("_DBG")
-                                && n.chars().all(|c| !c.is_ascii_lowercase())) =>
-                    {
-                        call_arguments(node)
-                            .last()
-                            .map(|c| self.knowledge(*c, state))
-                            .unwrap_or_default()
-                    }
-                    (n, Some(_)) if n.ends_with("_WARN") || n.ends_with("_WARN_ONCE") => {
-                        call_arguments(node)
-                            .get(1)
-                            .map(|c| self.knowledge(*c, state))
+                    (n, Some(_)) if tested_condition(n, &call_arguments(node)).is_some() => {
+                        tested_condition(n, &call_arguments(node))
+                            .map(|c| self.knowledge(c, state))
                             .unwrap_or_default()
                     }
                     (
@@ -2894,6 +2876,25 @@ impl<'a, 't> Engine<'a, 't> {
                 normal: false,
             });
         }
+    }
+}
+
+/// The condition a call passes through as its value: `likely(c)`, `WARN_ON(c)`,
+/// `WARN(c, fmt, ...)`; `drm_WARN_ON(drm, c)` and the upper-case `*_DBG(..., c)` macros take it
+/// last, after the device; `drm_WARN(drm, c, fmt, ...)` second.
+fn tested_condition<'t>(name: &str, args: &[Node<'t>]) -> Option<Node<'t>> {
+    match name {
+        "likely" | "unlikely" | "WARN_ON" | "WARN_ON_ONCE" | "WARN" | "WARN_ONCE" => {
+            args.first().copied()
+        }
+        n if n.ends_with("_WARN_ON")
+            || n.ends_with("_WARN_ON_ONCE")
+            || (n.ends_with("_DBG") && n.chars().all(|c| !c.is_ascii_lowercase())) =>
+        {
+            args.last().copied()
+        }
+        n if n.ends_with("_WARN") || n.ends_with("_WARN_ONCE") => args.get(1).copied(),
+        _ => None,
     }
 }
 
