@@ -91,8 +91,12 @@ pub fn field_declared<'t>(
             }
             continue;
         }
-        // Types are defined at file scope and in functions, not inside expressions.
-        if node.kind_name().ends_with("_expression") || node.kind_name() == "comment" {
+        // Types are defined at file scope and in functions, not inside expressions; and only
+        // where the tag is written (a text search is far cheaper than walking the nodes).
+        if node.kind_name().ends_with("_expression")
+            || node.kind_name() == "comment"
+            || !syntax::text(node, source).contains(tag)
+        {
             continue;
         }
         let mut cursor = node.walk();
