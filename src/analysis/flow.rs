@@ -584,16 +584,8 @@ impl<'a, 't> Engine<'a, 't> {
         {
             return false;
         }
-        let mut up = call.parent();
-        while let Some(p) = up.filter(|p| {
-            matches!(
-                p.kind_name(),
-                "cast_expression" | "parenthesized_expression"
-            )
-        }) {
-            up = p.parent();
-        }
-        up.and_then(syntax::assignment)
+        syntax::parent_outside_casts(call)
+            .and_then(syntax::assignment)
             .is_some_and(|(left, _)| self.text(strip_parens(left)) == self.text(var))
     }
 
@@ -662,24 +654,13 @@ impl<'a, 't> Engine<'a, 't> {
                 .is_some_and(|p| matches!(p.kind_name(), "if_statement" | "while_statement")),
             // `sizeof(*key)`; `&key[0]` or `&key->f` given to a plain call, also through a
             // cast (`printStructLine((twoIntsStruct *)&data[0])`).
-            "pointer_expression" => {
-                let mut up = parent.parent();
-                while let Some(p) = up.filter(|p| {
-                    matches!(
-                        p.kind_name(),
-                        "cast_expression" | "parenthesized_expression"
-                    )
-                }) {
-                    up = p.parent();
-                }
-                up.is_some_and(|p| {
-                    p.kind_name() == "sizeof_expression"
-                        || (p.kind_name() == "argument_list"
-                            && p.parent()
-                                .and_then(|call| callee_name(call, self.source))
-                                .is_some_and(only_reads))
-                })
-            }
+            "pointer_expression" => syntax::parent_outside_casts(parent).is_some_and(|p| {
+                p.kind_name() == "sizeof_expression"
+                    || (p.kind_name() == "argument_list"
+                        && p.parent()
+                            .and_then(|call| callee_name(call, self.source))
+                            .is_some_and(only_reads))
+            }),
             "sizeof_expression" => true,
             "argument_list" => parent
                 .parent()

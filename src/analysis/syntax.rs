@@ -208,7 +208,6 @@ pub fn never_compiled(node: Node, is_zero: impl Fn(Node) -> bool) -> bool {
     false
 }
 
-/// The text of a node; empty when the node does not lie on character boundaries.
 /// True when `test` accepts a node under `root` (itself included), walked without recursion.
 /// `test` answers `Some(true)` for a hit, `Some(false)` to pass over a node and what it holds,
 /// and `None` to look inside it.
@@ -227,6 +226,7 @@ pub fn any_node<'t>(root: Node<'t>, mut test: impl FnMut(Node<'t>) -> Option<boo
     false
 }
 
+/// The text of a node; empty when the node does not lie on character boundaries.
 pub fn text<'a>(node: Node, source: &'a str) -> &'a str {
     source.get(node.byte_range()).unwrap_or("")
 }
@@ -258,6 +258,21 @@ pub fn squash(text: &str) -> String {
 pub fn parent_outside_parens(node: Node) -> Option<Node> {
     let mut parent = node.parent();
     while let Some(p) = parent.filter(|p| p.kind_name() == "parenthesized_expression") {
+        parent = p.parent();
+    }
+    parent
+}
+
+/// The node around `node` once parentheses and casts are left: the assignment in
+/// `p = (char *)realloc(p, n)`, the call in `f((struct s *)&x)`.
+pub fn parent_outside_casts(node: Node) -> Option<Node> {
+    let mut parent = node.parent();
+    while let Some(p) = parent.filter(|p| {
+        matches!(
+            p.kind_name(),
+            "parenthesized_expression" | "cast_expression"
+        )
+    }) {
         parent = p.parent();
     }
     parent

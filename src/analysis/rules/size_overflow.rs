@@ -6,7 +6,7 @@ use tree_sitter::Node;
 use super::{declarations, replace, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Severity};
 use crate::analysis::syntax::{
-    assignment, call_arguments, callee_name, declared_name, strip_parens,
+    self, assignment, call_arguments, callee_name, declared_name, strip_parens,
 };
 
 pub const RULE: Rule = Rule {
@@ -439,16 +439,7 @@ fn user_struct(ctx: &Context, name: &str, call: Node) -> Option<String> {
                 }
             }
             if matches!(callee, "memdup_user" | "vmemdup_user") {
-                let mut parent = node.parent();
-                while let Some(p) = parent.filter(|p| {
-                    matches!(
-                        p.kind_name(),
-                        "parenthesized_expression" | "cast_expression"
-                    )
-                }) {
-                    parent = p.parent();
-                }
-                let target = parent.and_then(|p| match p.kind_name() {
+                let target = syntax::parent_outside_casts(node).and_then(|p| match p.kind_name() {
                     "assignment_expression" => p.field("left"),
                     "init_declarator" => p.field("declarator"),
                     _ => None,
