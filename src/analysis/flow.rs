@@ -2561,13 +2561,11 @@ impl<'a, 't> Engine<'a, 't> {
             }
             "call_expression" => {
                 let name = callee_name(node, self.source).unwrap_or("");
-                let first = call_arguments(node).into_iter().next();
-                match (name, first) {
-                    (n, Some(_)) if tested_condition(n, &call_arguments(node)).is_some() => {
-                        tested_condition(n, &call_arguments(node))
-                            .map(|c| self.knowledge(c, state))
-                            .unwrap_or_default()
-                    }
+                let args = call_arguments(node);
+                if let Some(condition) = tested_condition(name, &args) {
+                    return self.knowledge(condition, state);
+                }
+                match (name, args.first().copied()) {
                     (
                         "IS_ERR" | "IS_ERR_OR_NULL" | "ZERO_OR_NULL_PTR" | "PTR_ERR_OR_ZERO",
                         Some(arg),

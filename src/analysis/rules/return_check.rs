@@ -94,6 +94,42 @@ fn handles_failure(ctx: &Context, condition: tree_sitter::Node) -> bool {
     })
 }
 
+/// What is wrong with comparing `name()`'s result with 0 by `operator`, if anything:
+/// `fgets(...) < 0` and `fwrite(...) < 0` are never true; `fputs(...) == 0` and
+/// `remove(...) == 0` are wrong where the branch handles a failure (`handles_failure`).
+fn misread(
+    name: &str,
+    failure: Failure,
+    operator: &str,
+    handles_failure: impl Fn() -> bool,
+) -> Option<String> {
+    let never = "`< 0` is never true, so a failure goes unnoticed";
+    Some(match (failure, operator) {
+        (Failure::Null, "<") => {
+            format!("{name}() returns a pointer, NULL when it fails; {never}")
+        }
+        (Failure::ShortCount, "<") => {
+            format!("{name}() returns a count of type size_t, never negative; {never}")
+        }
+        (Failure::Eof | Failure::Negative, "==") if handles_failure() => {
+            let value = if failure == Failure::Eof {
+                "EOF"
+            } else {
+                "a negative value"
+            };
+            format!(
+                "{name}() returns {value} when it fails and may return 0 when it succeeds; this \
+                 branch handles a failure that `== 0` does not test"
+            )
+        }
+        (Failure::NonZero, "==") if handles_failure() => format!(
+            "{name}() returns 0 when it succeeds; this branch handles a failure, but `== 0` takes \
+             it on success"
+        ),
+        _ => return None,
+    })
+}
+
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     for m in &ctx.matches {
@@ -126,31 +162,9 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         if !zero {
             continue;
         }
-        let what =
-            match (failure, operator) {
-                // `fgets(...) < 0`: a pointer is never below NULL; `fread(...) < 0`: a size_t.
-                (Failure::Null, "<") => format!(
-                    "{name}() returns a pointer, NULL when it fails; `< 0` is never true, so a \
-                 failure goes unnoticed"
-                ),
-                (Failure::ShortCount, "<") => format!(
-                "{name}() returns a count of type size_t, never negative; `< 0` is never true, \
-                 so a failure goes unnoticed"
-            ),
-                // `fputs(...) == 0` in a branch that reports a failure: 0 is a success.
-                (Failure::Eof | Failure::Negative, "==") if handles_failure(ctx, compare) => {
-                    format!(
-                    "{name}() returns {} when it fails and may return 0 when it succeeds; this \
-                     branch handles a failure that `== 0` does not test",
-                    if failure == Failure::Eof { "EOF" } else { "a negative value" }
-                )
-                }
-                (Failure::NonZero, "==") if handles_failure(ctx, compare) => format!(
-                "{name}() returns 0 when it succeeds; this branch handles a failure, but `== 0` \
-                 takes it on success"
-            ),
-                _ => continue,
-            };
+        let Some(what) = misread(name, failure, operator, || handles_failure(ctx, compare)) else {
+            continue;
+        };
         let fixes = right_test(failure)
             .map(|test| {
                 replace(
