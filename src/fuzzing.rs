@@ -2,7 +2,7 @@
 //! that CI runs (`tests/fuzz.rs`). Each takes arbitrary bytes and checks what must hold for any
 //! input; a panic is a finding.
 
-use crate::analysis::{check_text, dialect, syntax, CheckOptions};
+use crate::analysis::{check_text, dialect, functions, syntax, CheckOptions};
 
 /// The LSP framing proxy: see `server::fuzz_framing`.
 pub fn framing(data: &[u8]) {
@@ -37,6 +37,13 @@ pub fn check(data: &[u8]) {
             && text.is_char_boundary(start)
             && text.is_char_boundary(end)
     };
+    if !functions::may_define_functions(&text) {
+        let parse = syntax::parse(&text, None);
+        assert!(
+            functions::function_nodes(&parse.tree).is_empty(),
+            "a function where no brace was seen"
+        );
+    }
     for finding in check_text(&text, CheckOptions { fixes: true }) {
         assert!(
             in_text(finding.range.start, finding.range.end),

@@ -228,6 +228,80 @@ pub fn leading_comment(text: &str, start: usize) -> Option<usize> {
 /// The longest comment `leading_comment` takes.
 pub const MAX_COMMENT_BYTES: usize = 4096;
 
+/// Whether `text` may define a function: whether a brace stands in its code, outside comments,
+/// string and character literals and preprocessor directives. A function definition has a body,
+/// and a body is braces the parser sees as code, so text without them has nothing to check and
+/// need not be parsed: the headers that only `#define` registers (half the bytes of `drivers/`).
+/// Lines end where the parser sees them end: at `\n` or a lone `\r`, not after a backslash.
+/// Where the parser may read code that a compiler would not (an unclosed comment or literal,
+/// code after a comment in a directive), the answer is yes: a file is skipped only when no
+/// reading of it holds a brace.
+pub fn may_define_functions(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let ends_line = |i: usize| bytes[i] == b'\n' || super::syntax::is_lone_cr(bytes, i);
+    // The length of a backslash and line break at `i` (a spliced line), or 0.
+    let splice = |i: usize| match (bytes.get(i + 1), bytes.get(i + 2)) {
+        _ if bytes[i] != b'\\' => 0,
+        (Some(b'\r'), Some(b'\n')) => 3,
+        (Some(b'\n' | b'\r'), _) => 2,
+        _ => 0,
+    };
+    let (mut i, mut line_start, mut directive) = (0, true, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if splice(i) > 0 {
+            i += splice(i);
+            continue;
+        }
+        if ends_line(i) {
+            (line_start, directive) = (true, false);
+            i += 1;
+            continue;
+        }
+        match (b, bytes.get(i + 1)) {
+            (b'/', Some(b'*')) => {
+                // The parser reads an unclosed comment as code; after a comment, the rest of a
+                // directive's line can be read as code too.
+                let Some(at) = text[i + 2..].find("*/") else {
+                    return true;
+                };
+                i += 2 + at + 2;
+                (line_start, directive) = (false, false);
+                continue;
+            }
+            (b'/', Some(b'/')) => {
+                while i < bytes.len() && !ends_line(i) {
+                    i += splice(i).max(1);
+                }
+                continue;
+            }
+            (b'"' | b'\'', _) => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b && !ends_line(i) {
+                    i += if bytes[i] == b'\\' {
+                        splice(i).max(2)
+                    } else {
+                        1
+                    };
+                }
+                // The parser reads the rest of the line after an unclosed literal as code.
+                if bytes.get(i) != Some(&b) && !directive {
+                    return true;
+                }
+                i += usize::from(bytes.get(i) == Some(&b));
+                line_start = false;
+                continue;
+            }
+            (b'#', _) if line_start => directive = true,
+            (b'{' | b'}', _) if !directive => return true,
+            _ => {}
+        }
+        line_start &= b.is_ascii_whitespace();
+        i += 1;
+    }
+    false
+}
+
 /// The function definitions of a tree, including those inside `#if` blocks and `extern "C"`,
 /// and those that a macro pushed into an `ERROR` node.
 pub fn function_nodes(tree: &Tree) -> Vec<Node<'_>> {
@@ -478,6 +552,41 @@ mod tests {
     fn index(text: &str) -> (FunctionIndex, Tree) {
         let parse = syntax::parse(text, None);
         (FunctionIndex::build(&parse.tree, text), parse.tree)
+    }
+
+    #[test]
+    fn text_without_braces_in_code_defines_no_function() {
+        let none = [
+            "#define REG_A 0x10\n#define REG_B(n) (0x20 + (n))\n",
+            "#define FOO do { bar(); } while (0)\n",
+            "#define LONG_ONE(x) \\\n\tdo { (x)++; } while (0)\n",
+            "#define CRLF_ONE(x) \\\r\n\t{ (x)++; }\r\n",
+            "/* int f(void) { return 0; } */\n// int g(void) { }\n",
+            "// a comment, \\\n{ spliced into it }\n",
+            "extern int f(int x);\nstatic const char *s = \"{\";\nchar c = '}';\n",
+            "  # if 0 /* { */\n#endif\n",
+            "#define REG_C 0x30 /* a comment */\n#define REG_D 0x40 // { another\n",
+        ];
+        for text in none {
+            assert!(!may_define_functions(text), "{text:?}");
+            let parse = syntax::parse(text, None);
+            assert!(function_nodes(&parse.tree).is_empty(), "{text:?}");
+        }
+        let some = [
+            "int f(void) { return 0; }\n",
+            "#define X 1\nint f(void)\n{\n}\n",
+            "#define X 1 /* a comment \n over two lines */\nint f(void) { }\n",
+            "char *s = \"unclosed\nint f(void) { }\n",
+            "int f(void) /* unclosed\n{ return 0; }\n",
+            "char *s = \"unclosed { }\n",
+            "#define X 1 /* a comment */ {\n",
+            "/* a comment */ #define X {\n",
+            "#if A\rint f(void) { }\r",
+            "int x; #define FOO {\n",
+        ];
+        for text in some {
+            assert!(may_define_functions(text), "{text:?}");
+        }
     }
 
     #[test]

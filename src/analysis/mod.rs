@@ -20,6 +20,9 @@ pub use rules::CheckOptions;
 
 /// Checks every function of a file.
 pub fn check_text(text: &str, options: CheckOptions) -> Vec<Finding> {
+    if !functions::may_define_functions(text) {
+        return Vec::new();
+    }
     let parse = syntax::parse(text, None);
     functions::function_nodes(&parse.tree)
         .into_iter()
