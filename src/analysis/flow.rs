@@ -418,6 +418,23 @@ impl State {
     }
 }
 
+/// The resource `key` names: itself, or for a local the object was copied to on this path
+/// (`p = ctx->buf`, see `Resource::also`) the object's own key, so `*p` and `if (!p)` are a use
+/// and a test of it. `None` for a local that holds no tracked object.
+fn copied_from(state: &State, key: String, node: Node) -> Option<String> {
+    if state.resources.contains_key(&key) || node.kind_name() != "identifier" {
+        return Some(key);
+    }
+    let mut holders = state
+        .resources
+        .iter()
+        .filter(|(_, r)| r.also.contains(&key));
+    match (holders.next(), holders.next()) {
+        (Some((object, _)), None) => Some(object.clone()),
+        _ => Some(key),
+    }
+}
+
 /// `place = p`: the object escapes into a place the walk can name (`Resource::stored`);
 /// `None` is a place it cannot be taken back from (another local, a global).
 fn store(r: &mut Resource, place: Option<&str>) {
@@ -2188,7 +2205,12 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// `pointer` is dereferenced by `at` (`p->x`, `*p`, `p[i]`, `memset(p, ...)`).
     fn dereference(&mut self, pointer: Node, at: Node, state: &mut State) {
-        let Some(key) = self.key(pointer) else { return };
+        let Some(key) = self
+            .key(pointer)
+            .and_then(|k| copied_from(state, k, pointer))
+        else {
+            return;
+        };
         let Some(r) = state.resources.get_mut(&key) else {
             return;
         };
@@ -2210,7 +2232,8 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// Any resource mentioned as a plain value in `node` counts as tested for NULL.
     fn mark_checked(&self, node: Node, state: &mut State) {
-        if let Some(r) = self.key(node).and_then(|k| state.resources.get_mut(&k)) {
+        let key = self.key(node).and_then(|k| copied_from(state, k, node));
+        if let Some(r) = key.and_then(|k| state.resources.get_mut(&k)) {
             r.checked = true;
             return;
         }
@@ -2298,11 +2321,12 @@ impl<'a, 't> Engine<'a, 't> {
                 state.reset(&cursor);
             }
         }
-        for field in ["initializer", "condition"] {
-            if let Some(part) = node.field(field) {
-                self.visit(part, state);
-                self.mark_checked(part, state);
-            }
+        if let Some(initializer) = node.field("initializer") {
+            self.visit(initializer, state);
+        }
+        if let Some(condition) = node.field("condition") {
+            self.visit(condition, state);
+            self.mark_checked(condition, state);
         }
         // `while (1)` and `for (;;)` leave only through `break` (or a return inside).
         let forever = match node.field("condition").map(strip_parens) {
