@@ -408,6 +408,14 @@ impl State {
     }
 
     /// Forgets `key` and everything reached through it (`key->field`).
+    /// The keys of the objects `alias` was copied to or points into (`Resource::also`).
+    fn holders<'s>(&'s self, alias: &'s str) -> impl Iterator<Item = &'s String> + 's {
+        self.resources
+            .iter()
+            .filter(move |(_, r)| r.also.iter().any(|a| a == alias))
+            .map(|(k, _)| k)
+    }
+
     fn reset(&mut self, key: &str) {
         self.resources.retain(|k, _| !is_within(k, key));
         for r in self.resources.values_mut() {
@@ -418,21 +426,21 @@ impl State {
     }
 }
 
-/// The resource `key` names: itself, or for a local the object was copied to on this path
-/// (`p = ctx->buf`, see `Resource::also`) the object's own key, so `*p` and `if (!p)` are a use
-/// and a test of it. `None` for a local that holds no tracked object.
-fn copied_from(state: &State, key: String, node: Node) -> Option<String> {
+/// The key of the resource `key` names: `key` itself, or for a local the object was copied to
+/// on this path, and no other object (`p = ctx->buf`, see `Resource::also`), the object's own
+/// key, so `*p` and `if (!p)` are a use and a test of it.
+fn copied_from(state: &State, key: String, node: Node) -> String {
     if state.resources.contains_key(&key) || node.kind_name() != "identifier" {
-        return Some(key);
+        return key;
     }
-    let mut holders = state
-        .resources
-        .iter()
-        .filter(|(_, r)| r.also.contains(&key));
-    match (holders.next(), holders.next()) {
-        (Some((object, _)), None) => Some(object.clone()),
-        _ => Some(key),
-    }
+    let object = {
+        let mut holders = state.holders(&key);
+        match (holders.next(), holders.next()) {
+            (Some(object), None) => Some(object.clone()),
+            _ => None,
+        }
+    };
+    object.unwrap_or(key)
 }
 
 /// `place = p`: the object escapes into a place the walk can name (`Resource::stored`);
@@ -1080,14 +1088,8 @@ impl<'a, 't> Engine<'a, 't> {
                 Vec::new()
             }
             _ => {
-                let named = |alias: &str| -> Vec<String> {
-                    state
-                        .resources
-                        .iter()
-                        .filter(|(_, r)| r.also.iter().any(|a| a == alias))
-                        .map(|(k, _)| k.clone())
-                        .collect()
-                };
+                let named =
+                    |alias: &str| -> Vec<String> { state.holders(alias).cloned().collect() };
                 match self.key(node) {
                     Some(key) if state.resources.contains_key(&key) => vec![key],
                     // A local the object was copied to, or that points into it (`bind`).
@@ -2205,10 +2207,7 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// `pointer` is dereferenced by `at` (`p->x`, `*p`, `p[i]`, `memset(p, ...)`).
     fn dereference(&mut self, pointer: Node, at: Node, state: &mut State) {
-        let Some(key) = self
-            .key(pointer)
-            .and_then(|k| copied_from(state, k, pointer))
-        else {
+        let Some(key) = self.key(pointer).map(|k| copied_from(state, k, pointer)) else {
             return;
         };
         let Some(r) = state.resources.get_mut(&key) else {
@@ -2232,7 +2231,7 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// Any resource mentioned as a plain value in `node` counts as tested for NULL.
     fn mark_checked(&self, node: Node, state: &mut State) {
-        let key = self.key(node).and_then(|k| copied_from(state, k, node));
+        let key = self.key(node).map(|k| copied_from(state, k, node));
         if let Some(r) = key.and_then(|k| state.resources.get_mut(&k)) {
             r.checked = true;
             return;

@@ -249,8 +249,9 @@ pub fn may_define_functions(text: &str) -> bool {
     let (mut i, mut line_start, mut directive) = (0, true, false);
     while i < bytes.len() {
         let b = bytes[i];
-        if splice(i) > 0 {
-            i += splice(i);
+        let spliced = splice(i);
+        if spliced > 0 {
+            i += spliced;
             continue;
         }
         if ends_line(i) {
