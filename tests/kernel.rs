@@ -1,9 +1,10 @@
 //! The patched CPU quantized matmul in vendor/candle-core gives bit-for-bit the results of
 //! upstream's algorithm (one `vec_dot` of a quantized input row with a weight row per output),
-//! for shapes around its tile and block edges, with Q8_0 and Q4_K weights. Q8_0 goes through the
-//! patch's own four-by-four kernel (`vec_dot_q8_0_q8_0_tile`, VNNI where the CPU has it).
+//! for shapes around its tile and block edges, with Q8_0, Q4_K and Q6_K weights, each through
+//! the patch's own four-by-four kernel (`vec_dot_q8_0_q8_0_tile`, `vec_dot_q4k_q8k_tile`,
+//! `vec_dot_q6k_q8k_tile`; VNNI where the CPU has it).
 
-use candle_core::quantized::k_quants::{self, BlockQ4K, BlockQ8_0, GgmlType};
+use candle_core::quantized::k_quants::{self, BlockQ4K, BlockQ6K, BlockQ8_0, GgmlType};
 
 /// A fixed pseudo-random sequence in [-1, 1).
 fn values(count: usize, seed: u64) -> Vec<f32> {
@@ -60,6 +61,9 @@ fn patched_matmul_matches_upstream_bit_for_bit() {
     check::<BlockQ8_0>(96);
     check::<BlockQ8_0>(576);
     check::<BlockQ4K>(256);
+    check::<BlockQ4K>(768);
+    check::<BlockQ6K>(256);
+    check::<BlockQ6K>(768);
 }
 
 /// Upstream's scalar `quantize_row_q8_0`, as the 34 bytes of each block (f16 scale, 32 i8).

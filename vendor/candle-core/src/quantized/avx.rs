@@ -163,6 +163,238 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_tile<const R: usize, const C: usize>(
     out
 }
 
+/// aidiag patch (see vendor/README.md): `acc + madd(a, b)`, the i16 pair products of `a` and `b`
+/// summed into i32 lanes and added to `acc`, for the 32-byte paths of the K-quant tiles (CPUs
+/// without AVX-512BW and VNNI): upstream's `madd` + `add`.
+#[cfg(not(all(target_feature = "avx512bw", target_feature = "avx512vnni")))]
+#[inline(always)]
+unsafe fn madd_acc(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
+}
+
+/// aidiag patch (see vendor/README.md): the 6-bit scales and mins of a Q4_K block, as upstream's
+/// `vec_dot_q4k_q8k` unpacks them: bytes 0..8 the scales, 8..16 the mins.
+#[inline(always)]
+fn q4k_scales_and_mins(x: &BlockQ4K) -> [u32; 4] {
+    const KMASK1: u32 = 0x3f3f3f3f;
+    const KMASK2: u32 = 0x0f0f0f0f;
+    const KMASK3: u32 = 0x03030303;
+    let mut utmp = [0u32; 4];
+    LittleEndian::read_u32_into(&x.scales, &mut utmp[0..3]);
+    utmp[3] = ((utmp[2] >> 4) & KMASK2) | (((utmp[1] >> 6) & KMASK3) << 4);
+    let uaux = utmp[1] & KMASK1;
+    utmp[1] = (utmp[2] & KMASK2) | (((utmp[0] >> 6) & KMASK3) << 4);
+    utmp[2] = uaux;
+    utmp[0] &= KMASK1;
+    utmp
+}
+
+/// aidiag patch (see vendor/README.md): `vec_dot_q4k_q8k` of `R` activation rows `ys` with `C`
+/// weight rows `xs` at once: `out[r][c]` is bit-for-bit `vec_dot_q4k_q8k(n, xs[c], ys[r])`.
+/// Each (r, c) keeps upstream's two accumulators (the eight f32 lanes of the scaled sums and the
+/// four of the mins), updated block by block with the same f32 operations in the same order and
+/// summed the same way at the end. The i32 lanes of a block's sum are the same integers: lane i
+/// is the sum over the block's 32-value groups of the group's scale times its bytes 4i..4i+3
+/// of `q4 * q8`, here accumulated with `vpdpwssd` where the CPU has it (integer sums, so the
+/// order does not matter). What changes is that a weight block's nibbles, scales and mins are
+/// unpacked once for `R` rows and an activation block is loaded once for `C` weight rows.
+///
+/// Safety: every row of `xs` and `ys` must hold at least `xs[0].len()` blocks.
+#[inline(always)]
+pub(crate) unsafe fn vec_dot_q4k_q8k_tile<const R: usize, const C: usize>(
+    xs: [&[BlockQ4K]; C],
+    ys: [&[BlockQ8K]; R],
+) -> [[f32; C]; R] {
+    let blocks = xs[0].len();
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    let mut acc_m = [[_mm_setzero_ps(); C]; R];
+    for b in 0..blocks {
+        // The weight blocks' scales (bytes 0..8 of `bytes`) and mins (8..16).
+        let mut bytes = [[0u8; 16]; C];
+        let mut mins = [_mm_setzero_si128(); C];
+        let mut dx = [0f32; C];
+        let mut dminx = [0f32; C];
+        for c in 0..C {
+            let x = xs[c].get_unchecked(b);
+            let utmp = q4k_scales_and_mins(x);
+            bytes[c] = std::mem::transmute::<[u32; 4], [u8; 16]>(utmp);
+            mins[c] = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, utmp[3] as i32, utmp[2] as i32));
+            dx[c] = x.d.to_f32();
+            dminx[c] = x.dmin.to_f32();
+        }
+        for r in 0..R {
+            let y = ys[r].get_unchecked(b);
+            let q8sums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+            let q8s = _mm_hadd_epi16(
+                _mm256_extracti128_si256(q8sums, 0),
+                _mm256_extracti128_si256(q8sums, 1),
+            );
+            for c in 0..C {
+                let dmin = -y.d * dminx[c];
+                let prod = _mm_madd_epi16(mins[c], q8s);
+                acc_m[r][c] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[r][c]);
+            }
+        }
+        let sumi = q4k_sums(xs, ys, b, &bytes);
+        for r in 0..R {
+            let yd = ys[r].get_unchecked(b).d;
+            for c in 0..C {
+                let d = yd * dx[c];
+                acc[r][c] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+            }
+        }
+    }
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            let m = acc_m[r][c];
+            let m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+            let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+            out[r][c] = hsum_float_8(acc[r][c]) + _mm_cvtss_f32(m);
+        }
+    }
+    out
+}
+
+/// aidiag patch (see vendor/README.md): the i32 lanes of block `b` of `vec_dot_q4k_q8k` for each
+/// (activation row, weight row): lane i is the sum over the eight 32-value groups of the group's
+/// scale (`bytes[c][group]`) times bytes 4i..4i+3 of `q4 * q8`, as upstream's `maddubs` and
+/// `madd` compute it. With AVX-512 two groups go through one 64-byte `vpmaddubsw` and
+/// `vpdpwssd` (the two halves added at the end: integer sums); otherwise one group per 32-byte
+/// instruction.
+#[inline(always)]
+unsafe fn q4k_sums<const R: usize, const C: usize>(
+    xs: [&[BlockQ4K]; C],
+    ys: [&[BlockQ8K]; R],
+    b: usize,
+    bytes: &[[u8; 16]; C],
+) -> [[__m256i; C]; R] {
+    #[cfg(all(target_feature = "avx512bw", target_feature = "avx512vnni"))]
+    {
+        let m4 = _mm512_set1_epi8(0xF);
+        // Vector j: group 2j's scale in the low 16 i16 lanes, group 2j + 1's in the high 16.
+        let mut scales = [[_mm512_setzero_si512(); QK_K / 64]; C];
+        for c in 0..C {
+            for (j, scale) in scales[c].iter_mut().enumerate() {
+                *scale = _mm512_inserti64x4(
+                    _mm512_set1_epi16(bytes[c][2 * j] as i16),
+                    _mm256_set1_epi16(bytes[c][2 * j + 1] as i16),
+                    1,
+                );
+            }
+        }
+        // Kept in memory and read by the multiply-adds as operands: registers hold the sums.
+        let scales = std::hint::black_box(&scales);
+        let mut sumi = [[_mm512_setzero_si512(); C]; R];
+        for j in 0..QK_K / 64 {
+            let mut q4 = [_mm512_setzero_si512(); C];
+            for c in 0..C {
+                let x = xs[c].get_unchecked(b);
+                let bits = _mm256_loadu_si256(x.qs.as_ptr().add(32 * j) as *const __m256i);
+                let both = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(bits),
+                    _mm256_srli_epi16(bits, 4),
+                    1,
+                );
+                q4[c] = _mm512_and_si512(both, m4);
+            }
+            for r in 0..R {
+                let y = ys[r].get_unchecked(b);
+                let q8 = _mm512_loadu_si512(y.qs.as_ptr().add(64 * j) as *const __m512i);
+                for c in 0..C {
+                    let p16 = _mm512_maddubs_epi16(q4[c], q8);
+                    sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], scales[c][j], p16);
+                }
+            }
+        }
+        let mut out = [[_mm256_setzero_si256(); C]; R];
+        for r in 0..R {
+            for c in 0..C {
+                out[r][c] = _mm256_add_epi32(
+                    _mm512_castsi512_si256(sumi[r][c]),
+                    _mm512_extracti64x4_epi64(sumi[r][c], 1),
+                );
+            }
+        }
+        out
+    }
+    #[cfg(not(all(target_feature = "avx512bw", target_feature = "avx512vnni")))]
+    {
+        let m4 = _mm256_set1_epi8(0xF);
+        let mut scales = [[_mm256_setzero_si256(); QK_K / 32]; C];
+        for c in 0..C {
+            for (g, scale) in scales[c].iter_mut().enumerate() {
+                *scale = _mm256_set1_epi16(bytes[c][g] as i16);
+            }
+        }
+        // Kept in memory and read by the multiply-adds as operands: registers hold the sums.
+        let scales = std::hint::black_box(&scales);
+        let mut sumi = [[_mm256_setzero_si256(); C]; R];
+        for j in 0..QK_K / 64 {
+            let mut q4l = [_mm256_setzero_si256(); C];
+            let mut q4h = [_mm256_setzero_si256(); C];
+            for c in 0..C {
+                let x = xs[c].get_unchecked(b);
+                let bits = _mm256_loadu_si256(x.qs.as_ptr().add(32 * j) as *const __m256i);
+                q4l[c] = _mm256_and_si256(bits, m4);
+                q4h[c] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            }
+            for r in 0..R {
+                let y = ys[r].get_unchecked(b);
+                let q8l = _mm256_loadu_si256(y.qs.as_ptr().add(64 * j) as *const __m256i);
+                let q8h = _mm256_loadu_si256(y.qs.as_ptr().add(64 * j + 32) as *const __m256i);
+                for c in 0..C {
+                    let l = _mm256_maddubs_epi16(q4l[c], q8l);
+                    let s = madd_acc(sumi[r][c], scales[c][2 * j], l);
+                    let h = _mm256_maddubs_epi16(q4h[c], q8h);
+                    sumi[r][c] = madd_acc(s, scales[c][2 * j + 1], h);
+                }
+            }
+        }
+        sumi
+    }
+}
+
+/// aidiag patch (see vendor/README.md): `vec_dot_q6k_q8k` of `R` activation rows `ys` with `C`
+/// weight rows `xs` at once: `out[r][c]` is bit-for-bit `vec_dot_q6k_q8k(n, xs[c], ys[r])`, in
+/// the manner of `vec_dot_q4k_q8k_tile`: the same f32 accumulator per (r, c), the same i32 lanes
+/// per block (integer sums, order free), a weight block's 6-bit values and scales unpacked once
+/// for `R` rows and an activation block's values and offsets (`32 * q8`) once for `C` weight
+/// rows.
+///
+/// Safety: every row of `xs` and `ys` must hold at least `xs[0].len()` blocks.
+#[inline(always)]
+pub(crate) unsafe fn vec_dot_q6k_q8k_tile<const R: usize, const C: usize>(
+    xs: [&[BlockQ6K]; C],
+    ys: [&[BlockQ8K]; R],
+) -> [[f32; C]; R] {
+    let blocks = xs[0].len();
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    for b in 0..blocks {
+        let mut dx = [0f32; C];
+        for c in 0..C {
+            dx[c] = xs[c].get_unchecked(b).d.to_f32();
+        }
+        let sumi = q6k_sums(xs, ys, b);
+        for r in 0..R {
+            let yd = ys[r].get_unchecked(b).d;
+            for c in 0..C {
+                let d = yd * dx[c];
+                acc[r][c] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+            }
+        }
+    }
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            out[r][c] = hsum_float_8(acc[r][c]);
+        }
+    }
+    out
+}
+
 #[inline(always)]
 unsafe fn get_scale_shuffle(i: usize) -> __m128i {
     const K_SHUFFLE: [u8; 128] = [
@@ -785,4 +1017,135 @@ pub(crate) unsafe fn quantize_block_q8_0(xs: &[f32], y: &mut BlockQ8_0) {
     let bytes = _mm256_packs_epi16(q01, q23);
     let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(y.qs.as_mut_ptr() as *mut __m256i, bytes);
+}
+
+/// aidiag patch (see vendor/README.md): the i32 lanes of block `b` of `vec_dot_q6k_q8k` for each
+/// (activation row, weight row): lane i is the sum over the sixteen 16-value groups of the
+/// group's scale times the i16 pair sums of `q6 * q8 - 32 * q8` that fall in lane i, as
+/// upstream's `maddubs`, `sub` and `madd` compute them. With AVX-512 two 32-value quarters go
+/// through one 64-byte instruction each (the two halves added at the end: integer sums);
+/// otherwise one per 32-byte instruction.
+#[inline(always)]
+unsafe fn q6k_sums<const R: usize, const C: usize>(
+    xs: [&[BlockQ6K]; C],
+    ys: [&[BlockQ8K]; R],
+    b: usize,
+) -> [[__m256i; C]; R] {
+    #[cfg(all(target_feature = "avx512bw", target_feature = "avx512vnni"))]
+    {
+        let m4 = _mm512_set1_epi8(0xF);
+        let m2 = _mm512_set1_epi8(3);
+        let m32s = _mm512_set1_epi8(32);
+        // Vector h covers the 64 values 64h..64h + 64: the scales of its four groups of 16.
+        let mut scales = [[_mm512_setzero_si512(); QK_K / 64]; C];
+        for c in 0..C {
+            let x = xs[c].get_unchecked(b);
+            let s = _mm_loadu_si128(x.scales.as_ptr() as *const __m128i);
+            for (h, scale) in scales[c].iter_mut().enumerate() {
+                let lo = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, get_scale_shuffle(2 * h)));
+                let hi = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, get_scale_shuffle(2 * h + 1)));
+                *scale = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            }
+        }
+        let scales = std::hint::black_box(&scales);
+        let mut sumi = [[_mm512_setzero_si512(); C]; R];
+        for j in 0..QK_K / 128 {
+            // Half 0: quarters 0 and 1 of the 128 values (the low nibbles of `ql`, bits 0-1 and
+            // 2-3 of `qh`); half 1: quarters 2 and 3 (the high nibbles, bits 4-5 and 6-7).
+            for half in 0..2 {
+                let mut q6 = [_mm512_setzero_si512(); C];
+                for c in 0..C {
+                    let x = xs[c].get_unchecked(b);
+                    let ql = _mm512_loadu_si512(x.ql.as_ptr().add(64 * j) as *const __m512i);
+                    let qh = _mm256_loadu_si256(x.qh.as_ptr().add(32 * j) as *const __m256i);
+                    let (low, qh) = match half {
+                        0 => (
+                            ql,
+                            _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1),
+                        ),
+                        _ => (
+                            _mm512_srli_epi16(ql, 4),
+                            _mm512_inserti64x4(
+                                _mm512_castsi256_si512(_mm256_srli_epi16(qh, 4)),
+                                _mm256_srli_epi16(qh, 6),
+                                1,
+                            ),
+                        ),
+                    };
+                    let high = _mm512_slli_epi16(_mm512_and_si512(qh, m2), 4);
+                    q6[c] = _mm512_or_si512(_mm512_and_si512(low, m4), high);
+                }
+                for r in 0..R {
+                    let y = ys[r].get_unchecked(b);
+                    let at = 128 * j + 64 * half;
+                    let q8 = _mm512_loadu_si512(y.qs.as_ptr().add(at) as *const __m512i);
+                    let q8s = _mm512_maddubs_epi16(m32s, q8);
+                    for c in 0..C {
+                        let p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(q6[c], q8), q8s);
+                        sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], scales[c][2 * j + half], p16);
+                    }
+                }
+            }
+        }
+        let mut out = [[_mm256_setzero_si256(); C]; R];
+        for r in 0..R {
+            for c in 0..C {
+                out[r][c] = _mm256_add_epi32(
+                    _mm512_castsi512_si256(sumi[r][c]),
+                    _mm512_extracti64x4_epi64(sumi[r][c], 1),
+                );
+            }
+        }
+        out
+    }
+    #[cfg(not(all(target_feature = "avx512bw", target_feature = "avx512vnni")))]
+    {
+        let m4 = _mm256_set1_epi8(0xF);
+        let m2 = _mm256_set1_epi8(3);
+        let m32s = _mm256_set1_epi8(32);
+        // Each 16-value group's scale as i16 lanes: vector g covers groups 2g and 2g + 1.
+        let mut scales = [[_mm256_setzero_si256(); QK_K / 32]; C];
+        for c in 0..C {
+            let x = xs[c].get_unchecked(b);
+            let s = _mm_loadu_si128(x.scales.as_ptr() as *const __m128i);
+            for (g, scale) in scales[c].iter_mut().enumerate() {
+                *scale = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, get_scale_shuffle(g)));
+            }
+        }
+        let scales = std::hint::black_box(&scales);
+        let mut sumi = [[_mm256_setzero_si256(); C]; R];
+        for j in 0..QK_K / 128 {
+            for k in 0..4 {
+                let mut q6 = [_mm256_setzero_si256(); C];
+                for c in 0..C {
+                    let x = xs[c].get_unchecked(b);
+                    let ql = x.ql.as_ptr().add(64 * j + 32 * (k % 2));
+                    let ql = _mm256_loadu_si256(ql as *const __m256i);
+                    let qh = _mm256_loadu_si256(x.qh.as_ptr().add(32 * j) as *const __m256i);
+                    let low = match k {
+                        0 | 1 => _mm256_and_si256(ql, m4),
+                        _ => _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4),
+                    };
+                    let high = match k {
+                        0 => _mm256_and_si256(qh, m2),
+                        1 => _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                        2 => _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
+                        _ => _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
+                    };
+                    q6[c] = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+                }
+                for r in 0..R {
+                    let y = ys[r].get_unchecked(b);
+                    let at = 128 * j + 32 * k;
+                    let q8 = _mm256_loadu_si256(y.qs.as_ptr().add(at) as *const __m256i);
+                    let q8s = _mm256_maddubs_epi16(m32s, q8);
+                    for c in 0..C {
+                        let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q6[c], q8), q8s);
+                        sumi[r][c] = madd_acc(sumi[r][c], scales[c][4 * j + k], p16);
+                    }
+                }
+            }
+        }
+        sumi
+    }
 }

@@ -1894,21 +1894,31 @@ pub fn matmul<T: GgmlType>(
         return Ok(());
     }
     #[cfg(target_feature = "avx")]
-    if T::DTYPE == GgmlDType::Q8_0
-        && T::VecDotType::DTYPE == GgmlDType::Q8_0
-        && k % QK8_0 == 0
-        && m >= SMALL_M
-    {
-        // Safety: both types are BlockQ8_0 (the only GgmlType with these dtypes), and the
-        // activation rows were just quantized by its `from_float`.
-        let (lhs_b, rhs_t) = unsafe {
-            (
-                std::slice::from_raw_parts(lhs_b.as_ptr() as *const BlockQ8_0, lhs_b.len()),
-                std::slice::from_raw_parts(rhs_t.as_ptr() as *const BlockQ8_0, rhs_t.len()),
-            )
-        };
-        matmul_q8_0((m, k_in_lhs_blocks, n), lhs_b, rhs_t, dst);
-        return Ok(());
+    if m >= SMALL_M && k % T::BLCK_SIZE == 0 {
+        // Safety (each arm): `T` is the one GgmlType with that DTYPE, its VecDotType the one
+        // named, and the activation rows were just quantized by that type's `from_float`.
+        let mbn = (m, k_in_lhs_blocks, n);
+        unsafe fn cast<A, B>(xs: &[A]) -> &[B] {
+            std::slice::from_raw_parts(xs.as_ptr() as *const B, xs.len())
+        }
+        match (T::DTYPE, T::VecDotType::DTYPE) {
+            (GgmlDType::Q8_0, GgmlDType::Q8_0) => {
+                let (lhs, rhs) = unsafe { (cast::<_, BlockQ8_0>(lhs_b), cast::<_, BlockQ8_0>(rhs_t)) };
+                matmul_tiled(mbn, lhs, rhs, dst);
+                return Ok(());
+            }
+            (GgmlDType::Q4K, GgmlDType::Q8K) => {
+                let (lhs, rhs) = unsafe { (cast::<_, BlockQ8K>(lhs_b), cast::<_, BlockQ4K>(rhs_t)) };
+                matmul_tiled(mbn, lhs, rhs, dst);
+                return Ok(());
+            }
+            (GgmlDType::Q6K, GgmlDType::Q8K) => {
+                let (lhs, rhs) = unsafe { (cast::<_, BlockQ8K>(lhs_b), cast::<_, BlockQ6K>(rhs_t)) };
+                matmul_tiled(mbn, lhs, rhs, dst);
+                return Ok(());
+            }
+            _ => {}
+        }
     }
     if m < SMALL_M {
         // Decoding (one row): upstream's loop, which splits the columns finer.
@@ -1963,14 +1973,61 @@ pub fn matmul<T: GgmlType>(
     Ok(())
 }
 
-/// aidiag patch (see vendor/README.md): the matmul for Q8_0 weights and 4 rows or more,
-/// `(m, blocks, n)` with `lhs` the quantized input rows and `rhs` the weight rows, each `blocks`
-/// long. (Decoding keeps upstream's loop: the same kernel one row by four columns measured 15-25%
-/// slower there.) Like the generic path below it splits the output columns into blocks, each computed for all rows, but computes four
-/// rows by four columns at once with `avx::vec_dot_q8_0_q8_0_tile`, whose every output is
-/// bit-for-bit upstream's `vec_dot`.
+/// aidiag patch (see vendor/README.md): a weight type with a kernel that computes `R` activation
+/// rows by `C` weight rows at once, each output bit-for-bit the type's `vec_dot`.
 #[cfg(target_feature = "avx")]
-fn matmul_q8_0(mbn: (usize, usize, usize), lhs: &[BlockQ8_0], rhs: &[BlockQ8_0], dst: &mut [f32]) {
+trait Tiled: GgmlType {
+    /// Safety: every row of `xs` and `ys` holds at least `xs[0].len()` blocks, and the
+    /// activation rows come from `Self::VecDotType::from_float`.
+    unsafe fn tile<const R: usize, const C: usize>(
+        xs: [&[Self]; C],
+        ys: [&[Self::VecDotType]; R],
+    ) -> [[f32; C]; R];
+}
+
+#[cfg(target_feature = "avx")]
+impl Tiled for BlockQ8_0 {
+    unsafe fn tile<const R: usize, const C: usize>(
+        xs: [&[Self]; C],
+        ys: [&[BlockQ8_0]; R],
+    ) -> [[f32; C]; R] {
+        super::avx::vec_dot_q8_0_q8_0_tile(xs, ys)
+    }
+}
+
+#[cfg(target_feature = "avx")]
+impl Tiled for BlockQ4K {
+    unsafe fn tile<const R: usize, const C: usize>(
+        xs: [&[Self]; C],
+        ys: [&[BlockQ8K]; R],
+    ) -> [[f32; C]; R] {
+        super::avx::vec_dot_q4k_q8k_tile(xs, ys)
+    }
+}
+
+#[cfg(target_feature = "avx")]
+impl Tiled for BlockQ6K {
+    unsafe fn tile<const R: usize, const C: usize>(
+        xs: [&[Self]; C],
+        ys: [&[BlockQ8K]; R],
+    ) -> [[f32; C]; R] {
+        super::avx::vec_dot_q6k_q8k_tile(xs, ys)
+    }
+}
+
+/// aidiag patch (see vendor/README.md): the matmul for 4 rows or more of a weight type with a
+/// tile kernel (Q8_0, Q4_K, Q6_K), `(m, blocks, n)` with `lhs` the quantized input rows and
+/// `rhs` the weight rows, each `blocks` long. (Decoding keeps upstream's loop: the Q8_0 kernel
+/// one row by four columns measured 15-25% slower there.) Like the generic path below it
+/// splits the output columns into blocks, each computed for all rows, but computes four rows by
+/// four columns at once with `T::tile`, whose every output is bit-for-bit upstream's `vec_dot`.
+#[cfg(target_feature = "avx")]
+fn matmul_tiled<T: Tiled>(
+    mbn: (usize, usize, usize),
+    lhs: &[T::VecDotType],
+    rhs: &[T],
+    dst: &mut [f32],
+) {
     const BLOCK_COLS: usize = 32;
     const TILE_ROWS: usize = 16;
     let (m, _, n) = mbn;
@@ -1983,7 +2040,7 @@ fn matmul_q8_0(mbn: (usize, usize, usize), lhs: &[BlockQ8_0], rhs: &[BlockQ8_0],
             for tile in (0..m).step_by(TILE_ROWS) {
                 let rows = tile..(tile + TILE_ROWS).min(m);
                 let out = &mut out[tile * width..rows.end * width];
-                q8_0_tiles(mbn, lhs, rhs, rows, first_col..first_col + width, out);
+                tiles(mbn, lhs, rhs, rows, first_col..first_col + width, out);
             }
             out
         })
@@ -1998,18 +2055,17 @@ fn matmul_q8_0(mbn: (usize, usize, usize), lhs: &[BlockQ8_0], rhs: &[BlockQ8_0],
     }
 }
 
-/// Outputs `rows` x `cols` of the Q8_0 matmul into `out`, row-major with `cols.len()` per row:
+/// Outputs `rows` x `cols` of the tiled matmul into `out`, row-major with `cols.len()` per row:
 /// four by four, then the last rows one by one, then the last columns one by one.
 #[cfg(target_feature = "avx")]
-fn q8_0_tiles(
+fn tiles<T: Tiled>(
     (m, blocks, n): (usize, usize, usize),
-    lhs: &[BlockQ8_0],
-    rhs: &[BlockQ8_0],
+    lhs: &[T::VecDotType],
+    rhs: &[T],
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
     out: &mut [f32],
 ) {
-    use super::avx::vec_dot_q8_0_q8_0_tile as tile;
     assert!(rows.end <= m && cols.end <= n && lhs.len() >= m * blocks && rhs.len() >= n * blocks);
     assert_eq!(out.len(), rows.len() * cols.len());
     let width = cols.len();
@@ -2021,8 +2077,9 @@ fn q8_0_tiles(
         let at = c - cols.start;
         let mut r = rows.start;
         while r + 4 <= rows.end {
-            // Safety: every row and column slice above is `blocks` long.
-            let o = unsafe { tile::<4, 4>(xs, [row(r), row(r + 1), row(r + 2), row(r + 3)]) };
+            // Safety: every row and column slice above is `blocks` long, and the rows were
+            // quantized by the dot product type's `from_float` (the caller's contract).
+            let o = unsafe { T::tile::<4, 4>(xs, [row(r), row(r + 1), row(r + 2), row(r + 3)]) };
             for (i, o) in o.iter().enumerate() {
                 let start = (r + i - rows.start) * width + at;
                 out[start..start + 4].copy_from_slice(o);
@@ -2030,7 +2087,7 @@ fn q8_0_tiles(
             r += 4;
         }
         for r in r..rows.end {
-            let [o] = unsafe { tile::<1, 4>(xs, [row(r)]) };
+            let [o] = unsafe { T::tile::<1, 4>(xs, [row(r)]) };
             let start = (r - rows.start) * width + at;
             out[start..start + 4].copy_from_slice(&o);
         }
@@ -2038,7 +2095,7 @@ fn q8_0_tiles(
     }
     for c in c..cols.end {
         for r in rows.clone() {
-            let [[o]] = unsafe { tile::<1, 1>([col(c)], [row(r)]) };
+            let [[o]] = unsafe { T::tile::<1, 1>([col(c)], [row(r)]) };
             out[(r - rows.start) * width + c - cols.start] = o;
         }
     }
