@@ -205,6 +205,10 @@ pub(crate) unsafe fn vec_dot_q4k_q8k_tile<const R: usize, const C: usize>(
     xs: [&[BlockQ4K]; C],
     ys: [&[BlockQ8K]; R],
 ) -> [[f32; C]; R] {
+    #[cfg(all(target_feature = "avx512bw", target_feature = "avx512vnni"))]
+    if C % 2 == 0 {
+        return q4k_tile_pairs(xs, ys);
+    }
     let blocks = xs[0].len();
     let mut acc = [[_mm256_setzero_ps(); C]; R];
     let mut acc_m = [[_mm_setzero_ps(); C]; R];
@@ -252,6 +256,124 @@ pub(crate) unsafe fn vec_dot_q4k_q8k_tile<const R: usize, const C: usize>(
             let m = _mm_add_ps(m, _mm_movehl_ps(m, m));
             let m = _mm_add_ss(m, _mm_movehdup_ps(m));
             out[r][c] = hsum_float_8(acc[r][c]) + _mm_cvtss_f32(m);
+        }
+    }
+    out
+}
+
+/// aidiag patch (see vendor/README.md): `vec_dot_q4k_q8k_tile` for an even number of weight rows
+/// with AVX-512: the f32 work of each block done for two weight rows per instruction. Weight rows
+/// 2p and 2p + 1 share one 16-lane accumulator per activation row (lanes 0..8 the first's eight
+/// lanes, 8..16 the second's) and one 8-lane accumulator of the mins (4 + 4), each lane updated
+/// with the same f32 multiply and fused multiply-add as upstream's lane (the products of the
+/// scales are lane-wise products of the same two numbers), and each half reduced at the end as
+/// upstream reduces its accumulator. Outputs stay bit-for-bit upstream's `vec_dot_q4k_q8k`.
+#[cfg(all(target_feature = "avx512bw", target_feature = "avx512vnni"))]
+#[inline(always)]
+unsafe fn q4k_tile_pairs<const R: usize, const C: usize>(
+    xs: [&[BlockQ4K]; C],
+    ys: [&[BlockQ8K]; R],
+) -> [[f32; C]; R] {
+    let blocks = xs[0].len();
+    let m4 = _mm512_set1_epi8(0xF);
+    // Index vectors for `vpermw`: vector j takes scale 2j into the low 16 lanes, 2j + 1 into the
+    // high 16.
+    let pick = |j: i16| {
+        _mm512_inserti64x4(_mm512_set1_epi16(2 * j), _mm256_set1_epi16(2 * j + 1), 1)
+    };
+    let picks = [pick(0), pick(1), pick(2), pick(3)];
+    // Only the first C / 2 of each row are used (C / 2 is not a const expression).
+    let mut acc = [[_mm512_setzero_ps(); C]; R];
+    let mut acc_m = [[_mm256_setzero_ps(); C]; R];
+    for b in 0..blocks {
+        let mut scales = [[_mm512_setzero_si512(); QK_K / 64]; C];
+        let mut mins = [_mm_setzero_si128(); C];
+        let mut dx = [0f32; C];
+        let mut dminx = [0f32; C];
+        for c in 0..C {
+            let x = xs[c].get_unchecked(b);
+            let utmp = q4k_scales_and_mins(x);
+            let sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, utmp[1] as i32, utmp[0] as i32));
+            for (j, scale) in scales[c].iter_mut().enumerate() {
+                *scale = _mm512_permutexvar_epi16(picks[j], _mm512_castsi128_si512(sc));
+            }
+            mins[c] = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, utmp[3] as i32, utmp[2] as i32));
+            dx[c] = x.d.to_f32();
+            dminx[c] = x.dmin.to_f32();
+        }
+        // Kept in memory and read by the multiply-adds as operands: registers hold the sums.
+        let scales = std::hint::black_box(&scales);
+        let mut dxs = [_mm512_setzero_ps(); C];
+        let mut dmins = [_mm256_setzero_ps(); C];
+        let mut pair_mins = [_mm256_setzero_si256(); C];
+        for p in 0..C / 2 {
+            let (c0, c1) = (2 * p, 2 * p + 1);
+            dxs[p] = _mm512_insertf32x8(_mm512_set1_ps(dx[c0]), _mm256_set1_ps(dx[c1]), 1);
+            dmins[p] = _mm256_insertf128_ps(_mm256_set1_ps(dminx[c0]), _mm_set1_ps(dminx[c1]), 1);
+            pair_mins[p] = mm256_set_m128i(mins[c1], mins[c0]);
+        }
+        for r in 0..R {
+            let y = ys[r].get_unchecked(b);
+            let q8sums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+            let q8s = _mm_hadd_epi16(
+                _mm256_extracti128_si256(q8sums, 0),
+                _mm256_extracti128_si256(q8sums, 1),
+            );
+            let q8s = mm256_set_m128i(q8s, q8s);
+            let minus_yd = _mm256_set1_ps(-y.d);
+            for p in 0..C / 2 {
+                let dmin = _mm256_mul_ps(minus_yd, dmins[p]);
+                let prod = _mm256_madd_epi16(pair_mins[p], q8s);
+                acc_m[r][p] = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(prod), acc_m[r][p]);
+            }
+        }
+        let mut sumi = [[_mm512_setzero_si512(); C]; R];
+        for j in 0..QK_K / 64 {
+            let mut q4 = [_mm512_setzero_si512(); C];
+            for c in 0..C {
+                let x = xs[c].get_unchecked(b);
+                let bits = _mm256_loadu_si256(x.qs.as_ptr().add(32 * j) as *const __m256i);
+                let both = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(bits),
+                    _mm256_srli_epi16(bits, 4),
+                    1,
+                );
+                q4[c] = _mm512_and_si512(both, m4);
+            }
+            for r in 0..R {
+                let y = ys[r].get_unchecked(b);
+                let q8 = _mm512_loadu_si512(y.qs.as_ptr().add(64 * j) as *const __m512i);
+                for c in 0..C {
+                    let p16 = _mm512_maddubs_epi16(q4[c], q8);
+                    sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], scales[c][j], p16);
+                }
+            }
+        }
+        for r in 0..R {
+            let yd = _mm512_set1_ps(ys[r].get_unchecked(b).d);
+            for p in 0..C / 2 {
+                let (s0, s1) = (sumi[r][2 * p], sumi[r][2 * p + 1]);
+                // [low half of s0 | low half of s1] + [high half of s0 | high half of s1].
+                let low = _mm512_inserti64x4(s0, _mm512_castsi512_si256(s1), 1);
+                let high = _mm512_shuffle_i64x2(s0, s1, 0xEE);
+                let sum = _mm512_add_epi32(low, high);
+                let d = _mm512_mul_ps(yd, dxs[p]);
+                acc[r][p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sum), acc[r][p]);
+            }
+        }
+    }
+    let hsum_4 = |m: __m128| {
+        let m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+        _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)))
+    };
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for p in 0..C / 2 {
+            let (a, m) = (acc[r][p], acc_m[r][p]);
+            out[r][2 * p] =
+                hsum_float_8(_mm512_castps512_ps256(a)) + hsum_4(_mm256_castps256_ps128(m));
+            out[r][2 * p + 1] =
+                hsum_float_8(_mm512_extractf32x8_ps(a, 1)) + hsum_4(_mm256_extractf128_ps(m, 1));
         }
     }
     out
