@@ -189,6 +189,24 @@ fn q4k_scales_and_mins(x: &BlockQ4K) -> [u32; 4] {
     utmp
 }
 
+/// aidiag patch (see vendor/README.md): what the Q4_K tile reads of a weight block besides its
+/// 4-bit values: the unpacked scales and mins (`q4k_scales_and_mins`) and the two f16 factors as
+/// f32. The matmul computes it once per block for all the tiles of rows that read the block.
+#[derive(Clone, Copy)]
+pub(crate) struct Q4KPrepared {
+    utmp: [u32; 4],
+    d: f32,
+    dmin: f32,
+}
+
+pub(crate) fn prepare_q4k(x: &BlockQ4K) -> Q4KPrepared {
+    Q4KPrepared {
+        utmp: q4k_scales_and_mins(x),
+        d: x.d.to_f32(),
+        dmin: x.dmin.to_f32(),
+    }
+}
+
 /// aidiag patch (see vendor/README.md): `vec_dot_q4k_q8k` of `R` activation rows `ys` with `C`
 /// weight rows `xs` at once: `out[r][c]` is bit-for-bit `vec_dot_q4k_q8k(n, xs[c], ys[r])`.
 /// Each (r, c) keeps upstream's two accumulators (the eight f32 lanes of the scaled sums and the
@@ -199,15 +217,17 @@ fn q4k_scales_and_mins(x: &BlockQ4K) -> [u32; 4] {
 /// order does not matter). What changes is that a weight block's nibbles, scales and mins are
 /// unpacked once for `R` rows and an activation block is loaded once for `C` weight rows.
 ///
-/// Safety: every row of `xs` and `ys` must hold at least `xs[0].len()` blocks.
+/// Safety: every row of `xs`, `ps` and `ys` must hold at least `xs[0].len()` blocks, and `ps[c]`
+/// must be `prepare_q4k` of the blocks of `xs[c]`.
 #[inline(always)]
 pub(crate) unsafe fn vec_dot_q4k_q8k_tile<const R: usize, const C: usize>(
     xs: [&[BlockQ4K]; C],
+    ps: [&[Q4KPrepared]; C],
     ys: [&[BlockQ8K]; R],
 ) -> [[f32; C]; R] {
     #[cfg(all(target_feature = "avx512bw", target_feature = "avx512vnni"))]
     if C % 2 == 0 {
-        return q4k_tile_pairs(xs, ys);
+        return q4k_tile_pairs(xs, ps, ys);
     }
     let blocks = xs[0].len();
     let mut acc = [[_mm256_setzero_ps(); C]; R];
@@ -219,12 +239,12 @@ pub(crate) unsafe fn vec_dot_q4k_q8k_tile<const R: usize, const C: usize>(
         let mut dx = [0f32; C];
         let mut dminx = [0f32; C];
         for c in 0..C {
-            let x = xs[c].get_unchecked(b);
-            let utmp = q4k_scales_and_mins(x);
+            let x = ps[c].get_unchecked(b);
+            let utmp = x.utmp;
             bytes[c] = std::mem::transmute::<[u32; 4], [u8; 16]>(utmp);
             mins[c] = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, utmp[3] as i32, utmp[2] as i32));
-            dx[c] = x.d.to_f32();
-            dminx[c] = x.dmin.to_f32();
+            dx[c] = x.d;
+            dminx[c] = x.dmin;
         }
         for r in 0..R {
             let y = ys[r].get_unchecked(b);
@@ -272,6 +292,7 @@ pub(crate) unsafe fn vec_dot_q4k_q8k_tile<const R: usize, const C: usize>(
 #[inline(always)]
 unsafe fn q4k_tile_pairs<const R: usize, const C: usize>(
     xs: [&[BlockQ4K]; C],
+    ps: [&[Q4KPrepared]; C],
     ys: [&[BlockQ8K]; R],
 ) -> [[f32; C]; R] {
     let blocks = xs[0].len();
@@ -291,15 +312,15 @@ unsafe fn q4k_tile_pairs<const R: usize, const C: usize>(
         let mut dx = [0f32; C];
         let mut dminx = [0f32; C];
         for c in 0..C {
-            let x = xs[c].get_unchecked(b);
-            let utmp = q4k_scales_and_mins(x);
+            let x = ps[c].get_unchecked(b);
+            let utmp = x.utmp;
             let sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, utmp[1] as i32, utmp[0] as i32));
             for (j, scale) in scales[c].iter_mut().enumerate() {
                 *scale = _mm512_permutexvar_epi16(picks[j], _mm512_castsi128_si512(sc));
             }
             mins[c] = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, utmp[3] as i32, utmp[2] as i32));
-            dx[c] = x.d.to_f32();
-            dminx[c] = x.dmin.to_f32();
+            dx[c] = x.d;
+            dminx[c] = x.dmin;
         }
         // Kept in memory and read by the multiply-adds as operands: registers hold the sums.
         let scales = std::hint::black_box(&scales);

@@ -1977,18 +1977,33 @@ pub fn matmul<T: GgmlType>(
 /// rows by `C` weight rows at once, each output bit-for-bit the type's `vec_dot`.
 #[cfg(target_feature = "avx")]
 trait Tiled: GgmlType {
-    /// Safety: every row of `xs` and `ys` holds at least `xs[0].len()` blocks, and the
-    /// activation rows come from `Self::VecDotType::from_float`.
+    /// What the kernel reads of a weight block besides its values (unpacked scales), computed
+    /// once per block for all the tiles of rows that read it.
+    type Prepared: Copy + Send + Sync;
+
+    fn prepare(x: &Self) -> Self::Prepared;
+
+    /// Safety: every row of `xs`, `ps` and `ys` holds at least `xs[0].len()` blocks, `ps[c]` is
+    /// `prepare` of the blocks of `xs[c]`, and the activation rows come from
+    /// `Self::VecDotType::from_float`.
     unsafe fn tile<const R: usize, const C: usize>(
         xs: [&[Self]; C],
+        ps: [&[Self::Prepared]; C],
         ys: [&[Self::VecDotType]; R],
     ) -> [[f32; C]; R];
 }
 
 #[cfg(target_feature = "avx")]
 impl Tiled for BlockQ8_0 {
+    type Prepared = ();
+
+    fn prepare(_x: &Self) -> Self::Prepared {
+        ()
+    }
+
     unsafe fn tile<const R: usize, const C: usize>(
         xs: [&[Self]; C],
+        _ps: [&[Self::Prepared]; C],
         ys: [&[BlockQ8_0]; R],
     ) -> [[f32; C]; R] {
         super::avx::vec_dot_q8_0_q8_0_tile(xs, ys)
@@ -1997,18 +2012,32 @@ impl Tiled for BlockQ8_0 {
 
 #[cfg(target_feature = "avx")]
 impl Tiled for BlockQ4K {
+    type Prepared = super::avx::Q4KPrepared;
+
+    fn prepare(x: &Self) -> Self::Prepared {
+        super::avx::prepare_q4k(x)
+    }
+
     unsafe fn tile<const R: usize, const C: usize>(
         xs: [&[Self]; C],
+        ps: [&[Self::Prepared]; C],
         ys: [&[BlockQ8K]; R],
     ) -> [[f32; C]; R] {
-        super::avx::vec_dot_q4k_q8k_tile(xs, ys)
+        super::avx::vec_dot_q4k_q8k_tile(xs, ps, ys)
     }
 }
 
 #[cfg(target_feature = "avx")]
 impl Tiled for BlockQ6K {
+    type Prepared = ();
+
+    fn prepare(_x: &Self) -> Self::Prepared {
+        ()
+    }
+
     unsafe fn tile<const R: usize, const C: usize>(
         xs: [&[Self]; C],
+        _ps: [&[Self::Prepared]; C],
         ys: [&[BlockQ8K]; R],
     ) -> [[f32; C]; R] {
         super::avx::vec_dot_q6k_q8k_tile(xs, ys)
@@ -2037,10 +2066,15 @@ fn matmul_tiled<T: Tiled>(
             let first_col = block * BLOCK_COLS;
             let width = BLOCK_COLS.min(n - first_col);
             let mut out = vec![0f32; m * width];
+            let (_, k_blocks, _) = mbn;
+            let prepared: Vec<T::Prepared> = rhs[first_col * k_blocks..(first_col + width) * k_blocks]
+                .iter()
+                .map(T::prepare)
+                .collect();
             for tile in (0..m).step_by(TILE_ROWS) {
                 let rows = tile..(tile + TILE_ROWS).min(m);
                 let out = &mut out[tile * width..rows.end * width];
-                tiles(mbn, lhs, rhs, rows, first_col..first_col + width, out);
+                tiles(mbn, lhs, rhs, &prepared, rows, first_col..first_col + width, out);
             }
             out
         })
@@ -2062,24 +2096,29 @@ fn tiles<T: Tiled>(
     (m, blocks, n): (usize, usize, usize),
     lhs: &[T::VecDotType],
     rhs: &[T],
+    prepared: &[T::Prepared],
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
     out: &mut [f32],
 ) {
     assert!(rows.end <= m && cols.end <= n && lhs.len() >= m * blocks && rhs.len() >= n * blocks);
     assert_eq!(out.len(), rows.len() * cols.len());
+    assert_eq!(prepared.len(), cols.len() * blocks);
     let width = cols.len();
     let row = |r: usize| &lhs[r * blocks..(r + 1) * blocks];
     let col = |c: usize| &rhs[c * blocks..(c + 1) * blocks];
+    // `prepared` holds the blocks of `cols` only.
+    let prep = |c: usize| &prepared[(c - cols.start) * blocks..(c - cols.start + 1) * blocks];
     let mut c = cols.start;
     while c + 4 <= cols.end {
         let xs = [col(c), col(c + 1), col(c + 2), col(c + 3)];
+        let ps = [prep(c), prep(c + 1), prep(c + 2), prep(c + 3)];
         let at = c - cols.start;
         let mut r = rows.start;
         while r + 4 <= rows.end {
             // Safety: every row and column slice above is `blocks` long, and the rows were
             // quantized by the dot product type's `from_float` (the caller's contract).
-            let o = unsafe { T::tile::<4, 4>(xs, [row(r), row(r + 1), row(r + 2), row(r + 3)]) };
+            let o = unsafe { T::tile::<4, 4>(xs, ps, [row(r), row(r + 1), row(r + 2), row(r + 3)]) };
             for (i, o) in o.iter().enumerate() {
                 let start = (r + i - rows.start) * width + at;
                 out[start..start + 4].copy_from_slice(o);
@@ -2087,7 +2126,7 @@ fn tiles<T: Tiled>(
             r += 4;
         }
         for r in r..rows.end {
-            let [o] = unsafe { T::tile::<1, 4>(xs, [row(r)]) };
+            let [o] = unsafe { T::tile::<1, 4>(xs, ps, [row(r)]) };
             let start = (r - rows.start) * width + at;
             out[start..start + 4].copy_from_slice(&o);
         }
@@ -2095,7 +2134,7 @@ fn tiles<T: Tiled>(
     }
     for c in c..cols.end {
         for r in rows.clone() {
-            let [[o]] = unsafe { T::tile::<1, 1>([col(c)], [row(r)]) };
+            let [[o]] = unsafe { T::tile::<1, 1>([col(c)], [prep(c)], [row(r)]) };
             out[(r - rows.start) * width + c - cols.start] = o;
         }
     }
