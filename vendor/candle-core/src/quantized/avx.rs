@@ -512,6 +512,10 @@ pub(crate) unsafe fn vec_dot_q6k_q8k_tile<const R: usize, const C: usize>(
     xs: [&[BlockQ6K]; C],
     ys: [&[BlockQ8K]; R],
 ) -> [[f32; C]; R] {
+    #[cfg(all(target_feature = "avx512bw", target_feature = "avx512vnni"))]
+    if C % 2 == 0 {
+        return q6k_tile_pairs(xs, ys);
+    }
     let blocks = xs[0].len();
     let mut acc = [[_mm256_setzero_ps(); C]; R];
     for b in 0..blocks {
@@ -1160,6 +1164,116 @@ pub(crate) unsafe fn quantize_block_q8_0(xs: &[f32], y: &mut BlockQ8_0) {
     let bytes = _mm256_packs_epi16(q01, q23);
     let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(y.qs.as_mut_ptr() as *mut __m256i, bytes);
+}
+
+/// aidiag patch (see vendor/README.md): `vec_dot_q6k_q8k_tile` for an even number of weight rows
+/// with AVX-512, in the manner of `q4k_tile_pairs`: weight rows 2p and 2p + 1 share one 16-lane
+/// accumulator per activation row, each lane updated with upstream's f32 multiply and fused
+/// multiply-add, each half reduced as upstream reduces its accumulator; a block's sixteen scales
+/// are spread to the lanes they multiply by one `vpermw` per 64 values. Outputs stay bit-for-bit
+/// upstream's `vec_dot_q6k_q8k`.
+#[cfg(all(target_feature = "avx512bw", target_feature = "avx512vnni"))]
+#[inline(always)]
+unsafe fn q6k_tile_pairs<const R: usize, const C: usize>(
+    xs: [&[BlockQ6K]; C],
+    ys: [&[BlockQ8K]; R],
+) -> [[f32; C]; R] {
+    let blocks = xs[0].len();
+    let m4 = _mm512_set1_epi8(0xF);
+    let m2 = _mm512_set1_epi8(3);
+    let m32s = _mm512_set1_epi8(32);
+    // Index vectors for `vpermw`: vector h takes scales 4h .. 4h + 4, eight lanes each.
+    let pick = |h: i16| {
+        let low = _mm256_inserti128_si256(
+            _mm256_set1_epi16(4 * h),
+            _mm_set1_epi16(4 * h + 1),
+            1,
+        );
+        let high = _mm256_inserti128_si256(
+            _mm256_set1_epi16(4 * h + 2),
+            _mm_set1_epi16(4 * h + 3),
+            1,
+        );
+        _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1)
+    };
+    let picks = [pick(0), pick(1), pick(2), pick(3)];
+    // Only the first C / 2 of each row are used (C / 2 is not a const expression).
+    let mut acc = [[_mm512_setzero_ps(); C]; R];
+    for b in 0..blocks {
+        let mut scales = [[_mm512_setzero_si512(); QK_K / 64]; C];
+        let mut dx = [0f32; C];
+        for c in 0..C {
+            let x = xs[c].get_unchecked(b);
+            let s = _mm256_cvtepi8_epi16(_mm_loadu_si128(x.scales.as_ptr() as *const __m128i));
+            for (h, scale) in scales[c].iter_mut().enumerate() {
+                *scale = _mm512_permutexvar_epi16(picks[h], _mm512_castsi256_si512(s));
+            }
+            dx[c] = x.d.to_f32();
+        }
+        // Kept in memory and read by the multiply-adds as operands: registers hold the sums.
+        let scales = std::hint::black_box(&scales);
+        let mut dxs = [_mm512_setzero_ps(); C];
+        for p in 0..C / 2 {
+            dxs[p] = _mm512_insertf32x8(_mm512_set1_ps(dx[2 * p]), _mm256_set1_ps(dx[2 * p + 1]), 1);
+        }
+        let mut sumi = [[_mm512_setzero_si512(); C]; R];
+        for j in 0..QK_K / 128 {
+            for half in 0..2 {
+                let mut q6 = [_mm512_setzero_si512(); C];
+                for c in 0..C {
+                    let x = xs[c].get_unchecked(b);
+                    let ql = _mm512_loadu_si512(x.ql.as_ptr().add(64 * j) as *const __m512i);
+                    let qh = _mm256_loadu_si256(x.qh.as_ptr().add(32 * j) as *const __m256i);
+                    let (low, qh) = match half {
+                        0 => (
+                            ql,
+                            _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1),
+                        ),
+                        _ => (
+                            _mm512_srli_epi16(ql, 4),
+                            _mm512_inserti64x4(
+                                _mm512_castsi256_si512(_mm256_srli_epi16(qh, 4)),
+                                _mm256_srli_epi16(qh, 6),
+                                1,
+                            ),
+                        ),
+                    };
+                    let high = _mm512_slli_epi16(_mm512_and_si512(qh, m2), 4);
+                    q6[c] = _mm512_or_si512(_mm512_and_si512(low, m4), high);
+                }
+                for r in 0..R {
+                    let y = ys[r].get_unchecked(b);
+                    let at = 128 * j + 64 * half;
+                    let q8 = _mm512_loadu_si512(y.qs.as_ptr().add(at) as *const __m512i);
+                    let q8s = _mm512_maddubs_epi16(m32s, q8);
+                    for c in 0..C {
+                        let p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(q6[c], q8), q8s);
+                        sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], scales[c][2 * j + half], p16);
+                    }
+                }
+            }
+        }
+        for r in 0..R {
+            let yd = _mm512_set1_ps(ys[r].get_unchecked(b).d);
+            for p in 0..C / 2 {
+                let (s0, s1) = (sumi[r][2 * p], sumi[r][2 * p + 1]);
+                // [low half of s0 | low half of s1] + [high half of s0 | high half of s1].
+                let low = _mm512_inserti64x4(s0, _mm512_castsi512_si256(s1), 1);
+                let high = _mm512_shuffle_i64x2(s0, s1, 0xEE);
+                let sum = _mm512_add_epi32(low, high);
+                let d = _mm512_mul_ps(yd, dxs[p]);
+                acc[r][p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sum), acc[r][p]);
+            }
+        }
+    }
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for p in 0..C / 2 {
+            out[r][2 * p] = hsum_float_8(_mm512_castps512_ps256(acc[r][p]));
+            out[r][2 * p + 1] = hsum_float_8(_mm512_extractf32x8_ps(acc[r][p], 1));
+        }
+    }
+    out
 }
 
 /// aidiag patch (see vendor/README.md): the i32 lanes of block `b` of `vec_dot_q6k_q8k` for each
