@@ -4,7 +4,7 @@
 //! the patch's own four-by-four kernel (`vec_dot_q8_0_q8_0_tile`, `vec_dot_q4k_q8k_tile`,
 //! `vec_dot_q6k_q8k_tile`; VNNI where the CPU has it).
 
-use candle_core::quantized::k_quants::{self, BlockQ4K, BlockQ6K, BlockQ8_0, GgmlType};
+use candle_core::quantized::k_quants::{self, BlockQ4K, BlockQ6K, BlockQ8K, BlockQ8_0, GgmlType};
 
 /// A fixed pseudo-random sequence in [-1, 1).
 fn values(count: usize, seed: u64) -> Vec<f32> {
@@ -115,6 +115,73 @@ fn q8_0_quantization_matches_upstream_bit_for_bit() {
         let mut blocks = vec![BlockQ8_0::zeros(); row.len() / 32];
         BlockQ8_0::from_float(row, &mut blocks).unwrap();
         assert_eq!(q8_0_bytes(&blocks), upstream_q8_0_bytes(row));
+    }
+}
+
+/// Upstream's scalar `BlockQ8K::from_float`, as the 292 bytes of each block (f32 scale, 256 i8,
+/// 16 i16 sums). An all-zero block keeps the sums it had: zeros here, as in `BlockQ8K::zeros()`.
+fn upstream_q8k_bytes(xs: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for block in xs.chunks(256) {
+        let (mut max, mut amax) = (0f32, 0f32);
+        for &x in block {
+            if amax < x.abs() {
+                amax = x.abs();
+                max = x;
+            }
+        }
+        let (d, qs): (f32, Vec<i8>) = if amax == 0.0 {
+            (0.0, vec![0; 256])
+        } else {
+            let iscale = -128f32 / max;
+            let qs = block.iter().map(|x| (iscale * x).round().min(127.) as i8).collect();
+            (1.0 / iscale, qs)
+        };
+        out.extend_from_slice(&d.to_le_bytes());
+        out.extend(qs.iter().map(|&q| q as u8));
+        for group in qs.chunks(16) {
+            let sum: i32 = if amax == 0.0 { 0 } else { group.iter().map(|&q| q as i32).sum() };
+            out.extend_from_slice(&(sum as i16).to_le_bytes());
+        }
+    }
+    out
+}
+
+fn q8k_bytes(blocks: &[BlockQ8K]) -> Vec<u8> {
+    assert_eq!(std::mem::size_of::<BlockQ8K>(), 292);
+    // SAFETY: BlockQ8K is repr(C), an f32, 256 i8 and 16 i16, with no padding (size 292).
+    unsafe { std::slice::from_raw_parts(blocks.as_ptr() as *const u8, blocks.len() * 292) }.to_vec()
+}
+
+#[test]
+fn q8k_quantization_matches_upstream_bit_for_bit() {
+    // Random rows at several magnitudes; a block whose largest magnitude comes first as a
+    // positive and later as a negative value (upstream keeps the first), one where the scaled
+    // values land on halves and on +128 (saturated to 127), and an all-zero block.
+    let mut rows: Vec<Vec<f32>> = [1.0f32, 1e-3, 37.5, 6e4]
+        .iter()
+        .enumerate()
+        .map(|(i, scale)| values(256 * 8, 200 + i as u64).iter().map(|v| v * scale).collect())
+        .collect();
+    let mut ties = vec![0f32; 256];
+    ties[3] = 128.0;
+    ties[200] = -128.0;
+    for (i, t) in ties.iter_mut().enumerate().skip(4).take(150) {
+        *t = (i as f32 - 80.0) / 2.0 + 0.25 * (i % 3) as f32;
+    }
+    ties[160] = 0.5;
+    ties[161] = -0.5;
+    ties[162] = 0.49999997;
+    ties[163] = -0.0;
+    rows.push(ties.clone());
+    ties[3] = -128.0;
+    ties[200] = 128.0;
+    rows.push(ties);
+    rows.push(vec![0f32; 256]);
+    for row in &rows {
+        let mut blocks = vec![BlockQ8K::zeros(); row.len() / 256];
+        BlockQ8K::from_float(row, &mut blocks).unwrap();
+        assert_eq!(q8k_bytes(&blocks), upstream_q8k_bytes(row));
     }
 }
 

@@ -1166,6 +1166,69 @@ pub(crate) unsafe fn quantize_block_q8_0(xs: &[f32], y: &mut BlockQ8_0) {
     _mm256_storeu_si256(y.qs.as_mut_ptr() as *mut __m256i, bytes);
 }
 
+/// aidiag patch (see vendor/README.md): `BlockQ8K::from_float` for one block, eight lanes at a
+/// time. The same bits as upstream's scalar loop for every finite input: the largest absolute
+/// value is exact in any order and `max` is the first value that reaches it, as upstream's
+/// strict `<` keeps; the scale, the products and `d` are the same scalar and lane operations;
+/// `f32::round` is computed as in `quantize_block_q8_0`; upstream's `min(127.)` is the
+/// saturation of the packs (only `128` can exceed it); the sums of sixteen are exact integers.
+/// Upstream leaves `bsums` as they were for an all-zero block, and so does this. (A NaN input
+/// gives -128 where upstream gives 127.)
+#[cfg(target_feature = "avx2")]
+#[inline(always)]
+pub(crate) unsafe fn quantize_block_q8k(xs: &[f32], y: &mut BlockQ8K) {
+    debug_assert_eq!(xs.len(), QK_K);
+    let sign = _mm256_set1_ps(-0.0);
+    let mut amax = _mm256_setzero_ps();
+    for i in 0..QK_K / 8 {
+        let v = _mm256_loadu_ps(xs.as_ptr().add(8 * i));
+        // max_ps returns its second operand when the first is NaN: NaN is skipped, as upstream's
+        // `amax < x.abs()` skips it.
+        amax = _mm256_max_ps(_mm256_andnot_ps(sign, v), amax);
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), amax);
+    let amax = lanes.iter().fold(0f32, |a, &b| a.max(b));
+    if amax == 0f32 {
+        y.d = 0f32;
+        y.qs.fill(0);
+        return;
+    }
+    let max = *xs.iter().find(|x| x.abs() == amax).unwrap_or(&amax);
+    let iscale = -128f32 / max;
+    let id = _mm256_set1_ps(iscale);
+    let half = _mm256_set1_ps(0.5);
+    let one = _mm256_set1_ps(1.0);
+    let ones = _mm256_set1_epi8(1);
+    let ones16 = _mm256_set1_epi16(1);
+    for chunk in 0..QK_K / 32 {
+        let mut q = [_mm256_setzero_si256(); 4];
+        for (i, q) in q.iter_mut().enumerate() {
+            let v = _mm256_loadu_ps(xs.as_ptr().add(32 * chunk + 8 * i));
+            let x = _mm256_mul_ps(id, v);
+            let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(x);
+            let frac = _mm256_andnot_ps(sign, _mm256_sub_ps(x, t));
+            let away = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, half);
+            let step = _mm256_or_ps(_mm256_and_ps(x, sign), one);
+            *q = _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(away, step)));
+        }
+        // i32 -> i16 -> i8 (the values lie in [-128, 128]; the packs saturate 128 to 127), then
+        // undo the packs' interleaving of 128-bit halves.
+        let q01 = _mm256_packs_epi32(q[0], q[1]);
+        let q23 = _mm256_packs_epi32(q[2], q[3]);
+        let bytes = _mm256_packs_epi16(q01, q23);
+        let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(y.qs.as_mut_ptr().add(32 * chunk) as *mut __m256i, bytes);
+        // Sums of four bytes, then of four such sums: bsums 2 * chunk and 2 * chunk + 1.
+        let fours = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, bytes), ones16);
+        let mut sums = [0i32; 8];
+        _mm256_storeu_si256(sums.as_mut_ptr() as *mut __m256i, fours);
+        y.bsums[2 * chunk] = (sums[0] + sums[1] + sums[2] + sums[3]) as i16;
+        y.bsums[2 * chunk + 1] = (sums[4] + sums[5] + sums[6] + sums[7]) as i16;
+    }
+    y.d = 1.0 / iscale;
+}
+
 /// aidiag patch (see vendor/README.md): `vec_dot_q6k_q8k_tile` for an even number of weight rows
 /// with AVX-512, in the manner of `q4k_tile_pairs`: weight rows 2p and 2p + 1 share one 16-lane
 /// accumulator per activation row, each lane updated with upstream's f32 multiply and fused

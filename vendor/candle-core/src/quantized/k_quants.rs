@@ -1798,6 +1798,15 @@ impl GgmlType for BlockQ8K {
         if k % QK_K != 0 {
             crate::bail!("quantize_row_q8k: {k} is not divisible by {QK_K}")
         }
+        // aidiag patch (see vendor/README.md): eight lanes at a time where AVX2 is enabled.
+        #[cfg(all(target_feature = "avx", target_feature = "avx2"))]
+        {
+            for (xs, y) in xs.chunks_exact(QK_K).zip(ys.iter_mut()) {
+                unsafe { super::avx::quantize_block_q8k(xs, y) }
+            }
+            return Ok(());
+        }
+        #[allow(unreachable_code)]
         for (i, y) in ys.iter_mut().enumerate() {
             let mut max = 0f32;
             let mut amax = 0f32;
