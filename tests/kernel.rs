@@ -134,13 +134,20 @@ fn upstream_q8k_bytes(xs: &[f32]) -> Vec<u8> {
             (0.0, vec![0; 256])
         } else {
             let iscale = -128f32 / max;
-            let qs = block.iter().map(|x| (iscale * x).round().min(127.) as i8).collect();
+            let qs = block
+                .iter()
+                .map(|x| (iscale * x).round().min(127.) as i8)
+                .collect();
             (1.0 / iscale, qs)
         };
         out.extend_from_slice(&d.to_le_bytes());
         out.extend(qs.iter().map(|&q| q as u8));
         for group in qs.chunks(16) {
-            let sum: i32 = if amax == 0.0 { 0 } else { group.iter().map(|&q| q as i32).sum() };
+            let sum: i32 = if amax == 0.0 {
+                0
+            } else {
+                group.iter().map(|&q| q as i32).sum()
+            };
             out.extend_from_slice(&(sum as i16).to_le_bytes());
         }
     }
@@ -161,7 +168,12 @@ fn q8k_quantization_matches_upstream_bit_for_bit() {
     let mut rows: Vec<Vec<f32>> = [1.0f32, 1e-3, 37.5, 6e4]
         .iter()
         .enumerate()
-        .map(|(i, scale)| values(256 * 8, 200 + i as u64).iter().map(|v| v * scale).collect())
+        .map(|(i, scale)| {
+            values(256 * 8, 200 + i as u64)
+                .iter()
+                .map(|v| v * scale)
+                .collect()
+        })
         .collect();
     let mut ties = vec![0f32; 256];
     ties[3] = 128.0;

@@ -299,9 +299,8 @@ unsafe fn q4k_tile_pairs<const R: usize, const C: usize>(
     let m4 = _mm512_set1_epi8(0xF);
     // Index vectors for `vpermw`: vector j takes scale 2j into the low 16 lanes, 2j + 1 into the
     // high 16.
-    let pick = |j: i16| {
-        _mm512_inserti64x4(_mm512_set1_epi16(2 * j), _mm256_set1_epi16(2 * j + 1), 1)
-    };
+    let pick =
+        |j: i16| _mm512_inserti64x4(_mm512_set1_epi16(2 * j), _mm256_set1_epi16(2 * j + 1), 1);
     let picks = [pick(0), pick(1), pick(2), pick(3)];
     // Only the first C / 2 of each row are used (C / 2 is not a const expression).
     let mut acc = [[_mm512_setzero_ps(); C]; R];
@@ -354,11 +353,8 @@ unsafe fn q4k_tile_pairs<const R: usize, const C: usize>(
             for c in 0..C {
                 let x = xs[c].get_unchecked(b);
                 let bits = _mm256_loadu_si256(x.qs.as_ptr().add(32 * j) as *const __m256i);
-                let both = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(bits),
-                    _mm256_srli_epi16(bits, 4),
-                    1,
-                );
+                let both =
+                    _mm512_inserti64x4(_mm512_castsi256_si512(bits), _mm256_srli_epi16(bits, 4), 1);
                 q4[c] = _mm512_and_si512(both, m4);
             }
             for r in 0..R {
@@ -435,11 +431,8 @@ unsafe fn q4k_sums<const R: usize, const C: usize>(
             for c in 0..C {
                 let x = xs[c].get_unchecked(b);
                 let bits = _mm256_loadu_si256(x.qs.as_ptr().add(32 * j) as *const __m256i);
-                let both = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(bits),
-                    _mm256_srli_epi16(bits, 4),
-                    1,
-                );
+                let both =
+                    _mm512_inserti64x4(_mm512_castsi256_si512(bits), _mm256_srli_epi16(bits, 4), 1);
                 q4[c] = _mm512_and_si512(both, m4);
             }
             for r in 0..R {
@@ -1247,16 +1240,9 @@ unsafe fn q6k_tile_pairs<const R: usize, const C: usize>(
     let m32s = _mm512_set1_epi8(32);
     // Index vectors for `vpermw`: vector h takes scales 4h .. 4h + 4, eight lanes each.
     let pick = |h: i16| {
-        let low = _mm256_inserti128_si256(
-            _mm256_set1_epi16(4 * h),
-            _mm_set1_epi16(4 * h + 1),
-            1,
-        );
-        let high = _mm256_inserti128_si256(
-            _mm256_set1_epi16(4 * h + 2),
-            _mm_set1_epi16(4 * h + 3),
-            1,
-        );
+        let low = _mm256_inserti128_si256(_mm256_set1_epi16(4 * h), _mm_set1_epi16(4 * h + 1), 1);
+        let high =
+            _mm256_inserti128_si256(_mm256_set1_epi16(4 * h + 2), _mm_set1_epi16(4 * h + 3), 1);
         _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1)
     };
     let picks = [pick(0), pick(1), pick(2), pick(3)];
@@ -1277,7 +1263,8 @@ unsafe fn q6k_tile_pairs<const R: usize, const C: usize>(
         let scales = std::hint::black_box(&scales);
         let mut dxs = [_mm512_setzero_ps(); C];
         for p in 0..C / 2 {
-            dxs[p] = _mm512_insertf32x8(_mm512_set1_ps(dx[2 * p]), _mm256_set1_ps(dx[2 * p + 1]), 1);
+            dxs[p] =
+                _mm512_insertf32x8(_mm512_set1_ps(dx[2 * p]), _mm256_set1_ps(dx[2 * p + 1]), 1);
         }
         let mut sumi = [[_mm512_setzero_si512(); C]; R];
         for j in 0..QK_K / 128 {
@@ -1290,7 +1277,11 @@ unsafe fn q6k_tile_pairs<const R: usize, const C: usize>(
                     let (low, qh) = match half {
                         0 => (
                             ql,
-                            _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1),
+                            _mm512_inserti64x4(
+                                _mm512_castsi256_si512(qh),
+                                _mm256_srli_epi16(qh, 2),
+                                1,
+                            ),
                         ),
                         _ => (
                             _mm512_srli_epi16(ql, 4),
@@ -1381,7 +1372,11 @@ unsafe fn q6k_sums<const R: usize, const C: usize>(
                     let (low, qh) = match half {
                         0 => (
                             ql,
-                            _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1),
+                            _mm512_inserti64x4(
+                                _mm512_castsi256_si512(qh),
+                                _mm256_srli_epi16(qh, 2),
+                                1,
+                            ),
                         ),
                         _ => (
                             _mm512_srli_epi16(ql, 4),

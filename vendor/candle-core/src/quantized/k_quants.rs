@@ -1912,17 +1912,20 @@ pub fn matmul<T: GgmlType>(
         }
         match (T::DTYPE, T::VecDotType::DTYPE) {
             (GgmlDType::Q8_0, GgmlDType::Q8_0) => {
-                let (lhs, rhs) = unsafe { (cast::<_, BlockQ8_0>(lhs_b), cast::<_, BlockQ8_0>(rhs_t)) };
+                let (lhs, rhs) =
+                    unsafe { (cast::<_, BlockQ8_0>(lhs_b), cast::<_, BlockQ8_0>(rhs_t)) };
                 matmul_tiled(mbn, lhs, rhs, dst);
                 return Ok(());
             }
             (GgmlDType::Q4K, GgmlDType::Q8K) => {
-                let (lhs, rhs) = unsafe { (cast::<_, BlockQ8K>(lhs_b), cast::<_, BlockQ4K>(rhs_t)) };
+                let (lhs, rhs) =
+                    unsafe { (cast::<_, BlockQ8K>(lhs_b), cast::<_, BlockQ4K>(rhs_t)) };
                 matmul_tiled(mbn, lhs, rhs, dst);
                 return Ok(());
             }
             (GgmlDType::Q6K, GgmlDType::Q8K) => {
-                let (lhs, rhs) = unsafe { (cast::<_, BlockQ8K>(lhs_b), cast::<_, BlockQ6K>(rhs_t)) };
+                let (lhs, rhs) =
+                    unsafe { (cast::<_, BlockQ8K>(lhs_b), cast::<_, BlockQ6K>(rhs_t)) };
                 matmul_tiled(mbn, lhs, rhs, dst);
                 return Ok(());
             }
@@ -2076,14 +2079,23 @@ fn matmul_tiled<T: Tiled>(
             let width = BLOCK_COLS.min(n - first_col);
             let mut out = vec![0f32; m * width];
             let (_, k_blocks, _) = mbn;
-            let prepared: Vec<T::Prepared> = rhs[first_col * k_blocks..(first_col + width) * k_blocks]
+            let prepared: Vec<T::Prepared> = rhs
+                [first_col * k_blocks..(first_col + width) * k_blocks]
                 .iter()
                 .map(T::prepare)
                 .collect();
             for tile in (0..m).step_by(TILE_ROWS) {
                 let rows = tile..(tile + TILE_ROWS).min(m);
                 let out = &mut out[tile * width..rows.end * width];
-                tiles(mbn, lhs, rhs, &prepared, rows, first_col..first_col + width, out);
+                tiles(
+                    mbn,
+                    lhs,
+                    rhs,
+                    &prepared,
+                    rows,
+                    first_col..first_col + width,
+                    out,
+                );
             }
             out
         })
@@ -2127,7 +2139,8 @@ fn tiles<T: Tiled>(
         while r + 4 <= rows.end {
             // Safety: every row and column slice above is `blocks` long, and the rows were
             // quantized by the dot product type's `from_float` (the caller's contract).
-            let o = unsafe { T::tile::<4, 4>(xs, ps, [row(r), row(r + 1), row(r + 2), row(r + 3)]) };
+            let o =
+                unsafe { T::tile::<4, 4>(xs, ps, [row(r), row(r + 1), row(r + 2), row(r + 3)]) };
             for (i, o) in o.iter().enumerate() {
                 let start = (r + i - rows.start) * width + at;
                 out[start..start + 4].copy_from_slice(o);
