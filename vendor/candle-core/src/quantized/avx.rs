@@ -164,9 +164,8 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_tile<const R: usize, const C: usize>(
 }
 
 /// aidiag patch (see vendor/README.md): `acc + madd(a, b)`, the i16 pair products of `a` and `b`
-/// summed into i32 lanes and added to `acc`, for the 32-byte paths of the K-quant tiles (CPUs
-/// without AVX-512BW and VNNI): upstream's `madd` + `add`.
-#[cfg(not(all(target_feature = "avx512bw", target_feature = "avx512vnni")))]
+/// summed into i32 lanes and added to `acc`, for the 32-byte paths of the K-quant tiles:
+/// upstream's `madd` + `add`.
 #[inline(always)]
 unsafe fn madd_acc(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
     _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
@@ -399,9 +398,9 @@ unsafe fn q4k_tile_pairs<const R: usize, const C: usize>(
 /// aidiag patch (see vendor/README.md): the i32 lanes of block `b` of `vec_dot_q4k_q8k` for each
 /// (activation row, weight row): lane i is the sum over the eight 32-value groups of the group's
 /// scale (`bytes[c][group]`) times bytes 4i..4i+3 of `q4 * q8`, as upstream's `maddubs` and
-/// `madd` compute it. With AVX-512 two groups go through one 64-byte `vpmaddubsw` and
-/// `vpdpwssd` (the two halves added at the end: integer sums); otherwise one group per 32-byte
-/// instruction.
+/// `madd` compute it, one group per 32-byte instruction. (With AVX-512 BW and VNNI an even number
+/// of weight rows goes through `q4k_tile_pairs` instead; an odd number, only the last columns
+/// of a matrix whose width is not a multiple of four, comes here.)
 #[inline(always)]
 unsafe fn q4k_sums<const R: usize, const C: usize>(
     xs: [&[BlockQ4K]; C],
@@ -409,87 +408,38 @@ unsafe fn q4k_sums<const R: usize, const C: usize>(
     b: usize,
     bytes: &[[u8; 16]; C],
 ) -> [[__m256i; C]; R] {
-    #[cfg(all(target_feature = "avx512bw", target_feature = "avx512vnni"))]
-    {
-        let m4 = _mm512_set1_epi8(0xF);
-        // Vector j: group 2j's scale in the low 16 i16 lanes, group 2j + 1's in the high 16.
-        let mut scales = [[_mm512_setzero_si512(); QK_K / 64]; C];
+    let m4 = _mm256_set1_epi8(0xF);
+    let mut scales = [[_mm256_setzero_si256(); QK_K / 32]; C];
+    for c in 0..C {
+        for (g, scale) in scales[c].iter_mut().enumerate() {
+            *scale = _mm256_set1_epi16(bytes[c][g] as i16);
+        }
+    }
+    // Kept in memory and read by the multiply-adds as operands: registers hold the sums.
+    let scales = std::hint::black_box(&scales);
+    let mut sumi = [[_mm256_setzero_si256(); C]; R];
+    for j in 0..QK_K / 64 {
+        let mut q4l = [_mm256_setzero_si256(); C];
+        let mut q4h = [_mm256_setzero_si256(); C];
         for c in 0..C {
-            for (j, scale) in scales[c].iter_mut().enumerate() {
-                *scale = _mm512_inserti64x4(
-                    _mm512_set1_epi16(bytes[c][2 * j] as i16),
-                    _mm256_set1_epi16(bytes[c][2 * j + 1] as i16),
-                    1,
-                );
-            }
+            let x = xs[c].get_unchecked(b);
+            let bits = _mm256_loadu_si256(x.qs.as_ptr().add(32 * j) as *const __m256i);
+            q4l[c] = _mm256_and_si256(bits, m4);
+            q4h[c] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
         }
-        // Kept in memory and read by the multiply-adds as operands: registers hold the sums.
-        let scales = std::hint::black_box(&scales);
-        let mut sumi = [[_mm512_setzero_si512(); C]; R];
-        for j in 0..QK_K / 64 {
-            let mut q4 = [_mm512_setzero_si512(); C];
-            for c in 0..C {
-                let x = xs[c].get_unchecked(b);
-                let bits = _mm256_loadu_si256(x.qs.as_ptr().add(32 * j) as *const __m256i);
-                let both =
-                    _mm512_inserti64x4(_mm512_castsi256_si512(bits), _mm256_srli_epi16(bits, 4), 1);
-                q4[c] = _mm512_and_si512(both, m4);
-            }
-            for r in 0..R {
-                let y = ys[r].get_unchecked(b);
-                let q8 = _mm512_loadu_si512(y.qs.as_ptr().add(64 * j) as *const __m512i);
-                for c in 0..C {
-                    let p16 = _mm512_maddubs_epi16(q4[c], q8);
-                    sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], scales[c][j], p16);
-                }
-            }
-        }
-        let mut out = [[_mm256_setzero_si256(); C]; R];
         for r in 0..R {
+            let y = ys[r].get_unchecked(b);
+            let q8l = _mm256_loadu_si256(y.qs.as_ptr().add(64 * j) as *const __m256i);
+            let q8h = _mm256_loadu_si256(y.qs.as_ptr().add(64 * j + 32) as *const __m256i);
             for c in 0..C {
-                out[r][c] = _mm256_add_epi32(
-                    _mm512_castsi512_si256(sumi[r][c]),
-                    _mm512_extracti64x4_epi64(sumi[r][c], 1),
-                );
+                let l = _mm256_maddubs_epi16(q4l[c], q8l);
+                let s = madd_acc(sumi[r][c], scales[c][2 * j], l);
+                let h = _mm256_maddubs_epi16(q4h[c], q8h);
+                sumi[r][c] = madd_acc(s, scales[c][2 * j + 1], h);
             }
         }
-        out
     }
-    #[cfg(not(all(target_feature = "avx512bw", target_feature = "avx512vnni")))]
-    {
-        let m4 = _mm256_set1_epi8(0xF);
-        let mut scales = [[_mm256_setzero_si256(); QK_K / 32]; C];
-        for c in 0..C {
-            for (g, scale) in scales[c].iter_mut().enumerate() {
-                *scale = _mm256_set1_epi16(bytes[c][g] as i16);
-            }
-        }
-        // Kept in memory and read by the multiply-adds as operands: registers hold the sums.
-        let scales = std::hint::black_box(&scales);
-        let mut sumi = [[_mm256_setzero_si256(); C]; R];
-        for j in 0..QK_K / 64 {
-            let mut q4l = [_mm256_setzero_si256(); C];
-            let mut q4h = [_mm256_setzero_si256(); C];
-            for c in 0..C {
-                let x = xs[c].get_unchecked(b);
-                let bits = _mm256_loadu_si256(x.qs.as_ptr().add(32 * j) as *const __m256i);
-                q4l[c] = _mm256_and_si256(bits, m4);
-                q4h[c] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-            }
-            for r in 0..R {
-                let y = ys[r].get_unchecked(b);
-                let q8l = _mm256_loadu_si256(y.qs.as_ptr().add(64 * j) as *const __m256i);
-                let q8h = _mm256_loadu_si256(y.qs.as_ptr().add(64 * j + 32) as *const __m256i);
-                for c in 0..C {
-                    let l = _mm256_maddubs_epi16(q4l[c], q8l);
-                    let s = madd_acc(sumi[r][c], scales[c][2 * j], l);
-                    let h = _mm256_maddubs_epi16(q4h[c], q8h);
-                    sumi[r][c] = madd_acc(s, scales[c][2 * j + 1], h);
-                }
-            }
-        }
-        sumi
-    }
+    sumi
 }
 
 /// aidiag patch (see vendor/README.md): `vec_dot_q6k_q8k` of `R` activation rows `ys` with `C`
@@ -1333,134 +1283,60 @@ unsafe fn q6k_tile_pairs<const R: usize, const C: usize>(
 /// aidiag patch (see vendor/README.md): the i32 lanes of block `b` of `vec_dot_q6k_q8k` for each
 /// (activation row, weight row): lane i is the sum over the sixteen 16-value groups of the
 /// group's scale times the i16 pair sums of `q6 * q8 - 32 * q8` that fall in lane i, as
-/// upstream's `maddubs`, `sub` and `madd` compute them. With AVX-512 two 32-value quarters go
-/// through one 64-byte instruction each (the two halves added at the end: integer sums);
-/// otherwise one per 32-byte instruction.
+/// upstream's `maddubs`, `sub` and `madd` compute them, one 32-value quarter per 32-byte
+/// instruction. (With AVX-512 BW and VNNI an even number of weight rows goes through
+/// `q6k_tile_pairs` instead.)
 #[inline(always)]
 unsafe fn q6k_sums<const R: usize, const C: usize>(
     xs: [&[BlockQ6K]; C],
     ys: [&[BlockQ8K]; R],
     b: usize,
 ) -> [[__m256i; C]; R] {
-    #[cfg(all(target_feature = "avx512bw", target_feature = "avx512vnni"))]
-    {
-        let m4 = _mm512_set1_epi8(0xF);
-        let m2 = _mm512_set1_epi8(3);
-        let m32s = _mm512_set1_epi8(32);
-        // Vector h covers the 64 values 64h..64h + 64: the scales of its four groups of 16.
-        let mut scales = [[_mm512_setzero_si512(); QK_K / 64]; C];
-        for c in 0..C {
-            let x = xs[c].get_unchecked(b);
-            let s = _mm_loadu_si128(x.scales.as_ptr() as *const __m128i);
-            for (h, scale) in scales[c].iter_mut().enumerate() {
-                let lo = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, get_scale_shuffle(2 * h)));
-                let hi = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, get_scale_shuffle(2 * h + 1)));
-                *scale = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-            }
+    let m4 = _mm256_set1_epi8(0xF);
+    let m2 = _mm256_set1_epi8(3);
+    let m32s = _mm256_set1_epi8(32);
+    // Each 16-value group's scale as i16 lanes: vector g covers groups 2g and 2g + 1.
+    let mut scales = [[_mm256_setzero_si256(); QK_K / 32]; C];
+    for c in 0..C {
+        let x = xs[c].get_unchecked(b);
+        let s = _mm_loadu_si128(x.scales.as_ptr() as *const __m128i);
+        for (g, scale) in scales[c].iter_mut().enumerate() {
+            *scale = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, get_scale_shuffle(g)));
         }
-        let scales = std::hint::black_box(&scales);
-        let mut sumi = [[_mm512_setzero_si512(); C]; R];
-        for j in 0..QK_K / 128 {
-            // Half 0: quarters 0 and 1 of the 128 values (the low nibbles of `ql`, bits 0-1 and
-            // 2-3 of `qh`); half 1: quarters 2 and 3 (the high nibbles, bits 4-5 and 6-7).
-            for half in 0..2 {
-                let mut q6 = [_mm512_setzero_si512(); C];
-                for c in 0..C {
-                    let x = xs[c].get_unchecked(b);
-                    let ql = _mm512_loadu_si512(x.ql.as_ptr().add(64 * j) as *const __m512i);
-                    let qh = _mm256_loadu_si256(x.qh.as_ptr().add(32 * j) as *const __m256i);
-                    let (low, qh) = match half {
-                        0 => (
-                            ql,
-                            _mm512_inserti64x4(
-                                _mm512_castsi256_si512(qh),
-                                _mm256_srli_epi16(qh, 2),
-                                1,
-                            ),
-                        ),
-                        _ => (
-                            _mm512_srli_epi16(ql, 4),
-                            _mm512_inserti64x4(
-                                _mm512_castsi256_si512(_mm256_srli_epi16(qh, 4)),
-                                _mm256_srli_epi16(qh, 6),
-                                1,
-                            ),
-                        ),
-                    };
-                    let high = _mm512_slli_epi16(_mm512_and_si512(qh, m2), 4);
-                    q6[c] = _mm512_or_si512(_mm512_and_si512(low, m4), high);
-                }
-                for r in 0..R {
-                    let y = ys[r].get_unchecked(b);
-                    let at = 128 * j + 64 * half;
-                    let q8 = _mm512_loadu_si512(y.qs.as_ptr().add(at) as *const __m512i);
-                    let q8s = _mm512_maddubs_epi16(m32s, q8);
-                    for c in 0..C {
-                        let p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(q6[c], q8), q8s);
-                        sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], scales[c][2 * j + half], p16);
-                    }
-                }
-            }
-        }
-        let mut out = [[_mm256_setzero_si256(); C]; R];
-        for r in 0..R {
+    }
+    let scales = std::hint::black_box(&scales);
+    let mut sumi = [[_mm256_setzero_si256(); C]; R];
+    for j in 0..QK_K / 128 {
+        for k in 0..4 {
+            let mut q6 = [_mm256_setzero_si256(); C];
             for c in 0..C {
-                out[r][c] = _mm256_add_epi32(
-                    _mm512_castsi512_si256(sumi[r][c]),
-                    _mm512_extracti64x4_epi64(sumi[r][c], 1),
-                );
+                let x = xs[c].get_unchecked(b);
+                let ql = x.ql.as_ptr().add(64 * j + 32 * (k % 2));
+                let ql = _mm256_loadu_si256(ql as *const __m256i);
+                let qh = _mm256_loadu_si256(x.qh.as_ptr().add(32 * j) as *const __m256i);
+                let low = match k {
+                    0 | 1 => _mm256_and_si256(ql, m4),
+                    _ => _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4),
+                };
+                let high = match k {
+                    0 => _mm256_and_si256(qh, m2),
+                    1 => _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                    2 => _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
+                    _ => _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
+                };
+                q6[c] = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
             }
-        }
-        out
-    }
-    #[cfg(not(all(target_feature = "avx512bw", target_feature = "avx512vnni")))]
-    {
-        let m4 = _mm256_set1_epi8(0xF);
-        let m2 = _mm256_set1_epi8(3);
-        let m32s = _mm256_set1_epi8(32);
-        // Each 16-value group's scale as i16 lanes: vector g covers groups 2g and 2g + 1.
-        let mut scales = [[_mm256_setzero_si256(); QK_K / 32]; C];
-        for c in 0..C {
-            let x = xs[c].get_unchecked(b);
-            let s = _mm_loadu_si128(x.scales.as_ptr() as *const __m128i);
-            for (g, scale) in scales[c].iter_mut().enumerate() {
-                *scale = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, get_scale_shuffle(g)));
-            }
-        }
-        let scales = std::hint::black_box(&scales);
-        let mut sumi = [[_mm256_setzero_si256(); C]; R];
-        for j in 0..QK_K / 128 {
-            for k in 0..4 {
-                let mut q6 = [_mm256_setzero_si256(); C];
+            for r in 0..R {
+                let y = ys[r].get_unchecked(b);
+                let at = 128 * j + 32 * k;
+                let q8 = _mm256_loadu_si256(y.qs.as_ptr().add(at) as *const __m256i);
+                let q8s = _mm256_maddubs_epi16(m32s, q8);
                 for c in 0..C {
-                    let x = xs[c].get_unchecked(b);
-                    let ql = x.ql.as_ptr().add(64 * j + 32 * (k % 2));
-                    let ql = _mm256_loadu_si256(ql as *const __m256i);
-                    let qh = _mm256_loadu_si256(x.qh.as_ptr().add(32 * j) as *const __m256i);
-                    let low = match k {
-                        0 | 1 => _mm256_and_si256(ql, m4),
-                        _ => _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4),
-                    };
-                    let high = match k {
-                        0 => _mm256_and_si256(qh, m2),
-                        1 => _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
-                        2 => _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
-                        _ => _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
-                    };
-                    q6[c] = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
-                }
-                for r in 0..R {
-                    let y = ys[r].get_unchecked(b);
-                    let at = 128 * j + 32 * k;
-                    let q8 = _mm256_loadu_si256(y.qs.as_ptr().add(at) as *const __m256i);
-                    let q8s = _mm256_maddubs_epi16(m32s, q8);
-                    for c in 0..C {
-                        let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q6[c], q8), q8s);
-                        sumi[r][c] = madd_acc(sumi[r][c], scales[c][4 * j + k], p16);
-                    }
+                    let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q6[c], q8), q8s);
+                    sumi[r][c] = madd_acc(sumi[r][c], scales[c][4 * j + k], p16);
                 }
             }
         }
-        sumi
     }
+    sumi
 }
