@@ -45,7 +45,7 @@ fn check<T: GgmlType>(k: usize) {
             let mut rhs = vec![T::zeros(); n * k / T::BLCK_SIZE];
             T::from_float(&weights, &mut rhs).unwrap();
             let mut dst = vec![0f32; m * n];
-            k_quants::matmul((m, k, n), &lhs, &rhs, &mut dst).unwrap();
+            k_quants::matmul_exact((m, k, n), &lhs, &rhs, &mut dst).unwrap();
             let expected = reference(m, k, n, &lhs, &rhs);
             let same = dst
                 .iter()
@@ -54,6 +54,80 @@ fn check<T: GgmlType>(k: usize) {
             assert!(same, "m={m} k={k} n={n}: the patched matmul differs");
         }
     }
+}
+
+/// The AMX path (16 input rows or more where the CPU has AMX) against the exact product of the
+/// inputs with the dequantized weights: each output within the error of rounding both factors
+/// to bf16 (2^-8 relative each, so 2^-7 of the sum of the products' magnitudes, with room for
+/// the f32 additions). Where there is no AMX, `matmul` must be `matmul_exact` bit for bit.
+fn check_amx<T: GgmlType>(k: usize) {
+    use candle_core::quantized::amx;
+    for m in [16, 17, 31, 32, 33, 48, 250] {
+        for n in [1, 15, 16, 31, 32, 33, 65, 130] {
+            let lhs = values(m * k, (m * 1000 + n) as u64);
+            let weights = values(n * k, (n * 7) as u64);
+            let mut rhs = vec![T::zeros(); n * k / T::BLCK_SIZE];
+            T::from_float(&weights, &mut rhs).unwrap();
+            let mut dst = vec![0f32; m * n];
+            k_quants::matmul((m, k, n), &lhs, &rhs, &mut dst).unwrap();
+            if !amx::available() {
+                let mut exact = vec![0f32; m * n];
+                k_quants::matmul_exact((m, k, n), &lhs, &rhs, &mut exact).unwrap();
+                assert!(dst.iter().zip(&exact).all(|(a, b)| a.to_bits() == b.to_bits()));
+                continue;
+            }
+            let mut w = vec![0f32; n * k];
+            T::to_float(&rhs, &mut w).unwrap();
+            let rounded = |v: f32| f32::from_bits((amx::bf16(v) as u32) << 16) as f64;
+            for r in 0..m {
+                for c in 0..n {
+                    let (x, w) = (&lhs[r * k..(r + 1) * k], &w[c * k..(c + 1) * k]);
+                    let products = || x.iter().zip(w).map(|(a, b)| *a as f64 * *b as f64);
+                    let exact: f64 = products().sum();
+                    let magnitude: f64 = products().map(f64::abs).sum();
+                    let got = dst[r * n + c] as f64;
+                    assert!(
+                        (got - exact).abs() <= magnitude * (1.0 / 128.0) * 1.01 + 1e-5,
+                        "m={m} k={k} n={n} row {r} column {c}: {got} for {exact} (magnitude {magnitude})"
+                    );
+                    // The same product of the operands rounded to bf16, in f64: only the f32
+                    // additions of the tile unit remain, so a wrong value anywhere shows.
+                    let of_rounded: f64 = x.iter().zip(w).map(|(a, b)| rounded(*a) * rounded(*b)).sum();
+                    assert!(
+                        (got - of_rounded).abs() <= magnitude * 1e-5 + 1e-6,
+                        "m={m} k={k} n={n} row {r} column {c}: {got} for {of_rounded} of bf16 operands"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn amx_matmul_is_within_bf16_rounding_of_the_exact_product() {
+    use candle_core::quantized::amx;
+    if !amx::available() {
+        eprintln!("no AMX on this machine: checking that matmul is matmul_exact instead");
+    }
+    check_amx::<BlockQ8_0>(96);
+    check_amx::<BlockQ4K>(256);
+    check_amx::<BlockQ4K>(768);
+    check_amx::<BlockQ6K>(768);
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn bf16_rounds_to_nearest_even() {
+    use candle_core::quantized::amx::bf16;
+    assert_eq!(bf16(1.0), 0x3F80);
+    assert_eq!(bf16(f32::from_bits(0x3F80_8000)), 0x3F80); // a tie, to the even 0x3F80
+    assert_eq!(bf16(f32::from_bits(0x3F81_8000)), 0x3F82); // a tie, to the even 0x3F82
+    assert_eq!(bf16(f32::from_bits(0x3F80_8001)), 0x3F81);
+    assert_eq!(bf16(-2.5), 0xC020);
+    assert_eq!(bf16(f32::INFINITY), 0x7F80);
+    assert_eq!(bf16(f32::MAX), 0x7F80); // rounds up to infinity, as vcvtneps2bf16 does
+    assert!(f32::from_bits((bf16(f32::NAN) as u32) << 16).is_nan());
 }
 
 #[test]

@@ -1855,8 +1855,29 @@ impl GgmlType for BlockQ8K {
     }
 }
 
-// https://github.com/ggerganov/llama.cpp/blob/b5ffb2849d23afe73647f68eec7b68187af09be6/ggml.c#L10605
+/// aidiag patch (see vendor/README.md): a prompt's matmul (16 input rows or more) runs on the
+/// AMX tile unit where the CPU has one (`amx`; results within bf16 rounding of upstream's);
+/// everything else, and every machine without AMX, through `matmul_exact`.
 pub fn matmul<T: GgmlType>(
+    mkn: (usize, usize, usize),
+    lhs: &[f32],
+    rhs_t: &[T],
+    dst: &mut [f32],
+) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if mkn.0 >= super::amx::MIN_ROWS
+        && super::amx::supports::<T>(mkn.1)
+        && super::amx::available()
+    {
+        return super::amx::matmul(mkn, lhs, rhs_t, dst);
+    }
+    matmul_exact(mkn, lhs, rhs_t, dst)
+}
+
+/// The matmul without the AMX path: every output bit-for-bit upstream's (one `vec_dot` of the
+/// input row, quantized to the dot-product type, with the weight row).
+// https://github.com/ggerganov/llama.cpp/blob/b5ffb2849d23afe73647f68eec7b68187af09be6/ggml.c#L10605
+pub fn matmul_exact<T: GgmlType>(
     mkn: (usize, usize, usize),
     lhs: &[f32],
     rhs_t: &[T],

@@ -4,6 +4,8 @@ use k_quants::*;
 use std::borrow::Cow;
 
 #[cfg(target_feature = "avx")]
+#[cfg(target_arch = "x86_64")]
+pub mod amx;
 pub mod avx;
 mod dummy_cuda;
 mod dummy_metal;
