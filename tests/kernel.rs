@@ -73,7 +73,10 @@ fn check_amx<T: GgmlType>(k: usize) {
             if !amx::available() {
                 let mut exact = vec![0f32; m * n];
                 k_quants::matmul_exact((m, k, n), &lhs, &rhs, &mut exact).unwrap();
-                assert!(dst.iter().zip(&exact).all(|(a, b)| a.to_bits() == b.to_bits()));
+                assert!(dst
+                    .iter()
+                    .zip(&exact)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
                 continue;
             }
             let mut w = vec![0f32; n * k];
@@ -92,7 +95,11 @@ fn check_amx<T: GgmlType>(k: usize) {
                     );
                     // The same product of the operands rounded to bf16, in f64: only the f32
                     // additions of the tile unit remain, so a wrong value anywhere shows.
-                    let of_rounded: f64 = x.iter().zip(w).map(|(a, b)| rounded(*a) * rounded(*b)).sum();
+                    let of_rounded: f64 = x
+                        .iter()
+                        .zip(w)
+                        .map(|(a, b)| rounded(*a) * rounded(*b))
+                        .sum();
                     assert!(
                         (got - of_rounded).abs() <= magnitude * 1e-5 + 1e-6,
                         "m={m} k={k} n={n} row {r} column {c}: {got} for {of_rounded} of bf16 operands"
