@@ -42,7 +42,7 @@ pub fn available() -> bool {
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn detect() -> bool {
     // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
-    let leaf = unsafe { std::arch::x86_64::__cpuid_count(7, 0) };
+    let leaf = std::arch::x86_64::__cpuid_count(7, 0);
     if leaf.edx & (1 << 22) == 0 || leaf.edx & (1 << 24) == 0 {
         return false;
     }
