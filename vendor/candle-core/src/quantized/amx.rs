@@ -2,13 +2,14 @@
 //! Intel AMX, the tile unit of Xeon processors since Sapphire Rapids.
 //!
 //! Each block of 32 weight rows is dequantized with the type's own `to_float` and rounded to
-//! bf16, the input rows are rounded to bf16, and `tdpbf16ps` multiplies 16 input rows by 16
-//! weight rows over 32 values per instruction, adding the products in f32. Unlike the other
+//! bf16, the input rows are rounded to bf16, and `tdpbf16ps` multiplies 16 weight rows by 16
+//! input rows over 32 values per instruction, adding the products in f32. Unlike the other
 //! CPU paths, which quantize the input rows to the weight type's dot-product type (8 bits per
 //! value in blocks) and match upstream bit for bit, this one rounds the inputs to bf16 (8
 //! significant bits per value, no shared block scale) and the weights' dequantized values to
-//! bf16: its results differ from upstream's in the low bits, by about as much as upstream's own
-//! input quantization does (tests/kernel.rs bounds both against the exact f32 product).
+//! bf16: its results differ from upstream's in the low bits. tests/kernel.rs bounds each output
+//! against the exact product (by the two roundings) and against the product of the rounded
+//! operands (by the f32 additions).
 //!
 //! Used only where the CPU has AMX-TILE and AMX-BF16 and Linux lets the process use the tile
 //! state (`arch_prctl(ARCH_REQ_XCOMP_PERM)`), and not when `AIDIAG_AMX=off` is set.
