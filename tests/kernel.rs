@@ -2,7 +2,9 @@
 //! upstream's algorithm (one `vec_dot` of a quantized input row with a weight row per output),
 //! for shapes around its tile and block edges, with Q8_0, Q4_K and Q6_K weights, each through
 //! the patch's own four-by-four kernel (`vec_dot_q8_0_q8_0_tile`, `vec_dot_q4k_q8k_tile`,
-//! `vec_dot_q6k_q8k_tile`; VNNI where the CPU has it).
+//! `vec_dot_q6k_q8k_tile`; VNNI where the CPU has it) in `matmul_exact`. `matmul`'s AMX path
+//! (prompts, where the CPU has AMX tiles) is not upstream's arithmetic: it is held within the
+//! bf16 rounding of the exact product instead.
 
 use candle_core::quantized::k_quants::{self, BlockQ4K, BlockQ6K, BlockQ8K, BlockQ8_0, GgmlType};
 
