@@ -58,9 +58,22 @@ const ANSWERED_BYTES: usize = 32 << 20;
 
 /// Tokens at the end of a prompt always computed anew, never taken from a kept session. The
 /// CPU attention computes a step of at least this many tokens exactly as it computes those
-/// tokens within a longer prompt (`kalosm_llama::CAUSAL_ATTENTION_ROWS`), so a continued
-/// prompt gives the same bits as the whole prompt run at once.
-const FED_AT_LEAST: usize = kalosm_llama::CAUSAL_ATTENTION_ROWS;
+/// tokens within a longer prompt (`kalosm_llama::CAUSAL_ATTENTION_ROWS`), and so do the
+/// vendored candle's matmuls: from `amx::MIN_ROWS` rows on they run on AMX tiles where the CPU
+/// has them (bf16 inputs), below on vector kernels (8-bit inputs), so a shorter step would give
+/// other bits. A continued prompt gives the same bits as the whole prompt run at once.
+const FED_AT_LEAST: usize = {
+    let attention = kalosm_llama::CAUSAL_ATTENTION_ROWS;
+    #[cfg(target_arch = "x86_64")]
+    let matmul = candle_core::quantized::amx::MIN_ROWS;
+    #[cfg(not(target_arch = "x86_64"))]
+    let matmul = 1;
+    if attention > matmul {
+        attention
+    } else {
+        matmul
+    }
+};
 
 /// A prompt's token ids and each token's byte range in it.
 type Encoded = (Vec<u32>, Vec<(usize, usize)>);
@@ -454,7 +467,8 @@ impl Engine {
         tokens: &[u32],
         offsets: &[(usize, usize)],
     ) -> Result<(LlamaSession, usize, usize), String> {
-        if !prefix.is_empty() && !self.has_prefix(prefix) {
+        // A prefix shorter than a step that keeps its bits (`FED_AT_LEAST`) is not run alone.
+        if self.tokens(prefix).len() >= FED_AT_LEAST && !self.has_prefix(prefix) {
             let mut session = self.llama.new_session().map_err(|e| e.to_string())?;
             // No token is generated: this only fills the session's cache.
             let fill = GenerationParameters::default().with_max_length(0);
