@@ -3,9 +3,9 @@ use crate::{Context, CpuStorage, DType, Device, Result, Shape, Storage, Tensor};
 use k_quants::*;
 use std::borrow::Cow;
 
-#[cfg(target_feature = "avx")]
 #[cfg(target_arch = "x86_64")]
 pub mod amx;
+#[cfg(target_feature = "avx")]
 pub mod avx;
 mod dummy_cuda;
 mod dummy_metal;
