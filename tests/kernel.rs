@@ -39,21 +39,30 @@ fn reference<T: GgmlType>(m: usize, k: usize, n: usize, lhs: &[f32], rhs: &[T]) 
     out
 }
 
+/// The inputs of one case: `m` input rows and `n` weight rows (quantized) of `k` values.
+fn case<T: GgmlType>(m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<T>) {
+    let lhs = values(m * k, (m * 1000 + n) as u64);
+    let weights = values(n * k, (n * 7) as u64);
+    let mut rhs = vec![T::zeros(); n * k / T::BLCK_SIZE];
+    T::from_float(&weights, &mut rhs).unwrap();
+    (lhs, rhs)
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
+}
+
 fn check<T: GgmlType>(k: usize) {
     for m in [1, 2, 3, 4, 5, 15, 16, 17, 40, 250] {
         for n in [1, 3, 4, 5, 31, 32, 33, 63, 64, 65, 130] {
-            let lhs = values(m * k, (m * 1000 + n) as u64);
-            let weights = values(n * k, (n * 7) as u64);
-            let mut rhs = vec![T::zeros(); n * k / T::BLCK_SIZE];
-            T::from_float(&weights, &mut rhs).unwrap();
+            let (lhs, rhs) = case::<T>(m, k, n);
             let mut dst = vec![0f32; m * n];
             k_quants::matmul_exact((m, k, n), &lhs, &rhs, &mut dst).unwrap();
             let expected = reference(m, k, n, &lhs, &rhs);
-            let same = dst
-                .iter()
-                .zip(&expected)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(same, "m={m} k={k} n={n}: the patched matmul differs");
+            assert!(
+                same_bits(&dst, &expected),
+                "m={m} k={k} n={n}: the patched matmul differs"
+            );
         }
     }
 }
@@ -66,19 +75,16 @@ fn check_amx<T: GgmlType>(k: usize) {
     use candle_core::quantized::amx;
     for m in [16, 17, 31, 32, 33, 48, 250] {
         for n in [1, 15, 16, 31, 32, 33, 65, 130] {
-            let lhs = values(m * k, (m * 1000 + n) as u64);
-            let weights = values(n * k, (n * 7) as u64);
-            let mut rhs = vec![T::zeros(); n * k / T::BLCK_SIZE];
-            T::from_float(&weights, &mut rhs).unwrap();
+            let (lhs, rhs) = case::<T>(m, k, n);
             let mut dst = vec![0f32; m * n];
             k_quants::matmul((m, k, n), &lhs, &rhs, &mut dst).unwrap();
             if !amx::available() {
                 let mut exact = vec![0f32; m * n];
                 k_quants::matmul_exact((m, k, n), &lhs, &rhs, &mut exact).unwrap();
-                assert!(dst
-                    .iter()
-                    .zip(&exact)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+                assert!(
+                    same_bits(&dst, &exact),
+                    "m={m} k={k} n={n}: not matmul_exact"
+                );
                 continue;
             }
             let mut w = vec![0f32; n * k];

@@ -468,7 +468,7 @@ impl Engine {
         offsets: &[(usize, usize)],
     ) -> Result<(LlamaSession, usize, usize), String> {
         // A prefix shorter than a step that keeps its bits (`FED_AT_LEAST`) is not run alone.
-        if self.tokens(prefix).len() >= FED_AT_LEAST && !self.has_prefix(prefix) {
+        if !self.has_prefix(prefix) && self.tokens(prefix).len() >= FED_AT_LEAST {
             let mut session = self.llama.new_session().map_err(|e| e.to_string())?;
             // No token is generated: this only fills the session's cache.
             let fill = GenerationParameters::default().with_max_length(0);
