@@ -140,7 +140,15 @@ pub enum Returns {
 }
 
 /// Walks `function` (a `function_definition` node) and returns the facts it found.
-pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) -> Vec<Fact> {
+///
+/// `declared` is what the function declares (`Declared::read` of the same function): the rules
+/// each walk a function with their own inputs, and read its declarations once.
+pub fn analyze<'t>(
+    function: Node<'t>,
+    source: &str,
+    inputs: &FlowInputs<'t>,
+    declared: &Declared,
+) -> Vec<Fact> {
     let Some(body) = function.field("body") else {
         return Vec::new();
     };
@@ -148,20 +156,20 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         source,
         inputs,
         body,
-        labels: HashMap::new(),
-        locals: HashSet::new(),
-        int_locals: HashSet::new(),
+        labels: &declared.labels,
+        locals: &declared.locals,
+        int_locals: &declared.int_locals,
         facts: Vec::new(),
         seen: HashSet::new(),
         loops: Vec::new(),
         gotos: Vec::new(),
         steps: 0,
-        aliases: OnceCell::new(),
+        aliases: &declared.aliases,
         last_breaks: None,
-        auto_freed: HashSet::new(),
-        aggregates: HashSet::new(),
+        auto_freed: &declared.auto_freed,
+        aggregates: &declared.aggregates,
         summaries: OnceCell::new(),
-        handed_later: OnceCell::new(),
+        handed_later: &declared.handed_later,
         lent_leaks: Vec::new(),
         given_back: HashSet::new(),
         acquired_into: HashMap::new(),
@@ -169,8 +177,8 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
         released: HashMap::new(),
         unreleased: Vec::new(),
         function,
+        cursor: body.walk(),
     };
-    engine.index(body);
     let mut state = State::start();
     engine.visit(body, &mut state);
     if state.live {
@@ -201,6 +209,9 @@ pub fn analyze<'t>(function: Node<'t>, source: &str, inputs: &FlowInputs<'t>) ->
     }
     engine.facts
 }
+
+/// The named children of a node, listed before they are walked: most nodes have a few.
+type Kids<'t> = smallvec::SmallVec<[Node<'t>; 8]>;
 
 /// Beyond this many visited nodes the walk gives up and reports nothing for the function.
 const STEP_LIMIT: usize = 200_000;
@@ -531,13 +542,129 @@ struct Loop {
     is_switch: bool,
 }
 
+/// What a function declares, and which of its locals name other objects: read once per function
+/// and shared by every walk of it (the rules each walk a function with their own inputs).
+#[derive(Default)]
+pub struct Declared {
+    /// The byte range of each labeled statement, by label (kept as ranges so the rules'
+    /// contexts can hold this without tying it to the tree's lifetime).
+    labels: HashMap<String, std::ops::Range<usize>>,
+    locals: HashSet<String>,
+    int_locals: HashSet<String>,
+    auto_freed: HashSet<String>,
+    aggregates: HashSet<String>,
+    /// Read on first need by a walk (see `Engine::aliases`).
+    aliases: OnceCell<HashMap<String, String>>,
+    /// Read on first need by a walk (see `Engine::handed_later`).
+    handed_later: OnceCell<HashMap<String, usize>>,
+}
+
+impl Declared {
+    /// The labels and locals of `function`'s body.
+    pub fn read(function: Node, source: &str) -> Declared {
+        let mut declared = Declared::default();
+        if let Some(body) = function.field("body") {
+            let mut cursor = body.walk();
+            declared.index(body, source, &mut cursor);
+        }
+        declared
+    }
+
+    /// Records labels and local variables of the body.
+    fn index<'t>(
+        &mut self,
+        node: Node<'t>,
+        source: &str,
+        cursor: &mut tree_sitter::TreeCursor<'t>,
+    ) {
+        match node.kind_name() {
+            "labeled_statement" => {
+                if let Some(label) = node.field("label") {
+                    self.labels
+                        .insert(text(label, source).to_owned(), node.byte_range());
+                }
+            }
+            "declaration" => {
+                let is_int = node.field("type").is_some_and(|t| {
+                    matches!(
+                        t.kind_name(),
+                        "primitive_type" | "sized_type_specifier" | "type_identifier"
+                    )
+                });
+                let mut cursor = node.walk();
+                for declarator in node.children_by_field_name("declarator", &mut cursor) {
+                    if let Some(name) = declared_name(declarator) {
+                        let name = text(name, source).to_owned();
+                        let plain = matches!(declarator.kind_name(), "identifier")
+                            || (declarator.kind_name() == "init_declarator"
+                                && declarator
+                                    .field("declarator")
+                                    .is_some_and(|d| d.kind_name() == "identifier"));
+                        if is_int && plain {
+                            self.int_locals.insert(name.clone());
+                        }
+                        if declares_auto_free(declarator, source) {
+                            self.auto_freed.insert(name.clone());
+                        }
+                        // `struct i2c_msg msgs[] = ...`, `struct foo_cfg cfg;`: the object
+                        // itself lives in the frame.
+                        let inner = match declarator.kind_name() {
+                            "init_declarator" => declarator.field("declarator"),
+                            _ => Some(declarator),
+                        };
+                        let aggregate = inner.is_some_and(|d| {
+                            d.kind_name() == "array_declarator"
+                                || (d.kind_name() == "identifier"
+                                    && node.field("type").is_some_and(|t| {
+                                        matches!(
+                                            t.kind_name(),
+                                            "struct_specifier" | "union_specifier"
+                                        )
+                                    }))
+                        });
+                        if aggregate {
+                            self.aggregates.insert(name.clone());
+                        }
+                        self.locals.insert(name);
+                    }
+                }
+            }
+            _ => {}
+        }
+        let children: Kids<'t> = node.named_children(cursor).collect();
+        for child in children {
+            self.index(child, source, cursor);
+        }
+    }
+}
+
+/// True when `declarator` carries cleanup.h's `__free(...)` (`char *buf __free(kfree) = NULL`).
+/// The dialect masks the annotation for the grammar, so it is read from the source between
+/// the declared name and the `=`, `,` or `;` that follows it.
+fn declares_auto_free(declarator: Node, source: &str) -> bool {
+    let Some(name) = declared_name(declarator) else {
+        return false;
+    };
+    let rest = source.get(name.end_byte()..).unwrap_or("");
+    let end = rest.find([',', ';', '=']).unwrap_or(rest.len());
+    // The annotation may also sit before the name (`struct foo __free(kfree) *p = NULL`):
+    // the text from the previous declarator (or the type) to the name.
+    let start = declarator
+        .prev_named_sibling()
+        .map_or(declarator.start_byte(), |p| p.end_byte());
+    let before = source
+        .get(start.min(name.start_byte())..name.start_byte())
+        .unwrap_or("");
+    rest[..end].contains("__free(") || before.contains("__free(")
+}
+
 struct Engine<'a, 't> {
     source: &'a str,
     inputs: &'a FlowInputs<'t>,
     body: Node<'t>,
-    labels: HashMap<String, Node<'t>>,
-    locals: HashSet<String>,
-    int_locals: HashSet<String>,
+    labels: &'a HashMap<String, std::ops::Range<usize>>,
+    locals: &'a HashSet<String>,
+    int_locals: &'a HashSet<String>,
     facts: Vec<Fact>,
     seen: HashSet<Fact>,
     loops: Vec<Loop>,
@@ -549,14 +676,14 @@ struct Engine<'a, 't> {
     /// otherwise).
     last_breaks: Option<State>,
     /// Read on first need (only lock names use them).
-    aliases: OnceCell<HashMap<String, String>>,
+    aliases: &'a OnceCell<HashMap<String, String>>,
     /// Locals declared with `__free(...)` (cleanup.h): freed automatically when they go out of
     /// scope, so they never leak.
-    auto_freed: HashSet<String>,
+    auto_freed: &'a HashSet<String>,
     /// Locals that are arrays or structs (not pointers): objects of the frame.
-    aggregates: HashSet<String>,
+    aggregates: &'a HashSet<String>,
     /// Locals the function itself returns or stores outside its frame somewhere.
-    handed_later: OnceCell<HashMap<String, usize>>,
+    handed_later: &'a OnceCell<HashMap<String, usize>>,
     /// Leaks of lent objects, reported after the walk if their allocation is in `given_back`.
     lent_leaks: Vec<Fact>,
     /// Locals holding the result of a `FlowInputs::takes` acquisition that can fail (`ret =
@@ -574,6 +701,8 @@ struct Engine<'a, 't> {
     /// What the functions of the same file do with locks, read on first need.
     summaries: OnceCell<Rc<LockSummaries>>,
     function: Node<'t>,
+    /// One cursor for listing children, reset for each node (a new cursor allocates).
+    cursor: tree_sitter::TreeCursor<'t>,
 }
 
 impl<'a, 't> Engine<'a, 't> {
@@ -780,86 +909,9 @@ impl<'a, 't> Engine<'a, 't> {
         })
     }
 
-    /// Records labels and local variables of the body.
-    fn index(&mut self, node: Node<'t>) {
-        match node.kind_name() {
-            "labeled_statement" => {
-                if let Some(label) = node.field("label") {
-                    self.labels.insert(self.text(label).to_owned(), node);
-                }
-            }
-            "declaration" => {
-                let is_int = node.field("type").is_some_and(|t| {
-                    matches!(
-                        t.kind_name(),
-                        "primitive_type" | "sized_type_specifier" | "type_identifier"
-                    )
-                });
-                let mut cursor = node.walk();
-                for declarator in node.children_by_field_name("declarator", &mut cursor) {
-                    if let Some(name) = declared_name(declarator) {
-                        let name = self.text(name).to_owned();
-                        let plain = matches!(declarator.kind_name(), "identifier")
-                            || (declarator.kind_name() == "init_declarator"
-                                && declarator
-                                    .field("declarator")
-                                    .is_some_and(|d| d.kind_name() == "identifier"));
-                        if is_int && plain {
-                            self.int_locals.insert(name.clone());
-                        }
-                        if self.declares_auto_free(declarator) {
-                            self.auto_freed.insert(name.clone());
-                        }
-                        // `struct i2c_msg msgs[] = ...`, `struct foo_cfg cfg;`: the object
-                        // itself lives in the frame.
-                        let inner = match declarator.kind_name() {
-                            "init_declarator" => declarator.field("declarator"),
-                            _ => Some(declarator),
-                        };
-                        let aggregate = inner.is_some_and(|d| {
-                            d.kind_name() == "array_declarator"
-                                || (d.kind_name() == "identifier"
-                                    && node.field("type").is_some_and(|t| {
-                                        matches!(
-                                            t.kind_name(),
-                                            "struct_specifier" | "union_specifier"
-                                        )
-                                    }))
-                        });
-                        if aggregate {
-                            self.aggregates.insert(name.clone());
-                        }
-                        self.locals.insert(name);
-                    }
-                }
-            }
-            _ => {}
-        }
-        let mut cursor = node.walk();
-        for child in node.named_children(&mut cursor) {
-            self.index(child);
-        }
-    }
-
-    /// True when `declarator` carries cleanup.h's `__free(...)` (`char *buf __free(kfree) = NULL`).
-    /// The dialect masks the annotation for the grammar, so it is read from the source between
-    /// the declared name and the `=`, `,` or `;` that follows it.
-    fn declares_auto_free(&self, declarator: Node) -> bool {
-        let Some(name) = declared_name(declarator) else {
-            return false;
-        };
-        let rest = self.source.get(name.end_byte()..).unwrap_or("");
-        let end = rest.find([',', ';', '=']).unwrap_or(rest.len());
-        // The annotation may also sit before the name (`struct foo __free(kfree) *p = NULL`):
-        // the text from the previous declarator (or the type) to the name.
-        let start = declarator
-            .prev_named_sibling()
-            .map_or(declarator.start_byte(), |p| p.end_byte());
-        let before = self
-            .source
-            .get(start.min(name.start_byte())..name.start_byte())
-            .unwrap_or("");
-        rest[..end].contains("__free(") || before.contains("__free(")
+    /// The named children of `node`.
+    fn kids(&mut self, node: Node<'t>) -> Kids<'t> {
+        node.named_children(&mut self.cursor).collect()
     }
 
     /// Finds the locals assigned exactly once, to another object's name (`x = a->b`,
@@ -1159,11 +1211,8 @@ impl<'a, 't> Engine<'a, 't> {
                 state.live = false;
             }
             "labeled_statement" => {
-                let mut cursor = node.walk();
-                let inner: Vec<_> = node
-                    .named_children(&mut cursor)
-                    .filter(|c| c.kind_name() != "statement_identifier")
-                    .collect();
+                let mut inner = self.kids(node);
+                inner.retain(|c| c.kind_name() != "statement_identifier");
                 for child in inner {
                     self.visit(child, state);
                 }
@@ -1259,9 +1308,7 @@ impl<'a, 't> Engine<'a, 't> {
     }
 
     fn children(&mut self, node: Node<'t>, state: &mut State) {
-        let mut cursor = node.walk();
-        let children: Vec<_> = node.named_children(&mut cursor).collect();
-        for child in children {
+        for child in self.kids(node) {
             self.visit(child, state);
         }
     }
@@ -1269,8 +1316,7 @@ impl<'a, 't> Engine<'a, 't> {
     /// Statements in order. A kernel iterator macro (`list_for_each_entry(...) { ... }`) parses
     /// as a call missing its `;` followed by a block; that block is walked as a loop body.
     fn sequence(&mut self, node: Node<'t>, state: &mut State) {
-        let mut cursor = node.walk();
-        let children: Vec<_> = node.named_children(&mut cursor).collect();
+        let children = self.kids(node);
         let mut i = 0;
         while i < children.len() && state.live {
             let child = children[i];
@@ -1587,12 +1633,14 @@ impl<'a, 't> Engine<'a, 't> {
             return;
         }
         self.children(node, state);
+        // Listing a call's arguments walks its children; the checks below ask several times.
+        let args: Kids<'t> = call_arguments(node).into();
         let id = node.id();
         let here = ByteRange::of(node);
         self.pair_call(node, here, state);
         // `bitmap_free(pool->usage)`: the path takes the object apart.
         if !state.resources.is_empty() && tears_down(name) {
-            for arg in call_arguments(node) {
+            for arg in args.clone() {
                 let mut base = strip_parens(arg);
                 let mut read_out = false;
                 while matches!(
@@ -1617,9 +1665,8 @@ impl<'a, 't> Engine<'a, 't> {
         // An iterator macro (`list_for_each_entry_safe(pos, n, head, member)`) assigns its
         // cursors, and a callee given `&x` may assign `x`: whatever was known about them is gone.
         let iterator = name.contains("for_each");
-        let args = call_arguments(node);
         let head = list_head(name, args.len());
-        for (i, arg) in args.into_iter().enumerate() {
+        for (i, &arg) in args.iter().enumerate() {
             let arg = strip_parens(arg);
             if iterator && arg.kind_name() == "identifier" && head != Some(i) {
                 state.reset(self.text(arg));
@@ -1747,7 +1794,8 @@ impl<'a, 't> Engine<'a, 't> {
         }
         // Printing a pointer's value (`"%p"`), or naming it in an UPPER_CASE macro that pastes
         // the name (`SCTP_DBG_OBJCNT_DEC(ep)`), reads nothing through it.
-        let prints_pointer = call_arguments(node)
+        let prints_pointer = args
+            .clone()
             .into_iter()
             .any(|a| a.kind_name() == "string_literal" && self.text(a).contains("%p"));
         let macro_name = !name.is_empty()
@@ -1762,7 +1810,7 @@ impl<'a, 't> Engine<'a, 't> {
         if !borrows {
             // `f(&p->field)`: the callee gets a pointer into `*p` and reads or writes through
             // it, which a test inside the callee cannot catch (NULL plus an offset is not NULL).
-            for arg in call_arguments(node) {
+            for arg in args.clone() {
                 let arg = strip_parens(arg);
                 let field = Some(arg)
                     .filter(|a| {
@@ -1782,7 +1830,7 @@ impl<'a, 't> Engine<'a, 't> {
         }
         if !borrows && !derefs {
             // A callee given `dev` (or `&dev->sub`) may change `dev->buf`: forget what we knew.
-            for arg in call_arguments(node) {
+            for arg in args.clone() {
                 let arg = strip_parens(arg);
                 let base = match arg.kind_name() {
                     "pointer_expression" => arg.field("argument").and_then(|a| self.key(a)),
@@ -1801,7 +1849,7 @@ impl<'a, 't> Engine<'a, 't> {
         let tracking = !state.resources.is_empty();
         let keeps = tracking
             && (keeps_or_releases(name)
-                || call_arguments(node).into_iter().any(|a| {
+                || args.clone().into_iter().any(|a| {
                     let t = self.text(a);
                     t.contains("destroy") || t.contains("release") || t.contains("_free")
                 }));
@@ -1813,7 +1861,7 @@ impl<'a, 't> Engine<'a, 't> {
                 .get_or_init(|| summary::for_file(self.function, self.source))
                 .clone();
             if let Some(freed) = summaries.takers.get(name) {
-                for (i, arg) in call_arguments(node).into_iter().enumerate() {
+                for (i, arg) in args.clone().into_iter().enumerate() {
                     if !freed.contains(&i) {
                         continue;
                     }
@@ -1847,29 +1895,30 @@ impl<'a, 't> Engine<'a, 't> {
             .any(|u| name.starts_with(u));
         let mut unlinked: Vec<String> = Vec::new();
         let mut kept_here: Vec<String> = Vec::new();
-        // `rc = foo_register(dev, p)`: the local that tells whether the call kept `p`.
-        let result_local = node
-            .parent()
-            .filter(|p| {
-                p.kind_name() == "assignment_expression"
-                    && p.field("right").is_some_and(|r| r.id() == id)
-                    && p.field("operator").is_some_and(|o| self.text(o) == "=")
-            })
-            .and_then(|p| p.field("left"))
-            .or_else(|| {
-                node.parent()
-                    .filter(|p| {
-                        p.kind_name() == "init_declarator"
-                            && p.field("value").is_some_and(|v| v.id() == id)
-                    })
-                    .and_then(|p| p.field("declarator"))
-            })
-            .map(strip_parens)
-            .filter(|l| l.kind_name() == "identifier")
-            .map(|l| self.text(l).to_owned())
-            .filter(|l| self.int_locals.contains(l));
         if keeps {
-            for (_, arg) in call_arguments(node)
+            // `rc = foo_register(dev, p)`: the local that tells whether the call kept `p`.
+            let parent = node.parent();
+            let result_local = parent
+                .filter(|p| {
+                    p.kind_name() == "assignment_expression"
+                        && p.field("right").is_some_and(|r| r.id() == id)
+                        && p.field("operator").is_some_and(|o| self.text(o) == "=")
+                })
+                .and_then(|p| p.field("left"))
+                .or_else(|| {
+                    parent
+                        .filter(|p| {
+                            p.kind_name() == "init_declarator"
+                                && p.field("value").is_some_and(|v| v.id() == id)
+                        })
+                        .and_then(|p| p.field("declarator"))
+                })
+                .map(strip_parens)
+                .filter(|l| l.kind_name() == "identifier")
+                .map(|l| self.text(l).to_owned())
+                .filter(|l| self.int_locals.contains(l));
+            for (_, arg) in args
+                .clone()
                 .into_iter()
                 .enumerate()
                 .filter(|(i, _)| linked(*i))
@@ -1937,7 +1986,7 @@ impl<'a, 't> Engine<'a, 't> {
             Vec::new()
         };
         let plain = only_reads(name);
-        for (i, arg) in call_arguments(node).into_iter().enumerate() {
+        for (i, arg) in args.clone().into_iter().enumerate() {
             for key in self.handed_on(arg, state) {
                 let Some(r) = state.resources.get_mut(&key) else {
                     continue;
@@ -2472,12 +2521,23 @@ impl<'a, 't> Engine<'a, 't> {
         *state = State::merge(taken, other);
     }
 
+    /// The labeled statement at `range` (see `Declared::labels`).
+    fn labeled(&self, range: &std::ops::Range<usize>) -> Option<Node<'t>> {
+        let mut node = self
+            .body
+            .descendant_for_byte_range(range.start, range.end)?;
+        while node.kind_name() != "labeled_statement" || node.byte_range() != *range {
+            node = node.parent()?;
+        }
+        Some(node)
+    }
+
     /// Follows a forward `goto` into its unwinding ladder and checks the exit it reaches.
     fn goto(&mut self, node: Node<'t>, state: &State) {
         let Some(label) = node.field("label").map(|l| self.text(l).to_owned()) else {
             return;
         };
-        let Some(&target) = self.labels.get(&label) else {
+        let Some(target) = self.labels.get(&label).and_then(|r| self.labeled(r)) else {
             return;
         };
         let backward = target.start_byte() < node.start_byte();

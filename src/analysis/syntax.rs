@@ -8,6 +8,13 @@ pub fn language() -> Language {
     tree_sitter_c::LANGUAGE.into()
 }
 
+/// The grammar, kept for the whole run: the names it gives out (of node kinds, of fields) live
+/// as long as it does.
+fn grammar() -> &'static Language {
+    static GRAMMAR: std::sync::OnceLock<Language> = std::sync::OnceLock::new();
+    GRAMMAR.get_or_init(language)
+}
+
 /// The field ids of the C grammar, by name: looking a field up by name scans every field name of
 /// the grammar with `strncmp` on each call, and the rules and the path walk ask for fields
 /// millions of times. Here the names the analysis asks for most come first, and a comparison
@@ -26,7 +33,7 @@ fn field_id(name: &str) -> Option<std::num::NonZeroU16> {
     static IDS: std::sync::OnceLock<Vec<(&'static str, std::num::NonZeroU16)>> =
         std::sync::OnceLock::new();
     IDS.get_or_init(|| {
-        let language = language();
+        let language = grammar();
         let mut ids: Vec<(&'static str, std::num::NonZeroU16)> = (1..=language.field_count()
             as u16)
             .filter_map(|id| Some((language.field_name_for_id(id)?, id.try_into().ok()?)))
@@ -43,7 +50,7 @@ fn field_id(name: &str) -> Option<std::num::NonZeroU16> {
 fn kind_names() -> &'static [&'static str] {
     static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     NAMES.get_or_init(|| {
-        let language = language();
+        let language = grammar();
         (0..language.node_kind_count() as u16)
             .map(|id| language.node_kind_for_id(id).unwrap_or(""))
             .collect()
@@ -69,7 +76,9 @@ impl<'t> Fields<'t> for Node<'t> {
         // `ERROR` (id 65535) and any id past the table take the slow way.
         match kind_names().get(usize::from(self.kind_id())) {
             Some(name) if !name.is_empty() => name,
-            _ => self.kind(),
+            _ => grammar()
+                .node_kind_for_id(self.kind_id())
+                .unwrap_or("ERROR"),
         }
     }
 }

@@ -240,7 +240,7 @@ impl CallPatterns {
             if let Some((index, capture)) = &pattern.argument {
                 let Some(argument) = call
                     .field("arguments")
-                    .and_then(|list| list.named_child(*index))
+                    .and_then(|list| list.named_child(*index as u32))
                 else {
                     continue;
                 };
@@ -280,6 +280,8 @@ pub struct Context<'t> {
     pub function: Node<'t>,
     pub source: &'t str,
     pub matches: Vec<Match<'t>>,
+    /// The function's declarations for the path walk, read by the first rule that walks it.
+    pub declared: std::rc::Rc<std::cell::OnceCell<flow::Declared>>,
 }
 
 impl<'t> Context<'t> {
@@ -364,7 +366,10 @@ impl<'t> Context<'t> {
         {
             return Vec::new();
         }
-        flow::analyze(self.function, self.source, &inputs)
+        let declared = self
+            .declared
+            .get_or_init(|| flow::Declared::read(self.function, self.source));
+        flow::analyze(self.function, self.source, &inputs, declared)
     }
 
     /// Calls to functions of the file that free an argument on every path
@@ -517,7 +522,7 @@ fn run_queries<'t>(function: Node<'t>, source: &'t str) -> Vec<Vec<Match<'t>>> {
     while let Some(m) = matches.next() {
         let owner = combined.owners[m.pattern_index];
         if owner == usize::MAX {
-            if let [a, b] = m.captures {
+            if let [a, b] = m.captures() {
                 let (call, callee) = match names[a.index as usize] {
                     ANY_CALLEE => (b.node, a.node),
                     _ => (a.node, b.node),
@@ -528,7 +533,7 @@ fn run_queries<'t>(function: Node<'t>, source: &'t str) -> Vec<Vec<Match<'t>>> {
         }
         out[owner].push(Match {
             captures: m
-                .captures
+                .captures()
                 .iter()
                 .map(|c| (names[c.index as usize], c.node))
                 .collect(),
@@ -586,6 +591,7 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
     let verifier = std::cell::OnceCell::new();
     let mut verifications = verification_budget(function.byte_range().len());
     let test_code = is_kunit_test(function, source);
+    let declared = std::rc::Rc::default();
     for (rule, matches) in RULES.iter().zip(run_queries(function, source)) {
         if matches.is_empty() {
             continue;
@@ -594,6 +600,7 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
             function,
             source,
             matches,
+            declared: std::rc::Rc::clone(&declared),
         };
         let mut seen: Vec<(ByteRange, Message)> = Vec::new();
         for candidate in (rule.check)(&context) {
@@ -905,7 +912,7 @@ mod tests {
         let mut out = Vec::new();
         while let Some(m) = matches.next() {
             let mut captures: Vec<(String, ByteRange)> = m
-                .captures
+                .captures()
                 .iter()
                 .map(|c| {
                     let name = query.capture_names()[c.index as usize].to_owned();
