@@ -514,6 +514,8 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
     let mut assigned: BTreeSet<&str> = BTreeSet::new();
     let mut stack = vec![body];
     let mut children = Vec::new();
+    // One cursor lists every node's children (a new cursor allocates).
+    let mut cursor = body.walk();
     while let Some(n) = stack.pop() {
         match n.kind_name() {
             "return_statement" => returns.push(n),
@@ -611,7 +613,6 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
             }
             _ => {}
         }
-        let mut cursor = n.walk();
         children.clear();
         children.extend(n.named_children(&mut cursor));
         stack.extend(children.iter().rev());

@@ -173,6 +173,13 @@ pub fn count_errors(node: Node) -> usize {
     count
 }
 
+/// True when the tree under `node` nests more than `limit` levels deep.
+pub fn deeper_than(node: Node, limit: usize) -> bool {
+    // A tree is at most as deep as it has nodes, counted without a walk: most functions have
+    // fewer than `limit` and need no walk to be known shallow enough.
+    node.descendant_count() > limit && depth(node, limit) > limit
+}
+
 /// How deep the tree under `node` goes, counted up to `limit + 1` (the walk stops there).
 /// Without recursion, so that any input can be measured.
 pub fn depth(node: Node, limit: usize) -> usize {

@@ -7,7 +7,7 @@ use tree_sitter::Node;
 use crate::analysis::syntax::{self, declared_name};
 
 /// How a variable is declared inside one function.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Declared<'t> {
     /// The type specifier (`unsigned int`, `size_t`, `struct foo`).
     pub type_node: Node<'t>,
@@ -108,7 +108,7 @@ pub fn field_declared<'t>(
 /// The first of `found` when every one has its shape and type (one declaration, or the same
 /// one under several `#ifdef` branches); `None` when there is none or they disagree.
 fn agreeing<'t>(found: &[Declared<'t>], source: &str) -> Option<Declared<'t>> {
-    let first = found.first()?.clone();
+    let first = *found.first()?;
     let agree = found.iter().all(|d| {
         d.pointer == first.pointer
             && d.array == first.array

@@ -569,7 +569,7 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
     if syntax::never_compiled(function, |c| syntax::text(c, source).trim() == "0") {
         return findings;
     }
-    if syntax::depth(function, MAX_DEPTH) > MAX_DEPTH {
+    if syntax::deeper_than(function, MAX_DEPTH) {
         let name = crate::analysis::functions::function_name(function).unwrap_or(function);
         findings.push(Finding {
             rule: NOT_CHECKED,

@@ -21,6 +21,8 @@ pub const RULE: Rule = Rule {
 
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
+    // A function tests the same locals again and again (`ret < 0`): each is looked up once.
+    let mut locals = std::collections::HashMap::new();
     for m in &ctx.matches {
         let (Some(compare), Some(value)) = (m.get("compare"), m.get("value")) else {
             continue;
@@ -32,7 +34,9 @@ fn check(ctx: &Context) -> Vec<Candidate> {
         let value = strip_parens(value);
         let name = ctx.text(value);
         let declared = match value.kind_name() {
-            "identifier" => declarations::declared(ctx.function, name, ctx.source),
+            "identifier" => *locals
+                .entry(name)
+                .or_insert_with(|| declarations::declared(ctx.function, name, ctx.source)),
             // `priv->irq < 0` with `priv` a `struct rtc_priv *` whose definition in the file
             // says `unsigned int irq`.
             "field_expression" => declarations::field_declared(ctx.function, value, ctx.source),
