@@ -591,8 +591,7 @@ impl Declared {
                         "primitive_type" | "sized_type_specifier" | "type_identifier"
                     )
                 });
-                let mut cursor = node.walk();
-                for declarator in node.children_by_field_name("declarator", &mut cursor) {
+                for declarator in node.children_by_field_name("declarator", cursor) {
                     if let Some(name) = declared_name(declarator) {
                         let name = text(name, source).to_owned();
                         let plain = matches!(declarator.kind_name(), "identifier")
@@ -1640,7 +1639,7 @@ impl<'a, 't> Engine<'a, 't> {
         self.pair_call(node, here, state);
         // `bitmap_free(pool->usage)`: the path takes the object apart.
         if !state.resources.is_empty() && tears_down(name) {
-            for arg in args.clone() {
+            for &arg in &args {
                 let mut base = strip_parens(arg);
                 let mut read_out = false;
                 while matches!(
@@ -1795,8 +1794,8 @@ impl<'a, 't> Engine<'a, 't> {
         // Printing a pointer's value (`"%p"`), or naming it in an UPPER_CASE macro that pastes
         // the name (`SCTP_DBG_OBJCNT_DEC(ep)`), reads nothing through it.
         let prints_pointer = args
-            .clone()
-            .into_iter()
+            .iter()
+            .copied()
             .any(|a| a.kind_name() == "string_literal" && self.text(a).contains("%p"));
         let macro_name = !name.is_empty()
             && name
@@ -1810,7 +1809,7 @@ impl<'a, 't> Engine<'a, 't> {
         if !borrows {
             // `f(&p->field)`: the callee gets a pointer into `*p` and reads or writes through
             // it, which a test inside the callee cannot catch (NULL plus an offset is not NULL).
-            for arg in args.clone() {
+            for &arg in &args {
                 let arg = strip_parens(arg);
                 let field = Some(arg)
                     .filter(|a| {
@@ -1830,7 +1829,7 @@ impl<'a, 't> Engine<'a, 't> {
         }
         if !borrows && !derefs {
             // A callee given `dev` (or `&dev->sub`) may change `dev->buf`: forget what we knew.
-            for arg in args.clone() {
+            for &arg in &args {
                 let arg = strip_parens(arg);
                 let base = match arg.kind_name() {
                     "pointer_expression" => arg.field("argument").and_then(|a| self.key(a)),
@@ -1849,7 +1848,7 @@ impl<'a, 't> Engine<'a, 't> {
         let tracking = !state.resources.is_empty();
         let keeps = tracking
             && (keeps_or_releases(name)
-                || args.clone().into_iter().any(|a| {
+                || args.iter().copied().any(|a| {
                     let t = self.text(a);
                     t.contains("destroy") || t.contains("release") || t.contains("_free")
                 }));
@@ -1861,7 +1860,7 @@ impl<'a, 't> Engine<'a, 't> {
                 .get_or_init(|| summary::for_file(self.function, self.source))
                 .clone();
             if let Some(freed) = summaries.takers.get(name) {
-                for (i, arg) in args.clone().into_iter().enumerate() {
+                for (i, arg) in args.iter().copied().enumerate() {
                     if !freed.contains(&i) {
                         continue;
                     }
@@ -1917,12 +1916,7 @@ impl<'a, 't> Engine<'a, 't> {
                 .filter(|l| l.kind_name() == "identifier")
                 .map(|l| self.text(l).to_owned())
                 .filter(|l| self.int_locals.contains(l));
-            for (_, arg) in args
-                .clone()
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| linked(*i))
-            {
+            for (_, arg) in args.iter().copied().enumerate().filter(|(i, _)| linked(*i)) {
                 let read_out = matches!(
                     strip_parens(arg).kind_name(),
                     "field_expression" | "subscript_expression"
@@ -1986,7 +1980,7 @@ impl<'a, 't> Engine<'a, 't> {
             Vec::new()
         };
         let plain = only_reads(name);
-        for (i, arg) in args.clone().into_iter().enumerate() {
+        for (i, arg) in args.iter().copied().enumerate() {
             for key in self.handed_on(arg, state) {
                 let Some(r) = state.resources.get_mut(&key) else {
                     continue;
