@@ -1,6 +1,6 @@
 //! The floor under `aidiag check`'s time: reads and parses every `.c` and `.h` file under the
 //! given paths that the check parses (with the kernel dialect masked, as a check does; not the
-//! files without a brace in their code, see `functions::may_define_functions`) on every core,
+//! files without a brace that may open a function body, see `functions::may_define_functions`) on every core,
 //! and runs no rule. `scripts/kernel-sweep.sh --reference` times it beside the check, in the
 //! same run.
 

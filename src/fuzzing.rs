@@ -41,7 +41,7 @@ pub fn check(data: &[u8]) {
         let parse = syntax::parse(&text, None);
         assert!(
             functions::function_nodes(&parse.tree).is_empty(),
-            "a function where no brace was seen"
+            "a function where no brace that may open a body was seen"
         );
     }
     for finding in check_text(&text, CheckOptions { fixes: true }) {

@@ -228,14 +228,18 @@ pub fn leading_comment(text: &str, start: usize) -> Option<usize> {
 /// The longest comment `leading_comment` takes.
 pub const MAX_COMMENT_BYTES: usize = 4096;
 
-/// Whether `text` may define a function: whether a brace stands in its code, outside comments,
-/// string and character literals and preprocessor directives. A function definition has a body,
-/// and a body is braces the parser sees as code, so text without them has nothing to check and
-/// need not be parsed: the headers that only `#define` registers (half the bytes of `drivers/`).
-/// Lines end where the parser sees them end: at `\n` or a lone `\r`, not after a backslash.
-/// Where the parser may read code that a compiler would not (an unclosed comment or literal,
-/// code after a comment in a directive), the answer is yes: a file is skipped only when no
-/// reading of it holds a brace.
+/// Whether `text` may define a function: whether an opening brace that can start a function's
+/// body stands in its code, outside comments, string and character literals and preprocessor
+/// directives. A function definition has a body, and a body is braces the parser sees as code,
+/// so text without them has nothing to check and need not be parsed: the headers that only
+/// `#define` registers (half the bytes of `drivers/`), and those that only define types and
+/// tables. A brace cannot open a body where the code before it opens an initializer or a type:
+/// after `=`, `,`, `(` or another `{`, and after `struct`, `union` or `enum` with or without a
+/// tag; a body follows a parameter list or an attribute (`)`), and anything else is taken as a
+/// possible body too. Lines end where the parser sees them end: at `\n` or a lone `\r`, not
+/// after a backslash. Where the parser may read code that a compiler would not (an unclosed
+/// comment or literal, code after a comment in a directive), the answer is yes: a file is
+/// skipped only when no reading of it holds a brace that may open a body.
 pub fn may_define_functions(text: &str) -> bool {
     let bytes = text.as_bytes();
     let ends_line = |i: usize| bytes[i] == b'\n' || super::syntax::is_lone_cr(bytes, i);
@@ -247,6 +251,13 @@ pub fn may_define_functions(text: &str) -> bool {
         _ => 0,
     };
     let (mut i, mut line_start, mut directive) = (0, true, false);
+    // The last three tokens of code before `i`, the latest first.
+    let mut last = [Lead::None; 3];
+    let push = |last: &mut [Lead; 3], token: Lead, directive: bool| {
+        if !directive {
+            *last = [token, last[0], last[1]];
+        }
+    };
     while i < bytes.len() {
         let b = bytes[i];
         let spliced = splice(i);
@@ -291,16 +302,67 @@ pub fn may_define_functions(text: &str) -> bool {
                 }
                 i += usize::from(bytes.get(i) == Some(&b));
                 line_start = false;
+                push(&mut last, Lead::Other, directive);
                 continue;
             }
             (b'#', _) if line_start => directive = true,
-            (b'{' | b'}', _) if !directive => return true,
+            (b'{', _) if !directive && may_open_body(&last) => return true,
+            _ if b.is_ascii_alphanumeric() || b == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                let token = match &bytes[start..i] {
+                    b"struct" | b"union" | b"enum" => Lead::Tag,
+                    b"typedef" => Lead::Typedef,
+                    _ => Lead::Word,
+                };
+                push(&mut last, token, directive);
+                line_start = false;
+                continue;
+            }
+            _ if !b.is_ascii_whitespace() => push(&mut last, Lead::Punct(b), directive),
             _ => {}
         }
         line_start &= b.is_ascii_whitespace();
         i += 1;
     }
     false
+}
+
+/// A token of code before a brace, as far as `may_define_functions` tells them apart.
+#[derive(Clone, Copy)]
+enum Lead {
+    /// No token: the start of the text.
+    None,
+    /// `struct`, `union` or `enum`.
+    Tag,
+    Typedef,
+    /// Any other identifier, keyword or number.
+    Word,
+    Punct(u8),
+    /// A string or character literal.
+    Other,
+}
+
+/// Whether a `{` after `last` (the latest token first) may open a function's body: not after
+/// what opens an initializer (`=`, `,`, `(`, `{`), nor after `struct` or `struct tag` that
+/// start a declaration (after `;`, a brace, `=`, `,`, `(` or `typedef`). After another word
+/// (`_packed struct tag {`) the parser may read the words before the tag as a function's
+/// declarator, so that brace is taken as a possible body.
+fn may_open_body(last: &[Lead; 3]) -> bool {
+    let starts = |token: &Lead| {
+        matches!(
+            token,
+            Lead::None | Lead::Typedef | Lead::Punct(b';' | b'{' | b'}' | b'=' | b',' | b'(')
+        )
+    };
+    !match last {
+        [Lead::Punct(b'=' | b',' | b'(' | b'{'), ..] => true,
+        [Lead::Tag, before, _] => starts(before),
+        [Lead::Word, Lead::Tag, before] => starts(before),
+        _ => false,
+    }
 }
 
 /// The function definitions of a tree, including those inside `#if` blocks and `extern "C"`,
@@ -556,7 +618,7 @@ mod tests {
     }
 
     #[test]
-    fn text_without_braces_in_code_defines_no_function() {
+    fn text_without_a_brace_that_may_open_a_body_defines_no_function() {
         let none = [
             "#define REG_A 0x10\n#define REG_B(n) (0x20 + (n))\n",
             "#define FOO do { bar(); } while (0)\n",
@@ -567,6 +629,13 @@ mod tests {
             "extern int f(int x);\nstatic const char *s = \"{\";\nchar c = '}';\n",
             "  # if 0 /* { */\n#endif\n",
             "#define REG_C 0x30 /* a comment */\n#define REG_D 0x40 // { another\n",
+            // Types and tables: a brace that opens no body.
+            "struct regs {\n\tu32 ctrl;\n\tunion {\n\t\tu32 a;\n\t\tstruct { u16 lo, hi; } half;\n\t};\n};\n",
+            "typedef struct {\n\tint x;\n} point_t;\nenum mode { MODE_A, MODE_B };\n",
+            "static const struct id ids[] = {\n\t{ .name = \"a\", .data = (void *)1 },\n\t{ }\n};\n",
+            "int table[2][2] = { { 1, 2 }, { 3, 4 } };\nstruct s x = { .inner = { 0 } };\n",
+            "#define X(n) n,\nenum reasons {\n#ifdef A\n\tR_A,\n#endif\n};\n",
+            "struct lock_class_key;\nstruct dev /* a comment */ {\n\tint id;\n};\n",
         ];
         for text in none {
             assert!(!may_define_functions(text), "{text:?}");
@@ -584,6 +653,17 @@ mod tests {
             "/* a comment */ #define X {\n",
             "#if A\rint f(void) { }\r",
             "int x; #define FOO {\n",
+            // What may open a body: after a parameter list or an attribute, a K&R parameter
+            // declaration, a word that is not a tag, a literal, or a type after a word that the
+            // parser may take for a function's declarator.
+            "struct s;\nint f(void)\n#ifdef A\n{\n#endif\n}\n",
+            "void f(void) __releases(x) { }\n",
+            "int f(a) int a; { return a; }\n",
+            "int f(void) MACRO { }\n",
+            "extern \"C\" {\nint f(void);\n}\n",
+            "_packed struct header {\n\tint x;\n};\n",
+            "DECLARE(x) enum reason {\n\tR_A,\n};\n",
+            "static struct s *p = &(struct s){ .x = 1 };\n",
         ];
         for text in some {
             assert!(may_define_functions(text), "{text:?}");
