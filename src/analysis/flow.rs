@@ -171,6 +171,8 @@ pub fn analyze<'t>(
         summaries: OnceCell::new(),
         handed_later: &declared.handed_later,
         lent_leaks: Vec::new(),
+        kept_leaks: Vec::new(),
+        not_kept: HashSet::new(),
         given_back: HashSet::new(),
         acquired_into: HashMap::new(),
         looked_up: HashMap::new(),
@@ -203,6 +205,16 @@ pub fn analyze<'t>(
     for fact in std::mem::take(&mut engine.lent_leaks) {
         if let Fact::Leak { alloc, .. } = &fact {
             if engine.given_back.contains(alloc) {
+                engine.report(fact);
+            }
+        }
+    }
+    for (fact, calls) in std::mem::take(&mut engine.kept_leaks) {
+        if let Fact::Leak { alloc, .. } = &fact {
+            if calls
+                .iter()
+                .all(|c| engine.not_kept.contains(&(*alloc, *c)))
+            {
                 engine.report(fact);
             }
         }
@@ -251,6 +263,13 @@ struct Resource {
     /// Stored in a field of an allocation the path then freed (`bank->label = kstrdup(...);
     /// ... kfree(bank);`), never given anywhere else: nothing can reach it any more.
     orphaned: bool,
+    /// Escaped, and only ever through calls whose names say they keep what they are given
+    /// (`hclge_cmd_send(hw, desc, n)`), these: where the function frees it itself after the
+    /// same calls on a path that succeeds, they did not keep it (`Engine::not_kept`).
+    by_calls: Option<Vec<ByteRange>>,
+    /// Every call whose name says it keeps what it is given that this path gave it to, however
+    /// else it escaped.
+    given_to: Vec<ByteRange>,
 }
 
 impl Resource {
@@ -259,6 +278,33 @@ impl Resource {
         self.escaped = true;
         self.linked = false;
         self.kept_unless = None;
+        self.by_calls = None;
+    }
+
+    /// Handed to `call`, whose name says it keeps what it is given (`Resource::by_calls`).
+    fn hand_to_call(&mut self, call: ByteRange) {
+        let mut calls = match (self.escaped, self.by_calls.take()) {
+            (false, _) => Some(Vec::new()),
+            (true, calls) => calls,
+        };
+        self.hand_on();
+        if !self.given_to.contains(&call) {
+            self.given_to.push(call);
+        }
+        if let Some(calls) = calls.as_mut() {
+            if !calls.contains(&call) {
+                calls.push(call);
+            }
+        }
+        self.by_calls = calls;
+    }
+
+    /// The calls it escaped into, when it escaped only into calls that say they keep it (not
+    /// stored, linked or released): whether they kept it is for the function's other paths
+    /// to tell.
+    fn only_given_to(&self) -> Option<&[ByteRange]> {
+        let plain = self.escaped && !self.linked && !self.released && self.stored.is_empty();
+        self.by_calls.as_deref().filter(|_| plain)
     }
 
     /// Whether the path leaving with an error takes the object apart (it released something
@@ -281,6 +327,25 @@ fn join_kept_unless(x: &Resource, y: &Resource) -> Option<(String, ByteRange)> {
             .kept_unless
             .clone()
             .filter(|v| y.kept_unless.as_ref() == Some(v)),
+    }
+}
+
+/// Joins the calls two paths gave an object to (`Resource::by_calls`): the escape is still
+/// only into such calls if it is on every path on which the object escaped.
+fn join_by_calls(x: &Resource, y: &Resource) -> Option<Vec<ByteRange>> {
+    match (x.escaped, y.escaped) {
+        (false, false) => None,
+        (true, false) => x.by_calls.clone(),
+        (false, true) => y.by_calls.clone(),
+        (true, true) => {
+            let (mut all, more) = (x.by_calls.clone()?, y.by_calls.as_ref()?);
+            for call in more {
+                if !all.contains(call) {
+                    all.push(*call);
+                }
+            }
+            Some(all)
+        }
     }
 }
 
@@ -357,6 +422,12 @@ impl State {
                         torn: x.torn && y.torn,
                         released: x.released || y.released,
                         orphaned: x.orphaned && y.orphaned,
+                        by_calls: join_by_calls(&x, y),
+                        given_to: {
+                            let mut all = x.given_to.clone();
+                            all.extend(y.given_to.iter().filter(|c| !x.given_to.contains(c)));
+                            all
+                        },
                         stored,
                         kept_unless,
                         also,
@@ -461,6 +532,7 @@ fn store(r: &mut Resource, place: Option<&str>) {
         Some(place) => {
             r.escaped = true;
             r.kept_unless = None;
+            r.by_calls = None;
             if !r.stored.iter().any(|p| p == place) {
                 r.stored.push(place.to_owned());
             }
@@ -685,6 +757,13 @@ struct Engine<'a, 't> {
     handed_later: &'a OnceCell<HashMap<String, usize>>,
     /// Leaks of lent objects, reported after the walk if their allocation is in `given_back`.
     lent_leaks: Vec<Fact>,
+    /// Leaks of objects given only to calls that say they keep them, with those calls:
+    /// reported after the walk if every one of the calls is in `not_kept`.
+    kept_leaks: Vec<(Fact, Vec<ByteRange>)>,
+    /// (allocation, call): a path gave the object to the call, then freed it itself and
+    /// succeeded, so the call did not keep it (`hclge_cmd_send(hw, desc, n)` that the function
+    /// reads `desc` after and frees it).
+    not_kept: HashSet<(ByteRange, ByteRange)>,
     /// Locals holding the result of a `FlowInputs::takes` acquisition that can fail (`ret =
     /// clk_prepare_enable(clk)`), with the resource: testing them tells whether it was taken.
     acquired_into: HashMap<String, String>,
@@ -1513,6 +1592,8 @@ impl<'a, 't> Engine<'a, 't> {
                     torn: false,
                     released: false,
                     orphaned: false,
+                    by_calls: None,
+                    given_to: Vec::new(),
                 },
             );
             return;
@@ -1752,6 +1833,8 @@ impl<'a, 't> Engine<'a, 't> {
                         torn: false,
                         released: false,
                         orphaned: false,
+                        by_calls: None,
+                        given_to: Vec::new(),
                     });
                     entry.freed = Some(here);
                 }
@@ -1958,7 +2041,11 @@ impl<'a, 't> Engine<'a, 't> {
                         // object (`kctl = snd_ctl_new1(&tmpl, elem)`), the callee's failure
                         // may have freed that object, and this one with it.
                         let undoable = !r.escaped && !r.lent && !read_out && !self.counted(&key);
-                        r.hand_on();
+                        if any_word(name, release_word) {
+                            r.hand_on();
+                        } else {
+                            r.hand_to_call(ByteRange::of(node));
+                        }
                         r.linked = linked;
                         r.released |= any_word(name, release_word);
                         if undoable && keeps_unless_failed(name) {
@@ -2008,8 +2095,12 @@ impl<'a, 't> Engine<'a, 't> {
                     if unlinked.contains(&key) {
                         // Taken back out of the list it was linked into: the function's own.
                     } else if keeps_or_releases(name) && linked(i) {
-                        if !kept_here.contains(&key) {
+                        if kept_here.contains(&key) {
+                            // Handed on above.
+                        } else if any_word(name, release_word) {
                             r.hand_on();
+                        } else {
+                            r.hand_to_call(ByteRange::of(node));
                         }
                         r.checked = true;
                     } else if !initializes(name) && !plain {
@@ -2853,6 +2944,11 @@ impl<'a, 't> Engine<'a, 't> {
                 if let (Some(alloc), Some(_), true) = (r.alloc, r.freed, r.lent) {
                     self.given_back.insert(alloc);
                 }
+                // Given to calls that say they keep it, then freed by the function itself: those
+                // calls kept nothing (or the free would be a bug of its own).
+                if let (Some(alloc), Some(_)) = (r.alloc, r.freed) {
+                    self.not_kept.extend(r.given_to.iter().map(|&c| (alloc, c)));
+                }
             }
         }
         let returned = value
@@ -2906,9 +3002,31 @@ impl<'a, 't> Engine<'a, 't> {
         }
         for (key, r) in &state.resources {
             let escaped = r.escaped && !r.given_back_on_error() && !r.orphaned;
-            let (Some(alloc), None, false) = (r.alloc, r.freed, escaped) else {
+            let (Some(alloc), None) = (r.alloc, r.freed) else {
                 continue;
             };
+            if let Some(calls) = r.only_given_to().filter(|_| escaped && !r.torn) {
+                // Reported only if every one of these calls is seen not to keep it (whatever
+                // other paths do with it: they are not this one).
+                if self.locals.contains(key)
+                    && !self.auto_freed.contains(key)
+                    && !mentions(&returned, key)
+                {
+                    self.kept_leaks.push((
+                        Fact::Leak {
+                            var: key.clone(),
+                            alloc,
+                            exit: exit.clone(),
+                            normal: false,
+                        },
+                        calls.to_vec(),
+                    ));
+                }
+                continue;
+            }
+            if escaped {
+                continue;
+            }
             if r.lent && !r.torn && !self.handed_on_later().contains_key(key) {
                 // Reported only if some path frees it after lending it and succeeds.
                 self.lent_leaks.push(Fact::Leak {

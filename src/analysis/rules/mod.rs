@@ -967,7 +967,12 @@ mod tests {
                 .map(|t| t.as_ptr() as usize - rule.query.as_ptr() as usize)
                 .collect();
             assert_eq!(ours, starts, "rule {}", rule.id);
-            assert_eq!(texts.concat().len(), rule.query.len() - starts[0], "rule {}", rule.id);
+            assert_eq!(
+                texts.concat().len(),
+                rule.query.len() - starts[0],
+                "rule {}",
+                rule.id
+            );
         }
     }
 
