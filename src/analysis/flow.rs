@@ -498,6 +498,13 @@ impl State {
             .map(|(k, _)| k)
     }
 
+    /// The variable `key` now holds a value computed from its old one: what the path knew of
+    /// its value (zero, an error, a tested result) is gone.
+    fn forget_value(&mut self, key: &str) {
+        self.ints.remove(key);
+        self.conds.remove(key);
+    }
+
     fn reset(&mut self, key: &str) {
         self.resources.retain(|k, _| !is_within(k, key));
         for r in self.resources.values_mut() {
@@ -1298,6 +1305,15 @@ impl<'a, 't> Engine<'a, 't> {
             "preproc_if" | "preproc_ifdef" | "preproc_else" | "preproc_elif"
             | "preproc_elifdef" => self.preprocessor(node, state),
             "assignment_expression" => self.assignment(node, state),
+            // `count++`: whatever the path knew of the value holds no more.
+            "update_expression" => {
+                self.children(node, state);
+                if let Some(target) = node.field("argument").map(strip_parens) {
+                    if target.kind_name() == "identifier" {
+                        state.forget_value(self.text(target));
+                    }
+                }
+            }
             "call_expression" => self.call(node, state),
             "field_expression" => {
                 self.children(node, state);
@@ -1465,6 +1481,10 @@ impl<'a, 't> Engine<'a, 't> {
             _ => self.visit(left, state),
         }
         if !plain {
+            // `count += n`, `flags |= f`: whatever the path knew of the value holds no more.
+            if strip_parens(left).kind_name() == "identifier" {
+                state.forget_value(self.text(strip_parens(left)));
+            }
             return;
         }
         // `msgs[0].buf = buf`: stored in an object of the frame, which dies with it; the

@@ -266,7 +266,12 @@ fn documented_as_holding(ctx: &Context) -> bool {
             );
         hit && !negated
     });
-    about_a_lock && held
+    // "Must be called with interrupts enabled and the lock not held": what it says of the lock
+    // is that it is not held.
+    let denied = words.windows(2).any(|pair| {
+        matches!(pair[0], "not" | "never") && matches!(pair[1], "held" | "locked" | "holding")
+    });
+    about_a_lock && held && !denied
 }
 
 /// True when a comment between the acquisition and the exit says the lock was let go by
