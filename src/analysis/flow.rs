@@ -270,6 +270,9 @@ struct Resource {
     /// Every call whose name says it keeps what it is given that this path gave it to, however
     /// else it escaped.
     given_to: Vec<ByteRange>,
+    /// Escaped other than by being stored in a place the walk can name (`stored`): handed on,
+    /// returned, linked, kept by a call.
+    handed: bool,
 }
 
 impl Resource {
@@ -279,6 +282,7 @@ impl Resource {
         self.linked = false;
         self.kept_unless = None;
         self.by_calls = None;
+        self.handed = true;
     }
 
     /// Handed to `call`, whose name says it keeps what it is given (`Resource::by_calls`).
@@ -423,6 +427,7 @@ impl State {
                         released: x.released || y.released,
                         orphaned: x.orphaned && y.orphaned,
                         by_calls: join_by_calls(&x, y),
+                        handed: x.handed || y.handed,
                         given_to: {
                             let mut all = x.given_to.clone();
                             all.extend(y.given_to.iter().filter(|c| !x.given_to.contains(c)));
@@ -1614,6 +1619,7 @@ impl<'a, 't> Engine<'a, 't> {
                     orphaned: false,
                     by_calls: None,
                     given_to: Vec::new(),
+                    handed: !self.locals.contains(key) || self.auto_freed.contains(key),
                 },
             );
             return;
@@ -1837,6 +1843,23 @@ impl<'a, 't> Engine<'a, 't> {
                             {
                                 r.orphaned = true;
                             }
+                            // `ring->first_seg = seg; ... kfree(ring)`: a local whose only
+                            // escape was into fields of the container (or of itself: `seg->next
+                            // = seg`) is lost with it too.
+                            if k != &key
+                                && r.alloc.is_some()
+                                && r.freed.is_none()
+                                && !r.passed
+                                && !r.lent
+                                && !r.handed
+                                && !r.stored.is_empty()
+                                && r.stored
+                                    .iter()
+                                    .all(|p| (p != &key && is_within(p, &key)) || is_within(p, k))
+                                && !freed_otherwise(k)
+                            {
+                                r.orphaned = true;
+                            }
                         }
                     }
                     let entry = state.resources.entry(key).or_insert(Resource {
@@ -1855,6 +1878,7 @@ impl<'a, 't> Engine<'a, 't> {
                         orphaned: false,
                         by_calls: None,
                         given_to: Vec::new(),
+                        handed: true,
                     });
                     entry.freed = Some(here);
                 }
