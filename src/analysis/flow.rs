@@ -2146,7 +2146,14 @@ impl<'a, 't> Engine<'a, 't> {
                         } else {
                             r.hand_to_call(ByteRange::of(node));
                         }
-                        r.checked = true;
+                        // A release tests what it is given (`put_device(NULL)` does nothing),
+                        // and a call whose result the function uses may fail on NULL (`res =
+                        // zorp_send(z, msg)`); a call made only to keep it (`dev_set_drvdata(d,
+                        // p);`) tells nothing.
+                        let statement = node
+                            .parent()
+                            .is_some_and(|p| p.kind_name() == "expression_statement");
+                        r.checked |= any_word(name, release_word) || !statement;
                     } else if !initializes(name) && !plain {
                         r.lent = true;
                     }
