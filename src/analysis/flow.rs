@@ -165,6 +165,7 @@ pub fn analyze<'t>(
         gotos: Vec::new(),
         steps: 0,
         aliases: &declared.aliases,
+        failure_values: OnceCell::new(),
         last_breaks: None,
         auto_freed: &declared.auto_freed,
         aggregates: &declared.aggregates,
@@ -263,6 +264,9 @@ struct Resource {
     /// Stored in a field of an allocation the path then freed (`bank->label = kstrdup(...);
     /// ... kfree(bank);`), never given anywhere else: nothing can reach it any more.
     orphaned: bool,
+    /// Tested not NULL on this path (`if (!p) goto err;` behind it), the variable not given
+    /// by address since: a later `if (p)` is true.
+    nonnull: bool,
     /// Escaped, and only ever through calls whose names say they keep what they are given
     /// (`hclge_cmd_send(hw, desc, n)`), these: where the function frees it itself after the
     /// same calls on a path that succeeds, they did not keep it (`Engine::not_kept`).
@@ -292,13 +296,9 @@ impl Resource {
             (true, calls) => calls,
         };
         self.hand_on();
-        if !self.given_to.contains(&call) {
-            self.given_to.push(call);
-        }
+        push_new(&mut self.given_to, &[call]);
         if let Some(calls) = calls.as_mut() {
-            if !calls.contains(&call) {
-                calls.push(call);
-            }
+            push_new(calls, &[call]);
         }
         self.by_calls = calls;
     }
@@ -343,12 +343,18 @@ fn join_by_calls(x: &Resource, y: &Resource) -> Option<Vec<ByteRange>> {
         (false, true) => y.by_calls.clone(),
         (true, true) => {
             let (mut all, more) = (x.by_calls.clone()?, y.by_calls.as_ref()?);
-            for call in more {
-                if !all.contains(call) {
-                    all.push(*call);
-                }
-            }
+            push_new(&mut all, more);
             Some(all)
+        }
+    }
+}
+
+/// Appends each of `more` not already in `all`: the small sets of names and calls a
+/// `Resource` keeps, in the order first seen.
+fn push_new<T: PartialEq + Clone>(all: &mut Vec<T>, more: &[T]) {
+    for item in more {
+        if !all.contains(item) {
+            all.push(item.clone());
         }
     }
 }
@@ -393,6 +399,17 @@ impl State {
         }
     }
 
+    /// The call whose result `local` holds failed: what it was given to keep
+    /// (`Resource::kept_unless`) is the function's own again.
+    fn kept_nothing(&mut self, local: &str) {
+        for r in self.resources.values_mut() {
+            if r.kept_unless.as_ref().is_some_and(|(k, _)| k == local) {
+                r.escaped = false;
+                r.kept_unless = None;
+            }
+        }
+    }
+
     fn dead() -> State {
         State {
             live: false,
@@ -413,9 +430,11 @@ impl State {
             if let Some(y) = b.resources.get(&key) {
                 if x.alloc == y.alloc && x.freed == y.freed {
                     let mut also = x.also.clone();
-                    also.extend(y.also.iter().filter(|n| !x.also.contains(n)).cloned());
+                    push_new(&mut also, &y.also);
                     let mut stored = x.stored.clone();
-                    stored.extend(y.stored.iter().filter(|p| !x.stored.contains(p)).cloned());
+                    push_new(&mut stored, &y.stored);
+                    let mut given_to = x.given_to.clone();
+                    push_new(&mut given_to, &y.given_to);
                     let kept_unless = join_kept_unless(&x, y);
                     let merged = Resource {
                         checked: x.checked || y.checked,
@@ -426,13 +445,10 @@ impl State {
                         torn: x.torn && y.torn,
                         released: x.released || y.released,
                         orphaned: x.orphaned && y.orphaned,
+                        nonnull: x.nonnull && y.nonnull,
                         by_calls: join_by_calls(&x, y),
                         handed: x.handed || y.handed,
-                        given_to: {
-                            let mut all = x.given_to.clone();
-                            all.extend(y.given_to.iter().filter(|c| !x.given_to.contains(c)));
-                            all
-                        },
+                        given_to,
                         stored,
                         kept_unless,
                         also,
@@ -602,6 +618,14 @@ fn keeps_unless_failed(name: &str) -> bool {
         })
 }
 
+/// True for a name written as a constant is (`USB_STOR_TRANSPORT_ERROR`, `NOTIFY_BAD`).
+fn is_constant_name(name: &str) -> bool {
+    name.bytes().any(|b| b.is_ascii_uppercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 fn is_within(key: &str, base: &str) -> bool {
     key == base
         || key
@@ -753,13 +777,16 @@ struct Engine<'a, 't> {
     loops: Vec<Loop>,
     gotos: Vec<(ByteRange, String)>,
     steps: usize,
-    /// Locals that name one other object for the whole function (`macsec = priv->macsec`
-    /// assigned once): a lock reached through the local is the lock reached through the object.
     /// The joined `break` states of the loop body walked last (for loops that never end
     /// otherwise).
     last_breaks: Option<State>,
+    /// Locals that name one other object for the whole function (`macsec = priv->macsec`
+    /// assigned once): a lock reached through the local is the lock reached through the object.
     /// Read on first need (only lock names use them).
     aliases: &'a OnceCell<HashMap<String, String>>,
+    /// Constants the function returns where one of its allocations failed (`if (!buf) return
+    /// USB_STOR_TRANSPORT_ERROR;`): its own code says they report a failure. Read on first need.
+    failure_values: OnceCell<HashSet<String>>,
     /// Locals declared with `__free(...)` (cleanup.h): freed automatically when they go out of
     /// scope, so they never leak.
     auto_freed: &'a HashSet<String>,
@@ -1220,6 +1247,13 @@ impl<'a, 't> Engine<'a, 't> {
                     if let Some(key) = self.key(n).filter(|k| state.resources.contains_key(k)) {
                         return vec![key];
                     }
+                    // `&hw_priv->hw`, where `hw_priv` points into the object.
+                    if n.kind_name() == "identifier" {
+                        let holders: Vec<String> = state.holders(self.text(n)).cloned().collect();
+                        if !holders.is_empty() {
+                            return holders;
+                        }
+                    }
                     inner = match n.kind_name() {
                         "field_expression" | "subscript_expression" => {
                             n.field("argument").map(strip_parens)
@@ -1571,6 +1605,7 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// `key = value`: a new allocation, an integer we can classify, or a value handed on.
     fn bind(&mut self, key: &str, value: Node, state: &mut State) {
+        let written = value;
         let value = strip_parens(value);
         let acquisition = self.inputs.takes.get(&value.id()) == Some(&true)
             || self.inputs.lookups.contains(&value.id());
@@ -1617,6 +1652,7 @@ impl<'a, 't> Engine<'a, 't> {
                     torn: false,
                     released: false,
                     orphaned: false,
+                    nonnull: false,
                     by_calls: None,
                     given_to: Vec::new(),
                     handed: !self.locals.contains(key) || self.auto_freed.contains(key),
@@ -1627,14 +1663,18 @@ impl<'a, 't> Engine<'a, 't> {
         // `gmi = &buf->mem_info`, where `gmi` is only read through and given to calls that do
         // not say they keep it: another name for a part of the object, not a place it is kept;
         // giving `gmi` to a call lends `buf` (`handed_on`).
+        // So is `cur = buf`, a cursor the function moves through the object (not a view of
+        // it as another type, `req = (struct aead_request *)mem`, which may be what a callee
+        // keeps).
         let interior = !handed.is_empty()
             && self.locals.contains(key)
             && !self.auto_freed.contains(key)
-            && value.kind_name() == "pointer_expression"
-            && value
-                .field("argument")
-                .map(strip_parens)
-                .is_some_and(|a| a.kind_name() == "field_expression")
+            && ((value.kind_name() == "identifier" && written.id() == value.id())
+                || (value.kind_name() == "pointer_expression"
+                    && value
+                        .field("argument")
+                        .map(strip_parens)
+                        .is_some_and(|a| a.kind_name() == "field_expression")))
             && self.only_lent(key);
         // `dev->pool = pool`: stored in a place the function may clear again.
         let place = key.contains("->") || key.contains('.');
@@ -1646,7 +1686,11 @@ impl<'a, 't> Engine<'a, 't> {
                 r.also.push(key.to_owned());
             }
         }
-        if let Some(v) = self.int_value(value) {
+        // `ret = fd;` after `if (fd < 0)`: `ret` holds the same error.
+        let copied = Some(value)
+            .filter(|v| v.kind_name() == "identifier")
+            .and_then(|v| state.ints.get(self.text(v)).copied());
+        if let Some(v) = self.int_value(value).or(copied) {
             state.ints.insert(key.to_owned(), v);
         }
         let comparison = match value.kind_name() {
@@ -1683,6 +1727,39 @@ impl<'a, 't> Engine<'a, 't> {
     /// and never given to a call whose name says it keeps or sets up what it is given
     /// (`cdev_init(name)`, `device_register`, `list_add`).
     fn only_lent(&self, name: &str) -> bool {
+        self.lent_only(name, 0)
+    }
+
+    /// The local that `address` (`&x->field`) is assigned to, as the whole value (`hw =
+    /// &x->hw`, `struct ksz_hw *hw = &x->hw`).
+    fn interior_local(&self, address: Node) -> Option<&'a str> {
+        let parent = address.parent()?;
+        let target = match parent.kind_name() {
+            "assignment_expression"
+                if parent
+                    .field("right")
+                    .is_some_and(|r| r.id() == address.id())
+                    && parent
+                        .field("operator")
+                        .is_some_and(|o| self.text(o) == "=") =>
+            {
+                parent.field("left")
+            }
+            "init_declarator"
+                if parent
+                    .field("value")
+                    .is_some_and(|v| v.id() == address.id()) =>
+            {
+                parent.field("declarator")
+            }
+            _ => None,
+        }?;
+        let target = strip_parens(target);
+        let name = self.text(target);
+        (target.kind_name() == "identifier" && self.locals.contains(name)).then_some(name)
+    }
+
+    fn lent_only(&self, name: &str, depth: usize) -> bool {
         const KEEPS: &[&str] = &[
             "init", "register", "add", "attach", "link", "insert", "set", "store", "queue",
             "submit", "create", "setup", "probe",
@@ -1692,9 +1769,15 @@ impl<'a, 't> Engine<'a, 't> {
                 return None;
             }
             let parent = node.parent()?;
+            // `&gmi->part` is a pointer into the object too: fine when it only goes to
+            // another such local (`hw = &hw_priv->hw`), with no loop of them.
             let readdressed = parent.kind_name() == "field_expression"
                 && parent.parent().is_some_and(|g| {
-                    g.kind_name() == "pointer_expression" && self.text(g).starts_with('&')
+                    g.kind_name() == "pointer_expression"
+                        && self.text(g).starts_with('&')
+                        && !self
+                            .interior_local(g)
+                            .is_some_and(|l| l != name && depth < 3 && self.lent_only(l, depth + 1))
                 });
             let kept = parent.kind_name() == "argument_list"
                 && parent
@@ -1876,6 +1959,7 @@ impl<'a, 't> Engine<'a, 't> {
                         torn: false,
                         released: false,
                         orphaned: false,
+                        nonnull: false,
                         by_calls: None,
                         given_to: Vec::new(),
                         handed: true,
@@ -2042,7 +2126,7 @@ impl<'a, 't> Engine<'a, 't> {
                 .map(strip_parens)
                 .filter(|l| l.kind_name() == "identifier")
                 .map(|l| self.text(l).to_owned())
-                .filter(|l| self.int_locals.contains(l));
+                .filter(|l| self.int_locals.contains(l) || self.locals.contains(l));
             for (_, arg) in args.iter().copied().enumerate().filter(|(i, _)| linked(*i)) {
                 let read_out = matches!(
                     strip_parens(arg).kind_name(),
@@ -2111,11 +2195,24 @@ impl<'a, 't> Engine<'a, 't> {
             Vec::new()
         };
         let plain = only_reads(name);
+        // Whether the call is a statement of its own, its result unused: looked up once.
+        let mut statement: Option<bool> = None;
         for (i, arg) in args.iter().copied().enumerate() {
+            // `foo_lookup(dev, &p)` may store anything in `p`, NULL too.
+            let by_address = Some(strip_parens(arg))
+                .filter(|a| {
+                    a.kind_name() == "pointer_expression"
+                        && a.field("operator").is_some_and(|o| self.text(o) == "&")
+                })
+                .and_then(|a| a.field("argument"))
+                .and_then(|a| self.key(strip_parens(a)));
             for key in self.handed_on(arg, state) {
                 let Some(r) = state.resources.get_mut(&key) else {
                     continue;
                 };
+                if by_address.as_ref() == Some(&key) {
+                    r.nonnull = false;
+                }
                 r.passed |= !plain;
                 if let Some(free) = r.freed {
                     if derefs || !names_freed {
@@ -2150,9 +2247,10 @@ impl<'a, 't> Engine<'a, 't> {
                         // and a call whose result the function uses may fail on NULL (`res =
                         // zorp_send(z, msg)`); a call made only to keep it (`dev_set_drvdata(d,
                         // p);`) tells nothing.
-                        let statement = node
-                            .parent()
-                            .is_some_and(|p| p.kind_name() == "expression_statement");
+                        let statement = *statement.get_or_insert_with(|| {
+                            node.parent()
+                                .is_some_and(|p| p.kind_name() == "expression_statement")
+                        });
                         r.checked |= any_word(name, release_word) || !statement;
                     } else if !initializes(name) && !plain {
                         r.lent = true;
@@ -2775,6 +2873,19 @@ impl<'a, 't> Engine<'a, 't> {
                         self.int_known(left, IntValue::Error),
                         self.int_known(left, IntValue::NotError),
                     ),
+                    // `if (ret >= 0) ret = -ENOMSG;`: past it, `ret` is an error either way.
+                    ">=" if self.is_zero(right) => (
+                        self.int_known(left, IntValue::NotError),
+                        self.int_known(left, IntValue::Error),
+                    ),
+                    ">" if self.is_zero(left) => (
+                        self.int_known(right, IntValue::Error),
+                        self.int_known(right, IntValue::NotError),
+                    ),
+                    "<=" if self.is_zero(left) => (
+                        self.int_known(right, IntValue::NotError),
+                        self.int_known(right, IntValue::Error),
+                    ),
                     _ => Default::default(),
                 }
             }
@@ -2860,12 +2971,20 @@ impl<'a, 't> Engine<'a, 't> {
         for k in known {
             match k {
                 Known::Null(key) => {
+                    // `err: if (p) kfree(p->buf);` on a path that tested `p` earlier.
+                    if state.resources.get(key).is_some_and(|r| r.nonnull) {
+                        state.live = false;
+                        continue;
+                    }
                     state
                         .resources
                         .retain(|k, r| !is_within(k, key) && !r.also.contains(key));
                     // NULL or an ERR_PTR: returning it reports the failure.
                     if !self.int_locals.contains(key) {
                         state.ints.insert(key.clone(), IntValue::Error);
+                        // `clock = ptp_clock_register(&p->info, dev); if (IS_ERR(clock))`:
+                        // the registration failed and kept nothing.
+                        state.kept_nothing(key);
                     }
                 }
                 Known::NonNull(key) => {
@@ -2875,6 +2994,7 @@ impl<'a, 't> Engine<'a, 't> {
                     for (k, r) in state.resources.iter_mut() {
                         if k == key || r.also.contains(key) {
                             r.checked = true;
+                            r.nonnull = true;
                         }
                     }
                 }
@@ -2885,12 +3005,7 @@ impl<'a, 't> Engine<'a, 't> {
                         state.live = false;
                     }
                     // The call whose result `key` holds failed and kept nothing.
-                    for r in state.resources.values_mut() {
-                        if r.kept_unless.as_ref().is_some_and(|(k, _)| k == key) {
-                            r.escaped = false;
-                            r.kept_unless = None;
-                        }
-                    }
+                    state.kept_nothing(key);
                     state.ints.insert(key.clone(), IntValue::Error);
                 }
                 Known::IntZero(key) => {
@@ -2929,9 +3044,71 @@ impl<'a, 't> Engine<'a, 't> {
                 let name = self.text(value);
                 matches!(name, "NULL" | "false" | "NOTIFY_BAD")
                     || state.ints.get(name) == Some(&IntValue::Error)
+                    || (is_constant_name(name) && self.failure_values().contains(name))
             }
             _ => false,
         }
+    }
+
+    /// See `Engine::failure_values`.
+    fn failure_values(&self) -> &HashSet<String> {
+        self.failure_values.get_or_init(|| {
+            let mut allocated: HashSet<String> = HashSet::new();
+            let mut tests: Vec<(Node, Node)> = Vec::new();
+            let mut stack = vec![self.body];
+            while let Some(node) = stack.pop() {
+                match node.kind_name() {
+                    "assignment_expression" | "init_declarator" => {
+                        let (target, value) = if node.kind_name() == "init_declarator" {
+                            (node.field("declarator"), node.field("value"))
+                        } else {
+                            (node.field("left"), node.field("right"))
+                        };
+                        if let (Some(target), Some(value)) = (target, value) {
+                            if self.inputs.allocs.contains(&strip_parens(value).id()) {
+                                allocated.extend(self.key(strip_parens(target)));
+                            }
+                        }
+                    }
+                    "if_statement" => {
+                        if let (Some(c), Some(t)) =
+                            (node.field("condition"), node.field("consequence"))
+                        {
+                            tests.push((c, t));
+                        }
+                    }
+                    _ => {}
+                }
+                let mut cursor = node.walk();
+                stack.extend(node.named_children(&mut cursor));
+            }
+            let start = State::start();
+            let mut out = HashSet::new();
+            for (condition, then) in tests {
+                let failed = self
+                    .knowledge(condition, &start)
+                    .0
+                    .iter()
+                    .any(|k| matches!(k, Known::Null(key) if allocated.contains(key)));
+                let last = match then.kind_name() {
+                    "compound_statement" => then
+                        .named_child_count()
+                        .checked_sub(1)
+                        .and_then(|last| then.named_child(last as u32)),
+                    _ => Some(then),
+                };
+                let value = last
+                    .filter(|l| l.kind_name() == "return_statement")
+                    .and_then(|r| r.named_child(0))
+                    .map(strip_parens)
+                    .filter(|v| v.kind_name() == "identifier")
+                    .map(|v| self.text(v));
+                if let Some(value) = value.filter(|v| failed && is_constant_name(v)) {
+                    out.insert(value.to_owned());
+                }
+            }
+            out
+        })
     }
 
     /// Classifies what a path returns: an error, success, or something the walk cannot tell.
@@ -2988,13 +3165,21 @@ impl<'a, 't> Engine<'a, 't> {
                 });
             }
         }
-        if returns == Returns::Success {
-            // Lent, then freed by the function itself, on a path that succeeds: the callees it
-            // was lent to did not keep it.
+        // A local whose value the walk cannot tell (`return result;`), not an error it knows.
+        let plain_local = value
+            .map(strip_parens)
+            .is_some_and(|v| v.kind_name() == "identifier" && self.locals.contains(self.text(v)));
+        if returns == Returns::Success || (returns == Returns::Unknown && plain_local) {
+            // Lent, then freed by the function itself, on a path that does not report a
+            // failure: the callees it was lent to did not keep it.
             for r in state.resources.values() {
                 if let (Some(alloc), Some(_), true) = (r.alloc, r.freed, r.lent) {
                     self.given_back.insert(alloc);
                 }
+            }
+        }
+        if returns == Returns::Success {
+            for r in state.resources.values() {
                 // Given to calls that say they keep it, then freed by the function itself: those
                 // calls kept nothing (or the free would be a bug of its own).
                 if let (Some(alloc), Some(_)) = (r.alloc, r.freed) {
@@ -3005,6 +3190,10 @@ impl<'a, 't> Engine<'a, 't> {
         let returned = value
             .map(|v| syntax::squash(self.text(v)))
             .unwrap_or_default();
+        // `return buf;`, or `return cur;` where `cur = buf`.
+        let returns_it = |key: &str, r: &Resource| {
+            mentions(&returned, key) || r.also.iter().any(|a| mentions(&returned, a))
+        };
         if returns == Returns::Error {
             for (key, &acquire) in &state.held {
                 // `return np;` on an error path hands the reference to the caller.
@@ -3036,7 +3225,7 @@ impl<'a, 't> Engine<'a, 't> {
                         .is_some_and(|&first| exit.decision().start < first);
                 if !self.locals.contains(key)
                     || self.auto_freed.contains(key)
-                    || mentions(&returned, key)
+                    || returns_it(key, r)
                     || (!dropped
                         && (self.handed_on_later().contains_key(key) || !self.only_plain_uses(key)))
                 {
@@ -3061,7 +3250,7 @@ impl<'a, 't> Engine<'a, 't> {
                 // other paths do with it: they are not this one).
                 if self.locals.contains(key)
                     && !self.auto_freed.contains(key)
-                    && !mentions(&returned, key)
+                    && !returns_it(key, r)
                 {
                     self.kept_leaks.push((
                         Fact::Leak {
@@ -3090,7 +3279,7 @@ impl<'a, 't> Engine<'a, 't> {
             }
             if !(self.locals.contains(key) || r.orphaned)
                 || self.auto_freed.contains(key)
-                || mentions(&returned, key)
+                || returns_it(key, r)
             {
                 continue;
             }
