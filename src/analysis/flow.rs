@@ -618,6 +618,50 @@ fn keeps_unless_failed(name: &str) -> bool {
         })
 }
 
+/// `x` of `&x` (parentheses and casts aside).
+fn address_of<'t>(node: Node<'t>, source: &str) -> Option<Node<'t>> {
+    let node = strip_parens(node);
+    (node.kind_name() == "pointer_expression"
+        && node
+            .field("operator")
+            .is_some_and(|o| o.utf8_text(source.as_bytes()).ok() == Some("&")))
+    .then(|| node.field("argument").map(strip_parens))
+    .flatten()
+}
+
+/// The member when `arg` is the address of a part the object holds (`&entry->ports`), not of
+/// the object itself under another type: its embedded base (`&crtc->base`, a member the
+/// callee is named after: `musb_dma_controller_destroy(&d->controller)`), device, kobject or
+/// count, whose release or set-up may free or keep the whole object.
+fn uncounted_member<'s>(name: &str, arg: Node, source: &'s str) -> Option<&'s str> {
+    let field = address_of(arg, source).filter(|a| a.kind_name() == "field_expression")?;
+    let member = field.field("field")?.utf8_text(source.as_bytes()).ok()?;
+    let lower = member.to_ascii_lowercase();
+    let whole = [
+        "dev", "kobj", "ref", "count", "base", "obj", "parent", "core", "common",
+    ]
+    .iter()
+    .any(|c| lower.contains(c))
+        || name.to_ascii_lowercase().contains(&lower);
+    (!whole).then_some(member)
+}
+
+/// True when the callee's name says it takes apart the member of an object it is given
+/// (`xa_destroy(&entry->ports)`, `mutex_destroy(&p->lock)`, `foo_cleanup(&p->ring)`): the
+/// object itself is not freed, only torn down.
+fn dismantles_part(name: &str, arg: Node, source: &str) -> bool {
+    uncounted_member(name, arg, source).is_some()
+        && any_word(name, |w| {
+            w.starts_with("destroy") || matches!(w, "fini" | "uninit" | "deinit" | "cleanup")
+        })
+}
+
+/// True when the callee's name says it sets up the member of an object it is given
+/// (`xa_init(&entry->ports)`, `ida_init(&p->ids)`): the object is not lent to be kept.
+fn initializes_part(name: &str, arg: Node, source: &str) -> bool {
+    uncounted_member(name, arg, source).is_some() && any_word(name, |w| w == "init")
+}
+
 /// True for a name written as a constant is (`USB_STOR_TRANSPORT_ERROR`, `NOTIFY_BAD`).
 fn is_constant_name(name: &str) -> bool {
     name.bytes().any(|b| b.is_ascii_uppercase())
@@ -1830,7 +1874,11 @@ impl<'a, 't> Engine<'a, 't> {
         // `bitmap_free(pool->usage)`: the path takes the object apart.
         if !state.resources.is_empty() && tears_down(name) {
             for &arg in &args {
+                // `xa_destroy(&entry->ports)` takes apart a part of `entry` too.
                 let mut base = strip_parens(arg);
+                if let Some(inner) = address_of(base, self.source) {
+                    base = inner;
+                }
                 let mut read_out = false;
                 while matches!(
                     base.kind_name(),
@@ -2132,7 +2180,8 @@ impl<'a, 't> Engine<'a, 't> {
                     strip_parens(arg).kind_name(),
                     "field_expression" | "subscript_expression"
                 );
-                if only_frees && read_out {
+                // `xa_destroy(&entry->ports)`: torn above, not released.
+                if (only_frees && read_out) || dismantles_part(name, arg, self.source) {
                     continue;
                 }
                 let mut base = strip_parens(arg);
@@ -2235,6 +2284,8 @@ impl<'a, 't> Engine<'a, 't> {
                     // result.
                     if unlinked.contains(&key) {
                         // Taken back out of the list it was linked into: the function's own.
+                    } else if dismantles_part(name, arg, self.source) {
+                        // Torn above: `xa_destroy(&entry->ports)` frees nothing of `entry`.
                     } else if keeps_or_releases(name) && linked(i) {
                         if kept_here.contains(&key) {
                             // Handed on above.
@@ -2252,7 +2303,10 @@ impl<'a, 't> Engine<'a, 't> {
                                 .is_some_and(|p| p.kind_name() == "expression_statement")
                         });
                         r.checked |= any_word(name, release_word) || !statement;
-                    } else if !initializes(name) && !plain {
+                    } else if !initializes(name)
+                        && !plain
+                        && !initializes_part(name, arg, self.source)
+                    {
                         r.lent = true;
                     }
                     if macro_name || tolerant.contains(&i) {
