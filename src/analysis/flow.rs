@@ -167,6 +167,7 @@ pub fn analyze<'t>(
         aliases: &declared.aliases,
         failure_values: OnceCell::new(),
         last_breaks: None,
+        last_end: None,
         auto_freed: &declared.auto_freed,
         aggregates: &declared.aggregates,
         summaries: OnceCell::new(),
@@ -824,6 +825,8 @@ struct Engine<'a, 't> {
     /// The joined `break` states of the loop body walked last (for loops that never end
     /// otherwise).
     last_breaks: Option<State>,
+    /// The state at the end of that body (with its `continue`s): where the next turn starts.
+    last_end: Option<State>,
     /// Locals that name one other object for the whole function (`macsec = priv->macsec`
     /// assigned once): a lock reached through the local is the lock reached through the object.
     /// Read on first need (only lock names use them).
@@ -1223,7 +1226,8 @@ impl<'a, 't> Engine<'a, 't> {
     /// (`xlog_wait(&cil->xc_push_wait, &cil->xc_push_lock)`): a callee in another file may
     /// release it, which the walk cannot see. Frees, allocations and logging are not such
     /// calls. (Given only the object the lock is reached from, the callee is as often a helper
-    /// of the error path that leaves the release to its caller.)
+    /// of the error path that leaves the release to its caller.) Nor are the lock's own set-up,
+    /// teardown and assertions.
     fn note_lock_call(&self, call: Node, name: &str, state: &mut State) {
         let id = call.id();
         let logging = [
@@ -1231,7 +1235,13 @@ impl<'a, 't> Engine<'a, 't> {
         ]
         .iter()
         .any(|w| name.contains(w));
+        // `mutex_destroy(&p->lock)`, `lockdep_assert_held(&p->lock)`: the lock's set-up,
+        // teardown and assertions release nothing.
+        let bookkeeping = any_word(name, |w| {
+            matches!(w, "init" | "destroy" | "assert" | "lockdep")
+        });
         if logging
+            || bookkeeping
             || self.inputs.frees.contains_key(&id)
             || self.inputs.allocs.contains(&id)
             || self.inputs.derefs.contains(&id)
@@ -1519,7 +1529,7 @@ impl<'a, 't> Engine<'a, 't> {
             }
             self.visit(child, state);
             if macro_loop {
-                self.loop_body(children[i + 1], None, None, state);
+                self.loop_body(children[i + 1], None, None, state, false);
                 i += 1;
             }
             i += 1;
@@ -2676,9 +2686,18 @@ impl<'a, 't> Engine<'a, 't> {
             .filter(|cursor| cursor.kind_name() == "identifier")
             .map(|cursor| (self.text(cursor).to_owned(), ByteRange::of(cursor)));
         if let Some(body) = node.field("body") {
-            self.loop_body(body, node.field("update"), stepper, state);
+            self.loop_body(body, node.field("update"), stepper.clone(), state, forever);
             if forever {
-                let breaks = self.last_breaks.take().unwrap_or_else(State::dead);
+                let mut breaks = self.last_breaks.take().unwrap_or_else(State::dead);
+                // A loop that never ends of itself (a worker's `while (true)`) is walked a
+                // second turn from where the first left off: an exit of that turn is taken
+                // after the first turn's releases (a lock dropped at the end of the first turn
+                // and kept by an early `return` of the second).
+                if let Some(mut turn) = self.last_end.take().filter(|e| e.live) {
+                    self.loop_body(body, node.field("update"), stepper, &mut turn, false);
+                    let again = self.last_breaks.take().unwrap_or_else(State::dead);
+                    breaks = State::merge(breaks, again);
+                }
                 *state = breaks;
             }
         }
@@ -2696,7 +2715,8 @@ impl<'a, 't> Engine<'a, 't> {
     }
 
     /// Walks a loop body once; the state after the loop joins "never entered", "ran once" and
-    /// every `break`.
+    /// every `break`. With `keep_end`, the state at the end of the body is kept in
+    /// `last_end` for a second turn.
     /// `stepper` is the cursor an iterator reads to step to the next entry, with where.
     fn loop_body(
         &mut self,
@@ -2704,6 +2724,7 @@ impl<'a, 't> Engine<'a, 't> {
         update: Option<Node<'t>>,
         stepper: Option<(String, ByteRange)>,
         state: &mut State,
+        keep_end: bool,
     ) {
         self.loops.push(Loop::default());
         let mut inside = state.clone();
@@ -2720,6 +2741,7 @@ impl<'a, 't> Engine<'a, 't> {
         }
         let before = std::mem::replace(state, State::dead());
         self.last_breaks = Some(State::merge_all(l.breaks.iter().cloned()));
+        self.last_end = keep_end.then(|| end.clone());
         *state = State::merge_all([before, end].into_iter().chain(l.breaks));
     }
 

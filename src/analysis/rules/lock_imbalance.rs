@@ -370,11 +370,18 @@ fn check(ctx: &Context) -> Vec<Candidate> {
                 })
         },
         |exit: &Exit| {
+            // `return ERR_PTR(-EINVAL);` only makes the value: no callee gets the lock.
             ctx.node_at(exit.ret)
                 .filter(|n| n.kind_name() == "return_statement")
                 .and_then(|n| n.named_child(0))
                 .map(crate::analysis::syntax::strip_parens)
-                .is_some_and(|v| v.kind_name() == "call_expression")
+                .filter(|v| v.kind_name() == "call_expression")
+                .is_some_and(|call| {
+                    !matches!(
+                        callee_name(call, ctx.source),
+                        Some("ERR_PTR" | "ERR_CAST" | "PTR_ERR" | "PTR_ERR_OR_ZERO")
+                    )
+                })
         },
     ) {
         let Some(call) = ctx.node_at(acquire) else {
