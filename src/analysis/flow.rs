@@ -254,8 +254,10 @@ struct Resource {
     stored: Vec<String>,
     /// Escaped only through a call that keeps what it is given (`netdev_rx_handler_register(dev,
     /// fn, port)`), with the local its result went to and the call: where the local says the
-    /// call failed, the callee kept nothing.
-    kept_unless: Option<(String, ByteRange)>,
+    /// call failed, the callee kept nothing. The flag: the object was linked before that call
+    /// (`rhashtable_insert_fast()`, then `nf_flow_table_offload_add_cb(..., ft)` fails), and
+    /// stays linked when the call failed.
+    kept_unless: Option<(String, ByteRange, bool)>,
     /// This path released something read out of it (`bitmap_free(pool->usage)`,
     /// `iounmap(bb->dir)`): the function is taking it apart, so it is the function's to free.
     torn: bool,
@@ -323,7 +325,7 @@ impl Resource {
 
 /// Joins what two paths know of the failed call that would take an escape back
 /// (`Resource::kept_unless`): it holds only if every path on which the object escaped knows it.
-fn join_kept_unless(x: &Resource, y: &Resource) -> Option<(String, ByteRange)> {
+fn join_kept_unless(x: &Resource, y: &Resource) -> Option<(String, ByteRange, bool)> {
     match (x.escaped, y.escaped) {
         (false, false) => None,
         (true, false) => x.kept_unless.clone(),
@@ -404,9 +406,9 @@ impl State {
     /// (`Resource::kept_unless`) is the function's own again.
     fn kept_nothing(&mut self, local: &str) {
         for r in self.resources.values_mut() {
-            if r.kept_unless.as_ref().is_some_and(|(k, _)| k == local) {
-                r.escaped = false;
-                r.kept_unless = None;
+            if let Some((_, _, linked)) = r.kept_unless.take_if(|(k, _, _)| k == local) {
+                r.escaped = linked;
+                r.linked = linked;
             }
         }
     }
@@ -657,6 +659,38 @@ fn dismantles_part(name: &str, arg: Node, source: &str) -> bool {
         })
 }
 
+/// True for the calls of the kernel's intrusive containers, which link an object by a member
+/// it holds (`rhashtable_insert_fast(&ht, &e->node, params)`, `hash_add(t, &e->hnode, key)`,
+/// `rb_link_node(&e->rb, parent, link)`) and unlink it again. A driver's own `*_add()` and
+/// `*_remove()` given a member may hand the object over for good
+/// (`rdma_user_mmap_entry_remove()` drops the entry's last reference).
+fn container_call(name: &str) -> bool {
+    [
+        "rhashtable_",
+        "rhltable_",
+        "hash_",
+        "hlist_",
+        "rb_",
+        "llist_",
+        "interval_tree_",
+        "timerqueue_",
+        "plist_",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
+
+/// True when the callee's name says it takes the object it is given by a linkage member out of
+/// an intrusive container (`rhashtable_remove_fast(&ht, &e->node, params)`,
+/// `hash_del(&e->hnode)`, `rb_erase(&e->rb, &root)`): the object is unlinked, not released.
+fn unlinks_part(name: &str, arg: Node, source: &str) -> bool {
+    container_call(name)
+        && uncounted_member(name, arg, source).is_some()
+        && any_word(name, |w| {
+            w.starts_with("remove") || w.starts_with("erase") || matches!(w, "del" | "unlink")
+        })
+}
+
 /// True when the callee's name says it sets up the member of an object it is given
 /// (`xa_init(&entry->ports)`, `ida_init(&p->ids)`): the object is not lent to be kept.
 fn initializes_part(name: &str, arg: Node, source: &str) -> bool {
@@ -686,6 +720,8 @@ enum Known {
     IntError(String),
     IntZero(String),
     IntNotError(String),
+    /// Greater than zero (`if (i > 0)`): not zero, and no error either.
+    IntPositive(String),
 }
 
 #[derive(Default)]
@@ -1682,7 +1718,7 @@ impl<'a, 't> Engine<'a, 't> {
         for r in state.resources.values_mut() {
             if r.kept_unless
                 .as_ref()
-                .is_some_and(|(k, call)| k == key && *call != ByteRange::of(value))
+                .is_some_and(|(k, call, _)| k == key && *call != ByteRange::of(value))
             {
                 r.kept_unless = None;
             }
@@ -2115,6 +2151,23 @@ impl<'a, 't> Engine<'a, 't> {
         // object (`fput(migf->filp)`, `snd_ctl_add(card, info->kctl)` with a private_free,
         // `ttm_bo_init(&bo->tbo, ..., destroy)`), may free the object through it.
         let tracking = !state.resources.is_empty();
+        // The positions where a function of the file only borrows what it is given.
+        let borrowed: Vec<usize> = if tracking {
+            self.summaries
+                .get_or_init(|| summary::for_file(self.function, self.source))
+                .borrowers
+                .get(name)
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        // Given itself or a member's address; a variable given by address (`&p`) may be
+        // read out and freed through (`cpu_groups = *pcpu_groups; kfree(cpu_groups)`).
+        let borrowed_at = |i: usize, arg: Node| {
+            borrowed.contains(&i)
+                && address_of(arg, self.source).is_none_or(|a| a.kind_name() != "identifier")
+        };
         let keeps = tracking
             && (keeps_or_releases(name)
                 || args.iter().copied().any(|a| {
@@ -2185,7 +2238,12 @@ impl<'a, 't> Engine<'a, 't> {
                 .filter(|l| l.kind_name() == "identifier")
                 .map(|l| self.text(l).to_owned())
                 .filter(|l| self.int_locals.contains(l) || self.locals.contains(l));
-            for (_, arg) in args.iter().copied().enumerate().filter(|(i, _)| linked(*i)) {
+            for (_, arg) in args
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(i, a)| linked(*i) && !borrowed_at(*i, *a))
+            {
                 let read_out = matches!(
                     strip_parens(arg).kind_name(),
                     "field_expression" | "subscript_expression"
@@ -2206,6 +2264,12 @@ impl<'a, 't> Engine<'a, 't> {
                         _ => break,
                     };
                 }
+                // `rhashtable_insert_fast(&ht, &e->node, params)` links `e` by its member as
+                // `list_add(&e->list, head)` does; `rhashtable_remove_fast()` unlinks it.
+                let by_part = self::keeps(name)
+                    && container_call(name)
+                    && uncounted_member(name, arg, self.source).is_some();
+                let unlinks_part = unlinks_part(name, arg, self.source);
                 if let Some((key, r)) = self
                     .key(base)
                     .and_then(|k| state.resources.get_mut(&k).map(|r| (k, r)))
@@ -2213,21 +2277,31 @@ impl<'a, 't> Engine<'a, 't> {
                     if r.freed.is_some() {
                         continue;
                     }
-                    if unlinks && r.linked {
+                    if (unlinks || unlinks_part) && r.linked {
                         r.escaped = false;
                         r.linked = false;
+                        unlinked.push(key);
+                    } else if unlinks_part {
+                        // Taken out of a container something else put it in: not released.
                         unlinked.push(key);
                     } else {
                         // A value read out of a linked object (`add_vlan(efx, vlan->vid)`)
                         // leaves the object where the list holds it.
-                        let linked = (links_first(name) && (r.linked || !r.escaped))
+                        let linked = ((links_first(name) || by_part) && (r.linked || !r.escaped))
                             || (read_out && r.linked);
                         // Given itself, never given away or lent before: a failed call kept
                         // nothing. Given a value read out of it (`snd_ctl_add(card,
                         // info->kctl)`), or lent to a call that may have put it in another
                         // object (`kctl = snd_ctl_new1(&tmpl, elem)`), the callee's failure
                         // may have freed that object, and this one with it.
-                        let undoable = !r.escaped && !r.lent && !read_out && !self.counted(&key);
+                        // Linked only (`rhashtable_insert_fast(&ht, &p->node, ...)`): a failed
+                        // call leaves it linked.
+                        let was_linked =
+                            r.escaped && r.linked && r.stored.is_empty() && !r.released;
+                        let undoable = (!r.escaped || was_linked)
+                            && !r.lent
+                            && !read_out
+                            && !self.counted(&key);
                         if any_word(name, release_word) {
                             r.hand_on();
                         } else {
@@ -2236,7 +2310,8 @@ impl<'a, 't> Engine<'a, 't> {
                         r.linked = linked;
                         r.released |= any_word(name, release_word);
                         if undoable && keeps_unless_failed(name) {
-                            r.kept_unless = result_local.clone().map(|local| (local, here));
+                            r.kept_unless =
+                                result_local.clone().map(|local| (local, here, was_linked));
                         }
                         kept_here.push(key);
                     }
@@ -2292,7 +2367,9 @@ impl<'a, 't> Engine<'a, 't> {
                     // macro may test it, and so may a function of the file that tests that
                     // parameter (`if (!ret) return -EINVAL;`) for a caller that tests its
                     // result.
-                    if unlinked.contains(&key) {
+                    if borrowed_at(i, arg) {
+                        // Read and written through by a function of the file, and no more.
+                    } else if unlinked.contains(&key) {
                         // Taken back out of the list it was linked into: the function's own.
                     } else if dismantles_part(name, arg, self.source) {
                         // Torn above: `xa_destroy(&entry->ports)` frees nothing of `entry`.
@@ -2962,6 +3039,9 @@ impl<'a, 't> Engine<'a, 't> {
                         self.int_known(right, IntValue::NotError),
                         self.int_known(right, IntValue::Error),
                     ),
+                    // `if (i > 0)` on the first turn of `for (i = 0; ...)` is false.
+                    ">" if self.is_zero(right) => (self.int_positive(left), Vec::new()),
+                    "<" if self.is_zero(left) => (self.int_positive(right), Vec::new()),
                     _ => Default::default(),
                 }
             }
@@ -3038,6 +3118,14 @@ impl<'a, 't> Engine<'a, 't> {
         }
     }
 
+    fn int_positive(&self, node: Node) -> Vec<Known> {
+        self.key(node)
+            .filter(|k| self.int_locals.contains(k))
+            .map(Known::IntPositive)
+            .into_iter()
+            .collect()
+    }
+
     fn is_zero(&self, node: Node) -> bool {
         let node = strip_parens(node);
         matches!(node.kind_name(), "null") || matches!(self.text(node), "0" | "NULL")
@@ -3090,6 +3178,13 @@ impl<'a, 't> Engine<'a, 't> {
                     }
                     state.ints.insert(key.clone(), IntValue::Zero);
                 }
+                Known::IntPositive(key) => match state.ints.get(key) {
+                    Some(IntValue::Zero) => state.live = false,
+                    Some(IntValue::Error) => {}
+                    _ => {
+                        state.ints.insert(key.clone(), IntValue::NotError);
+                    }
+                },
                 Known::IntNotError(key) => match state.ints.get(key) {
                     Some(IntValue::Error) => state.live = false,
                     Some(IntValue::Zero) => {}
@@ -3498,7 +3593,7 @@ pub fn same_fields(a: &str, b: &str) -> bool {
 /// True for initializers, which only fill in what they are given and neither keep it nor lend
 /// it out: `INIT_WORK(&p->work, fn)`, `init_waitqueue_head(&p->wq)`, `timer_setup(&p->timer,
 /// fn, 0)`.
-fn initializes(name: &str) -> bool {
+pub(super) fn initializes(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     lower.starts_with("init_")
         || lower == "timer_setup"
@@ -3520,7 +3615,7 @@ fn links_first(name: &str) -> bool {
 /// print it: `memset`, `strcpy`, `snprintf`, `printf`, `pr_info`, `is_valid_ether_addr`. What
 /// else a pointer is given to may keep it, even when its name says it reads or fills
 /// (`usb_fill_bulk_urb()` with `URB_FREE_BUFFER` hands the buffer to the URB).
-fn only_reads(name: &str) -> bool {
+pub(super) fn only_reads(name: &str) -> bool {
     const PLAIN: &[&str] = &[
         "memset",
         "memcpy",
@@ -3668,11 +3763,13 @@ fn keep_word(w: &str) -> bool {
 /// reads a queue's configuration into what it is given, `netdev_get_tx_queue()` looks one up.
 const QUERY_WORDS: &[&str] = &["qcfg", "query", "qry", "get", "read", "show", "dump"];
 
-/// True when some word of `name` says it keeps what it is given, and none says it is a query.
+/// True when some word of `name` says it keeps what it is given, and none says it is a query;
+/// `insert` is no noun (`rhashtable_lookup_get_insert_fast()` inserts unless it finds one).
 fn says_keeps(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     let words: Vec<&str> = lower.split('_').filter(|w| !w.is_empty()).collect();
-    !words.iter().any(|q| QUERY_WORDS.contains(q)) && words.iter().any(|w| keep_word(w))
+    (!words.iter().any(|q| QUERY_WORDS.contains(q)) || words.contains(&"insert"))
+        && words.iter().any(|w| keep_word(w))
 }
 
 fn release_word(w: &str) -> bool {

@@ -93,6 +93,12 @@ pub struct LockSummaries {
     /// (`kfree(p)` right before each `return` and before the closing brace), by name, with the
     /// positions of those parameters: after a call, the caller's object is gone.
     pub consumers: BTreeMap<String, Vec<usize>>,
+    /// Functions defined in the file that only borrow what a parameter points to, by name, with
+    /// the positions of those parameters: they read and write through it (`p->x = y`), test it,
+    /// lock its locks and give it only to calls that do the same (`memset`, `pr_info`, another
+    /// borrower of the file); they never store, link, free, return or hand it elsewhere. A
+    /// caller's object given there is neither kept nor lent.
+    pub borrowers: BTreeMap<String, Vec<usize>>,
     /// True unless the file is a user-space program (it defines `main()`) that never tests an
     /// allocation's result for NULL right after it: kernel code believes allocations fail, a
     /// host build tool that lets the process die on `malloc()` failure does not.
@@ -127,6 +133,10 @@ impl LockSummaries {
         for (name, params) in &self.consumers {
             all.push_str(name);
             all.push_str(&format!("-{params:?}"));
+        }
+        for (name, params) in &self.borrowers {
+            all.push_str(name);
+            all.push_str(&format!("&{params:?}"));
         }
         all.push(if self.tests_allocations { 'T' } else { 'F' });
         xxhash_rust::xxh3::xxh3_64(all.as_bytes())
@@ -223,6 +233,18 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
     out.takers = per_parameter(&readings, |r| &r.freed, |c| &c.objects);
     out.storers = per_parameter(&readings, |r| &r.stored, |c| &c.objects);
     out.null_tolerant = per_parameter(&readings, |r| &r.tested, |c| &c.plain);
+    // Every parameter a function lets go of, itself or through the file's functions it gives
+    // it to, however deep the chain: the rest are borrowed.
+    let escapes = per_parameter_rounds(&readings, |r| &r.escapes, |c| &c.objects, usize::MAX);
+    for reading in &readings {
+        let lets_go = escapes.get(reading.name);
+        let borrowed: Vec<usize> = (0..reading.params)
+            .filter(|i| !lets_go.is_some_and(|e| e.contains(i)))
+            .collect();
+        if !borrowed.is_empty() {
+            out.borrowers.insert(reading.name.to_owned(), borrowed);
+        }
+    }
     for reading in &readings {
         if !reading.consumed.is_empty() {
             out.consumers.insert(
@@ -356,6 +378,11 @@ struct Reading<'t> {
     tested: BTreeSet<usize>,
     /// The parameters it frees on every path (see `consumed`).
     consumed: BTreeSet<usize>,
+    /// The parameters it may let go of by itself (see `lets_go`); those it gives to the file's
+    /// functions are in `calls`. Unnamed parameters are let go.
+    escapes: BTreeSet<usize>,
+    /// How many parameters it has.
+    params: usize,
     /// Its calls to other functions, in source order.
     calls: Vec<CallReading<'t>>,
     /// The locks it releases and takes (the first arguments of such calls, squashed).
@@ -380,11 +407,23 @@ fn per_parameter<'t>(
     own: impl for<'r> Fn(&'r Reading<'t>) -> &'r BTreeSet<usize>,
     args: impl for<'r> Fn(&'r CallReading<'t>) -> &'r Vec<Option<usize>>,
 ) -> PerParameter {
+    per_parameter_rounds(readings, own, args, 4)
+}
+
+/// `per_parameter`, read at most `rounds` times (the sets only grow, so it ends unbounded too).
+fn per_parameter_rounds<'t>(
+    readings: &[Reading<'t>],
+    own: impl for<'r> Fn(&'r Reading<'t>) -> &'r BTreeSet<usize>,
+    args: impl for<'r> Fn(&'r CallReading<'t>) -> &'r Vec<Option<usize>>,
+    rounds: usize,
+) -> PerParameter {
     let mut out: PerParameter = BTreeMap::new();
-    for _round in 0..4 {
+    for _round in 0..rounds {
         let mut changed = false;
         for reading in readings {
             let mut taken = own(reading).clone();
+            // Two definitions of one name (`#ifdef` variants): either may run.
+            taken.extend(out.get(reading.name).into_iter().flatten());
             for call in &reading.calls {
                 if call.callee == reading.name {
                     continue;
@@ -505,6 +544,13 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
         stored: BTreeSet::new(),
         tested: BTreeSet::new(),
         consumed: BTreeSet::new(),
+        escapes: params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_empty())
+            .map(|(i, _)| i)
+            .collect(),
+        params: params.len(),
         calls: Vec::new(),
         released: BTreeSet::new(),
         taken_locks: BTreeSet::new(),
@@ -512,11 +558,15 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
     // For `consumed`: the returns, and the names assigned anywhere.
     let mut returns = Vec::new();
     let mut assigned: BTreeSet<&str> = BTreeSet::new();
-    let mut stack = vec![body];
+    // Each node with its depth under the body; `path` holds the current node's ancestors (a
+    // node's `parent()` costs a walk down from the root).
+    let mut stack = vec![(body, 0usize)];
+    let mut path: Vec<Node<'t>> = Vec::new();
     let mut children = Vec::new();
     // One cursor lists every node's children (a new cursor allocates).
     let mut cursor = body.walk();
-    while let Some(n) = stack.pop() {
+    while let Some((n, depth)) = stack.pop() {
+        path.truncate(depth);
         match n.kind_name() {
             "return_statement" => returns.push(n),
             "update_expression" => {
@@ -601,6 +651,14 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
                     });
                 }
             }
+            "identifier" => {
+                let name = text(n, source);
+                if let Some(i) = params.iter().position(|p| p == name) {
+                    if !reading.escapes.contains(&i) && lets_go(n, &path, source, defined) {
+                        reading.escapes.insert(i);
+                    }
+                }
+            }
             "if_statement" => {
                 let fails = n
                     .field("consequence")
@@ -615,7 +673,8 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
         }
         children.clear();
         children.extend(n.named_children(&mut cursor));
-        stack.extend(children.iter().rev());
+        stack.extend(children.iter().rev().map(|c| (*c, depth + 1)));
+        path.push(n);
     }
     let stored = reading.stored.clone();
     reading.freed.extend(stored);
@@ -623,6 +682,90 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
         reading.consumed = consumed(body, source, &params, &returns, &assigned);
     }
     Some(reading)
+}
+
+/// True when the use `n` of a parameter (under `ancestors`, the body first) may let go of
+/// what it points to: anything but reading
+/// or writing through it (`p->x`, `*p`, `p[i]`), testing it (`!p`, `p == q`, `if (p)`),
+/// `sizeof`, or giving it to a function of the file (read in `calls`) or to a call that only
+/// reads, fills, prints, initializes or locks (`memset(p, ...)`, `mutex_lock(&p->lock)`).
+/// Copying it (`q = p`), returning it, taking its address and pointer arithmetic let go.
+fn lets_go(n: Node, ancestors: &[Node], source: &str, defined: &BTreeSet<&str>) -> bool {
+    // The ancestor at `at` and the nearest above it that is no parenthesis or cast: the node
+    // the expression at `at` is part of, with the index of what it holds.
+    let above = |mut at: usize| -> Option<usize> {
+        while at > 0
+            && matches!(
+                ancestors[at - 1].kind_name(),
+                "parenthesized_expression" | "cast_expression"
+            )
+        {
+            at -= 1;
+        }
+        at.checked_sub(1)
+    };
+    let operator = |n: Node| n.field("operator").map(|o| text(o, source));
+    // A call that only reads, prints, tests, initializes or locks what it is given, or a
+    // function of the file (whose own reading says), given `ancestors[args]` as arguments.
+    let benign_call = |args: usize| -> bool {
+        let Some(call) = args
+            .checked_sub(1)
+            .map(|c| ancestors[c])
+            .filter(|c| c.kind_name() == "call_expression")
+        else {
+            return false;
+        };
+        let callee = callee_name(call, source).unwrap_or("");
+        defined.contains(callee)
+            || super::flow::only_reads(callee)
+            || super::flow::initializes(callee)
+            || takes_lock(callee)
+            || RELEASES.contains(&callee)
+            || callee.starts_with("IS_ERR")
+            || callee.starts_with("WARN")
+            || matches!(callee, "BUG_ON" | "likely" | "unlikely")
+    };
+    // The identifier is the node past the last ancestor.
+    let Some(at) = above(ancestors.len()) else {
+        return true;
+    };
+    let parent = ancestors[at];
+    let top = ancestors.get(at + 1).copied().unwrap_or(n);
+    let is = |field: &str| parent.field(field).is_some_and(|f| f.id() == top.id());
+    match parent.kind_name() {
+        "field_expression" if is("argument") => {
+            // `&p->member` given to a call may link the object by its member.
+            let mut member = at;
+            while member > 0
+                && matches!(
+                    ancestors[member - 1].kind_name(),
+                    "field_expression" | "subscript_expression"
+                )
+            {
+                member -= 1;
+            }
+            let address = member.checked_sub(1).filter(|&a| {
+                ancestors[a].kind_name() == "pointer_expression"
+                    && operator(ancestors[a]) == Some("&")
+            });
+            match address {
+                None => false,
+                Some(address) => above(address).is_none_or(|args| {
+                    ancestors[args].kind_name() != "argument_list" || !benign_call(args)
+                }),
+            }
+        }
+        "subscript_expression" => !is("argument"),
+        "pointer_expression" => operator(parent) != Some("*"),
+        "unary_expression" => operator(parent) != Some("!"),
+        "binary_expression" => !matches!(operator(parent), Some("==" | "!=" | "&&" | "||")),
+        "if_statement" | "while_statement" | "do_statement" | "for_statement" => false,
+        "conditional_expression" => !is("condition"),
+        "sizeof_expression" | "update_expression" => false,
+        "assignment_expression" => !is("left"),
+        "argument_list" => !benign_call(at),
+        _ => true,
+    }
 }
 
 /// The parameters that a function body frees on every path: the statement right before each
