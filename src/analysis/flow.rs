@@ -1109,6 +1109,16 @@ impl<'a, 't> Engine<'a, 't> {
         })
     }
 
+    /// Where the function first hands the object on in its text (`handed_on_later`), under its
+    /// own name or one that points into it (`adev = &iadev->adev; ... pf->adev = adev`).
+    fn handed_later(&self, key: &str, r: &Resource) -> Option<usize> {
+        let later = self.handed_on_later();
+        std::iter::once(key)
+            .chain(r.also.iter().map(String::as_str))
+            .filter_map(|k| later.get(k).copied())
+            .min()
+    }
+
     /// The named children of `node`.
     fn kids(&mut self, node: Node<'t>) -> Kids<'t> {
         node.named_children(&mut self.cursor).collect()
@@ -1750,10 +1760,11 @@ impl<'a, 't> Engine<'a, 't> {
             );
             return;
         }
-        // `gmi = &buf->mem_info`, where `gmi` is only read through and given to calls that do
-        // not say they keep it: another name for a part of the object, not a place it is kept;
-        // giving `gmi` to a call lends `buf` (`handed_on`).
-        // So is `cur = buf`, a cursor the function moves through the object (not a view of
+        // `gmi = &buf->mem_info` (or `adev = &iadev->adev`): another name for a part of the
+        // object, not a place it is kept; giving `gmi` to a call gives `buf` (`handed_on`),
+        // and what that call does to it, keep, release or lend, it does to `buf`.
+        // So is `cur = buf` where `cur` is only read through and given to calls that do not
+        // say they keep it: a cursor the function moves through the object (not a view of
         // it as another type, `req = (struct aead_request *)mem`, which may be what a callee
         // keeps).
         let interior = !handed.is_empty()
@@ -1765,7 +1776,7 @@ impl<'a, 't> Engine<'a, 't> {
                         .field("argument")
                         .map(strip_parens)
                         .is_some_and(|a| a.kind_name() == "field_expression")))
-            && self.only_lent(key);
+            && (value.kind_name() == "pointer_expression" || self.only_lent(key));
         // `dev->pool = pool`: stored in a place the function may clear again.
         let place = key.contains("->") || key.contains('.');
         for handed in handed {
@@ -2270,9 +2281,17 @@ impl<'a, 't> Engine<'a, 't> {
                     && container_call(name)
                     && uncounted_member(name, arg, self.source).is_some();
                 let unlinks_part = unlinks_part(name, arg, self.source);
-                if let Some((key, r)) = self
+                // `srf = &user_srf->srf; vmw_surface_init(dev_priv, srf, destroy)`: a local
+                // pointing into the object gives the object.
+                let key = self
                     .key(base)
-                    .and_then(|k| state.resources.get_mut(&k).map(|r| (k, r)))
+                    .filter(|k| state.resources.contains_key(k))
+                    .or_else(|| {
+                        (base.kind_name() == "identifier")
+                            .then(|| copied_from(state, self.text(base).to_owned(), base))
+                    });
+                if let Some((key, r)) =
+                    key.and_then(|k| state.resources.get_mut(&k).map(|r| (k, r)))
                 {
                     if r.freed.is_some() {
                         continue;
@@ -2301,7 +2320,8 @@ impl<'a, 't> Engine<'a, 't> {
                         let undoable = (!r.escaped || was_linked)
                             && !r.lent
                             && !read_out
-                            && !self.counted(&key);
+                            && !self.counted(&key)
+                            && !r.also.iter().any(|a| self.counted(a));
                         if any_word(name, release_word) {
                             r.hand_on();
                         } else {
@@ -3389,16 +3409,13 @@ impl<'a, 't> Engine<'a, 't> {
                 };
                 // A path that reports success with the object neither handed on nor lent,
                 // where another path hands it on (`list_add_tail(&new->list, ...)`), drops it.
+                let later = self.handed_later(key, r);
                 let dropped = returns == Returns::Success
-                    && self
-                        .handed_on_later()
-                        .get(key)
-                        .is_some_and(|&first| exit.decision().start < first);
+                    && later.is_some_and(|first| exit.decision().start < first);
                 if !self.locals.contains(key)
                     || self.auto_freed.contains(key)
                     || returns_it(key, r)
-                    || (!dropped
-                        && (self.handed_on_later().contains_key(key) || !self.only_plain_uses(key)))
+                    || (!dropped && (later.is_some() || !self.only_plain_uses(key)))
                 {
                     continue;
                 }
@@ -3438,7 +3455,7 @@ impl<'a, 't> Engine<'a, 't> {
             if escaped {
                 continue;
             }
-            if r.lent && !r.torn && !self.handed_on_later().contains_key(key) {
+            if r.lent && !r.torn && self.handed_later(key, r).is_none() {
                 // Reported only if some path frees it after lending it and succeeds.
                 self.lent_leaks.push(Fact::Leak {
                     var: key.clone(),
@@ -3728,6 +3745,7 @@ const RELEASE_WORDS: &[&str] = &[
 ];
 const RELEASE_STARTS: &[&str] = &[
     "delete",
+    "unref",
     "unregister",
     "remove",
     "release",
