@@ -224,6 +224,120 @@ pub fn analyze<'t>(
     engine.facts
 }
 
+/// True when no path of the function can free one pointer twice, so that the walk could find
+/// no `Fact::DoubleFree`: the function makes at most one free call, and not inside a loop. The
+/// walk visits a statement outside a loop once per path (it does not follow a `goto` back), and
+/// a double free is a free call reached with its pointer already freed.
+pub fn frees_at_most_once(inputs: &FlowInputs, function: Node) -> bool {
+    match inputs.frees.values().next() {
+        None => true,
+        Some(_) if inputs.frees.len() > 1 => false,
+        Some(&arg) => !in_loop(arg, function),
+    }
+}
+
+/// True when `node` sits in a loop's body or condition within `function`, the kernel's
+/// iterator macros included (masked as `while`, or a call missing its `;` before a block).
+fn in_loop(node: Node, function: Node) -> bool {
+    let mut at = node;
+    while let Some(parent) = at.parent() {
+        if parent.id() == function.id() {
+            break;
+        }
+        match parent.kind_name() {
+            "for_statement" | "while_statement" | "do_statement" => return true,
+            "compound_statement"
+                if parent
+                    .prev_named_sibling()
+                    .is_some_and(|s| s.kind_name() == "expression_statement") =>
+            {
+                return true
+            }
+            _ => {}
+        }
+        at = parent;
+    }
+    false
+}
+
+/// True when every lock the function takes is released further down the same block, with
+/// nothing between that can leave the block or be jumped into (`return`, `goto`, `break`,
+/// `continue`, a label), and every release closes such a pair: `spin_lock(&p->lock); ...;
+/// spin_unlock(&p->lock);`. Then no path returns holding a lock or releases one it did not
+/// take, and the walk could find no `Fact::LockHeld` or `Fact::EnteredHeld`. A lock taken or
+/// released anywhere else (in a condition, an expression, without an argument) answers false.
+pub fn locks_paired_in_line(inputs: &FlowInputs, source: &str) -> bool {
+    if !inputs.conditional_acquires.is_empty() {
+        return false;
+    }
+    // The statements of each block that take or release a lock, by block.
+    let mut blocks: HashMap<usize, Vec<(Node, bool, String)>> = HashMap::new();
+    let calls = inputs
+        .acquires
+        .values()
+        .map(|a| (a, true))
+        .chain(inputs.releases.values().map(|a| (a, false)));
+    for (arg, acquire) in calls {
+        let Some(arg) = *arg else { return false };
+        let statement = arg
+            .parent()
+            .filter(|l| l.kind_name() == "argument_list")
+            .and_then(|l| l.parent())
+            .filter(|c| c.kind_name() == "call_expression")
+            .and_then(|c| c.parent().filter(|s| s.named_child(0) == Some(c)))
+            .filter(|s| s.kind_name() == "expression_statement");
+        let Some(statement) = statement else {
+            return false;
+        };
+        let Some(block) = statement
+            .parent()
+            .filter(|b| matches!(b.kind_name(), "compound_statement" | "case_statement"))
+        else {
+            return false;
+        };
+        blocks.entry(block.id()).or_default().push((
+            statement,
+            acquire,
+            syntax::squash(text(arg, source)),
+        ));
+    }
+    for events in blocks.values_mut() {
+        events.sort_by_key(|(s, _, _)| s.start_byte());
+        let mut open: Vec<(Node, String)> = Vec::new();
+        for (statement, acquire, key) in events.drain(..) {
+            if acquire {
+                open.push((statement, key));
+                continue;
+            }
+            let Some(at) = open.iter().rposition(|(_, k)| *k == key) else {
+                return false;
+            };
+            let (taken, _) = open.remove(at);
+            let mut between = taken.next_sibling();
+            while let Some(node) = between.filter(|n| n.id() != statement.id()) {
+                if syntax::any_node(node, |n| {
+                    matches!(
+                        n.kind_name(),
+                        "return_statement"
+                            | "goto_statement"
+                            | "break_statement"
+                            | "continue_statement"
+                            | "labeled_statement"
+                    )
+                    .then_some(true)
+                }) {
+                    return false;
+                }
+                between = node.next_sibling();
+            }
+        }
+        if !open.is_empty() {
+            return false;
+        }
+    }
+    true
+}
+
 /// The named children of a node, listed before they are walked: most nodes have a few.
 type Kids<'t> = smallvec::SmallVec<[Node<'t>; 8]>;
 

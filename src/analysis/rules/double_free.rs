@@ -2,7 +2,7 @@
 
 use super::{insert_after, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Fix, Message, Related, Severity};
-use crate::analysis::flow::Fact;
+use crate::analysis::flow::{self, Fact};
 use crate::analysis::syntax::callee_name;
 use crate::analysis::syntax::Fields as _;
 
@@ -24,7 +24,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
     if super::announces_misuse_of_freed_memory(ctx.function, ctx.source) {
         return Vec::new();
     }
-    for fact in ctx.facts_after_release_puts() {
+    for fact in ctx.facts_after_release_puts_if(|i| !flow::frees_at_most_once(i, ctx.function)) {
         let Fact::DoubleFree { var, first, second } = fact else {
             continue;
         };

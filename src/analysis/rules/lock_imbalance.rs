@@ -5,7 +5,7 @@ use crate::analysis::syntax::Fields as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
-use crate::analysis::flow::{same_fields, Exit, Fact, Returns};
+use crate::analysis::flow::{self, same_fields, Exit, Fact, Returns};
 use crate::analysis::functions::function_name;
 use crate::analysis::summary::{annotation_arguments, takes_lock};
 use crate::analysis::syntax::{any_node, call_arguments, callee_name, squash};
@@ -345,7 +345,7 @@ fn check(ctx: &Context) -> Vec<Candidate> {
     if keeps_lock_by_design(ctx) || documented_as_holding(ctx) {
         return Vec::new();
     }
-    let facts = ctx.facts();
+    let facts = ctx.facts_if(|i| !flow::locks_paired_in_line(i, ctx.source));
     let annotated = annotated_locks(ctx);
     let mut out = unheld_releases(ctx, &facts, &annotated);
     let returns_pointer = declarations::return_type(ctx.function, ctx.source).1;

@@ -368,19 +368,33 @@ impl<'t> Context<'t> {
     /// Runs the path walk with this rule's inputs. A function without any allocation, free or
     /// lock call of this rule cannot produce a fact, so it is not walked.
     pub fn facts(&self) -> Vec<Fact> {
-        self.walk(false)
+        self.walk(false, |_| true)
+    }
+
+    /// The path walk, where `may_find` says from the walk's inputs that the walk could find
+    /// what the rule asks for (a rule's own test that no path can hold what it looks for, made
+    /// without the walk).
+    pub fn facts_if(&self, may_find: impl FnOnce(&FlowInputs<'t>) -> bool) -> Vec<Fact> {
+        self.walk(false, may_find)
     }
 
     /// The path walk with `put_device(&p->dev)` as a free of `p` where the function installed
     /// a release callback that frees it (see `add_consumer_calls`). Only the double-free rule
     /// asks: a second free after the last reference is dropped is the bug whatever else the
     /// path holds, while a use after it depends on flags the walk does not follow
-    /// (`if (registered) foo_unregister(p)`).
-    pub fn facts_after_release_puts(&self) -> Vec<Fact> {
-        self.walk(true)
+    /// (`if (registered) foo_unregister(p)`). `may_find` as in `facts_if`.
+    pub fn facts_after_release_puts_if(
+        &self,
+        may_find: impl FnOnce(&FlowInputs<'t>) -> bool,
+    ) -> Vec<Fact> {
+        self.walk(true, may_find)
     }
 
-    fn walk(&self, release_puts: bool) -> Vec<Fact> {
+    fn walk(
+        &self,
+        release_puts: bool,
+        may_find: impl FnOnce(&FlowInputs<'t>) -> bool,
+    ) -> Vec<Fact> {
         let mut inputs = self.flow_inputs();
         if !inputs.frees.is_empty() {
             self.add_consumer_calls(&mut inputs, release_puts);
@@ -392,6 +406,9 @@ impl<'t> Context<'t> {
             && inputs.takes.is_empty()
             && inputs.lookups.is_empty()
         {
+            return Vec::new();
+        }
+        if !may_find(&inputs) {
             return Vec::new();
         }
         let declared = self
@@ -1058,5 +1075,75 @@ mod tests {
             .map(|f| (f.rule, &src[f.range.start..f.range.end]))
             .collect();
         assert_eq!(rules, [("leak-on-error", "return -ENODEV;")]);
+    }
+
+    /// What `test` says of the path walk's inputs for the first function of `src`, from the
+    /// matches of rule `id`.
+    fn with_inputs(id: &str, src: &str, test: impl FnOnce(&FlowInputs, Node) -> bool) -> bool {
+        let parse = syntax::parse(src, None);
+        let function = crate::analysis::functions::function_nodes(&parse.tree)[0];
+        let index = RULES.iter().position(|r| r.id == id).unwrap();
+        let matches = run_queries(function, src).swap_remove(index);
+        let context = Context {
+            function,
+            source: src,
+            matches,
+            declared: std::rc::Rc::default(),
+        };
+        test(&context.flow_inputs(), function)
+    }
+
+    fn paired(body: &str) -> bool {
+        let src = format!("static int foo(struct foo *p, int x)\n{{\n{body}\n}}\n");
+        with_inputs("lock-imbalance", &src, |inputs, _| {
+            flow::locks_paired_in_line(inputs, &src)
+        })
+    }
+
+    #[test]
+    fn locks_released_further_down_the_same_block_need_no_walk() {
+        assert!(paired(
+            "spin_lock(&p->lock);\np->n++;\nspin_unlock(&p->lock);\nreturn 0;"
+        ));
+        assert!(paired(
+            "if (x) {\nspin_lock(&p->a);\nspin_lock(&p->b);\nfoo_kick(p);\nspin_unlock(&p->b);\nspin_unlock(&p->a);\n}\nreturn x;"
+        ));
+        // Something between may leave or be jumped to, or the pair is not in one block.
+        assert!(!paired(
+            "mutex_lock(&p->m);\nif (p->dead)\nreturn -ENODEV;\nmutex_unlock(&p->m);\nreturn 0;"
+        ));
+        assert!(!paired(
+            "mutex_lock(&p->m);\nif (p->dead)\ngoto out;\nmutex_unlock(&p->m);\nout:\nreturn 0;"
+        ));
+        assert!(!paired(
+            "spin_lock(&p->l);\nagain:\np->n++;\nspin_unlock(&p->l);\nreturn 0;"
+        ));
+        assert!(!paired("while (x--) {\nspin_lock(&p->l);\nif (p->n)\nbreak;\nspin_unlock(&p->l);\n}\nreturn 0;"));
+        assert!(!paired("mutex_lock(&p->m);\nif (x) {\nmutex_unlock(&p->m);\nreturn 1;\n}\nmutex_unlock(&p->m);\nreturn 0;"));
+        assert!(!paired(
+            "spin_unlock(&p->l);\nfoo_wait(p);\nspin_lock(&p->l);\nreturn 0;"
+        ));
+        assert!(!paired("mutex_lock(&p->m);\np->n++;\nreturn 0;"));
+        assert!(!paired(
+            "if (!mutex_trylock(&p->m))\nreturn -EBUSY;\np->n++;\nmutex_unlock(&p->m);\nreturn 0;"
+        ));
+        assert!(!paired(
+            "spin_lock(&p->a);\np->n++;\nspin_unlock(&p->b);\nreturn 0;"
+        ));
+    }
+
+    fn once(body: &str) -> bool {
+        let src = format!("static void foo(struct foo *p, int x)\n{{\n{body}\n}}\n");
+        with_inputs("double-free", &src, flow::frees_at_most_once)
+    }
+
+    #[test]
+    fn a_single_free_outside_loops_needs_no_double_free_walk() {
+        assert!(once("p->n = 0;"));
+        assert!(once("if (x)\nkfree(p->buf);\np->buf = NULL;"));
+        assert!(!once("kfree(p->buf);\nif (x)\nkfree(p->buf);"));
+        assert!(!once("for (int i = 0; i < x; i++)\nkfree(p->bufs[i]);"));
+        assert!(!once("struct foo_item *it, *tmp;\nlist_for_each_entry_safe(it, tmp, &p->items, node) {\nkfree(it);\n}"));
+        assert!(!once("do {\nkfree(p->buf);\n} while (x--);"));
     }
 }
