@@ -236,6 +236,93 @@ pub fn frees_at_most_once(inputs: &FlowInputs, function: Node) -> bool {
     }
 }
 
+/// True when the allocation `call` is stored in a local or a field (`p = kmalloc(...);`,
+/// `struct foo *p = kzalloc(...);`) and the very next statement tests it (`if (!p)`,
+/// `if (p == NULL)`, `if (unlikely(!p))`, `if (!p || ...)`): every path that goes on from the
+/// allocation meets the test first, and the walk could find no `Fact::UncheckedUse` of it.
+pub fn tested_right_after(call: Node, source: &str) -> bool {
+    let Some(parent) = syntax::parent_outside_parens(call) else {
+        return false;
+    };
+    let (target, statement) = match parent.kind_name() {
+        "assignment_expression"
+            if parent.field("right").map(strip_parens) == Some(call)
+                && parent
+                    .field("operator")
+                    .is_some_and(|o| text(o, source) == "=") =>
+        {
+            let statement = parent
+                .parent()
+                .filter(|s| s.kind_name() == "expression_statement");
+            (parent.field("left"), statement)
+        }
+        "init_declarator" if parent.field("value").map(strip_parens) == Some(call) => {
+            let statement = parent.parent().filter(|d| {
+                let mut cursor = d.walk();
+                d.kind_name() == "declaration"
+                    && d.children_by_field_name("declarator", &mut cursor).count() == 1
+            });
+            (
+                parent.field("declarator").and_then(declared_name),
+                statement,
+            )
+        }
+        _ => return false,
+    };
+    let (Some(target), Some(statement)) = (target, statement) else {
+        return false;
+    };
+    if !matches!(target.kind_name(), "identifier" | "field_expression") {
+        return false;
+    }
+    let mut next = statement.next_named_sibling();
+    while let Some(comment) = next.filter(|n| n.kind_name() == "comment") {
+        next = comment.next_named_sibling();
+    }
+    let Some(condition) = next
+        .filter(|n| n.kind_name() == "if_statement")
+        .and_then(|n| n.field("condition"))
+    else {
+        return false;
+    };
+    tests_first(condition, &syntax::squash(text(target, source)), source)
+}
+
+/// True when `condition` tests `target` (squashed) for NULL before it reads anything else.
+fn tests_first(condition: Node, target: &str, source: &str) -> bool {
+    let node = strip_parens(condition);
+    let is_target = |n: Node| syntax::squash(text(strip_parens(n), source)) == target;
+    let is_null = |n: Node| matches!(text(strip_parens(n), source), "NULL" | "0");
+    match node.kind_name() {
+        "identifier" | "field_expression" => is_target(node),
+        "unary_expression" => {
+            node.child(0).is_some_and(|o| text(o, source) == "!")
+                && node.field("argument").is_some_and(is_target)
+        }
+        "binary_expression" => {
+            let (Some(op), Some(left), Some(right)) = (
+                node.field("operator").map(|o| text(o, source)),
+                node.field("left"),
+                node.field("right"),
+            ) else {
+                return false;
+            };
+            match op {
+                "==" | "!=" => {
+                    (is_target(left) && is_null(right)) || (is_null(left) && is_target(right))
+                }
+                "||" | "&&" => tests_first(left, target, source),
+                _ => false,
+            }
+        }
+        "call_expression" => {
+            matches!(callee_name(node, source), Some("likely" | "unlikely"))
+                && matches!(call_arguments(node).as_slice(), [only] if tests_first(*only, target, source))
+        }
+        _ => false,
+    }
+}
+
 /// True when `node` sits in a loop's body or condition within `function`, the kernel's
 /// iterator macros included (masked as `while`, or a call missing its `;` before a block).
 fn in_loop(node: Node, function: Node) -> bool {

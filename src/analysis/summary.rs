@@ -214,10 +214,20 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
         .filter_map(|n| function_declarator(*n)?.field("declarator"))
         .map(|n| text(n, source))
         .collect();
+    // A summary is looked up by a name the code of a function of the file gives: a call, an
+    // argument, a release callback assigned. A function named in none (a callback only an
+    // operations table at file scope names) is never looked up, and is not read.
+    let named = named_in_bodies(&items, source);
     let mut readings = Vec::new();
     for node in items {
         let reading = (node.kind_name() == "function_definition")
-            .then(|| read(node, source, &defined))
+            .then(|| {
+                let name = function_declarator(node)?.field("declarator")?;
+                named
+                    .contains(text(name, source))
+                    .then(|| read(node, source, &defined))
+                    .flatten()
+            })
             .flatten();
         if let Some((name, releaser)) = releaser(node, source, reading.as_ref()) {
             // A definition's body says more than a prototype's annotation.
@@ -254,6 +264,33 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
         }
     }
     out
+}
+
+/// Every identifier in the bodies of the function definitions among `items` (comments and
+/// literals included: more names only means more functions read).
+fn named_in_bodies<'s>(items: &[Node], source: &'s str) -> std::collections::HashSet<&'s str> {
+    let mut named = std::collections::HashSet::new();
+    for body in items.iter().filter_map(|n| n.field("body")) {
+        let code = text(body, source);
+        let bytes = code.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i].is_ascii_alphabetic() || bytes[i] == b'_' {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                named.insert(&code[start..i]);
+            } else if bytes[i].is_ascii_digit() {
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+    named
 }
 
 /// True when the file defines `main()`: a user-space program (a host build tool in a kernel
@@ -1008,13 +1045,29 @@ mod tests {
         let s = summaries(
             "static void foo_put(struct foo *f)\n{\n\tmutex_unlock(&f->lock);\n}\n\
              static void foo_cycle(struct foo *f)\n{\n\tmutex_lock(&f->lock);\n\tmutex_unlock(&f->lock);\n}\n\
-             static void foo_local(struct bar *b)\n{\n\tstruct foo *g = bar_foo(b);\n\tmutex_unlock(&g->lock);\n}\n",
+             static void foo_local(struct bar *b)\n{\n\tstruct foo *g = bar_foo(b);\n\tmutex_unlock(&g->lock);\n}\n\
+             static const struct foo_ops foo_ops = {\n\t.put = foo_put,\n\t.cycle = foo_cycle,\n\t.local = foo_local,\n};\n\
+             static void foo_use(struct foo *f, struct bar *b)\n{\n\tfoo_put(f);\n\tfoo_cycle(f);\n\tbar_set(b, foo_local);\n}\n",
         );
         let names: Vec<_> = s.releasers.keys().cloned().collect();
         assert_eq!(names, ["foo_local", "foo_put"]);
         assert_eq!(s.releasers["foo_local"].locks, ["&g->lock"]);
         assert_eq!(s.releasers["foo_put"].locks, ["&f->lock"]);
         assert!(!s.releasers["foo_put"].annotated);
+    }
+
+    #[test]
+    fn a_function_no_code_of_the_file_names_is_not_read() {
+        // `foo_release` is named in a body (a release callback assigned), `foo_remove` only in
+        // the operations table at file scope: no check of the file ever asks for it.
+        let s = summaries(
+            "static void foo_release(struct foo *f)\n{\n\tkfree(f);\n}\n\
+             static void foo_remove(struct foo *f)\n{\n\tkfree(f);\n}\n\
+             static const struct foo_ops foo_ops = {\n\t.remove = foo_remove,\n};\n\
+             static int foo_probe(struct foo *f)\n{\n\tf->dev.release = foo_release;\n\treturn device_register(&f->dev);\n}\n",
+        );
+        assert!(s.takers.contains_key("foo_release"));
+        assert!(!s.takers.contains_key("foo_remove"));
     }
 
     #[test]

@@ -1146,4 +1146,45 @@ mod tests {
         assert!(!once("struct foo_item *it, *tmp;\nlist_for_each_entry_safe(it, tmp, &p->items, node) {\nkfree(it);\n}"));
         assert!(!once("do {\nkfree(p->buf);\n} while (x--);"));
     }
+
+    fn tested(body: &str) -> bool {
+        let src = format!("static int foo(struct foo *p, int n)\n{{\n{body}\nreturn 0;\n}}\n");
+        with_inputs("unchecked-alloc", &src, |_, function| {
+            let index = RULES
+                .iter()
+                .position(|r| r.id == "unchecked-alloc")
+                .unwrap();
+            let matches = run_queries(function, &src).swap_remove(index);
+            let calls: Vec<Node> = matches.iter().filter_map(|m| m.get("alloc")).collect();
+            assert!(!calls.is_empty());
+            calls.iter().all(|c| flow::tested_right_after(*c, &src))
+        })
+    }
+
+    #[test]
+    fn an_allocation_tested_by_the_next_statement_needs_no_walk() {
+        assert!(tested(
+            "char *buf = kmalloc(n, GFP_KERNEL);\nif (!buf)\nreturn -ENOMEM;\nbuf[0] = 0;"
+        ));
+        assert!(tested("p->buf = kzalloc(n, GFP_KERNEL);\n/* may fail */\nif (unlikely(p->buf == NULL))\nreturn -ENOMEM;"));
+        assert!(tested(
+            "p->buf = kzalloc(n, GFP_KERNEL);\nif (!p->buf || !n)\nreturn -ENOMEM;"
+        ));
+        // A use, a statement or another test comes first.
+        assert!(!tested(
+            "char *buf = kmalloc(n, GFP_KERNEL);\nbuf[0] = 0;\nif (!buf)\nreturn -ENOMEM;"
+        ));
+        assert!(!tested(
+            "char *buf = kmalloc(n, GFP_KERNEL);\nif (buf[0] == 0)\nreturn -EINVAL;"
+        ));
+        assert!(!tested(
+            "char *buf = kmalloc(n, GFP_KERNEL), *end = buf + n;\nif (!buf)\nreturn -ENOMEM;"
+        ));
+        assert!(!tested(
+            "char *buf;\nif (n)\nbuf = kmalloc(n, GFP_KERNEL);\nbuf[0] = 0;"
+        ));
+        assert!(!tested(
+            "char *buf = kmalloc(n, GFP_KERNEL);\nif (!n || !buf)\nreturn -ENOMEM;"
+        ));
+    }
 }

@@ -2,7 +2,7 @@
 
 use super::{declarations, insert_after, Candidate, Context, Rule};
 use crate::analysis::finding::{Fix, Message, Related, Severity};
-use crate::analysis::flow::Fact;
+use crate::analysis::flow::{self, Fact};
 use crate::analysis::syntax::Fields as _;
 use crate::analysis::syntax::{self, callee_name};
 
@@ -33,7 +33,14 @@ fn check(ctx: &Context) -> Vec<Candidate> {
     if !crate::analysis::summary::for_file(ctx.function, ctx.source).tests_allocations {
         return out;
     }
-    for fact in ctx.facts() {
+    // An allocation tested by the very next statement cannot be used before the test.
+    let allocations = ctx.matches.iter().filter_map(|m| m.get("alloc"));
+    let untested = |_: &_| {
+        !allocations
+            .clone()
+            .all(|call| flow::tested_right_after(call, ctx.source))
+    };
+    for fact in ctx.facts_if(untested) {
         let Fact::UncheckedUse { var, alloc, at } = fact else {
             continue;
         };
