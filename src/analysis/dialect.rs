@@ -67,6 +67,75 @@ const CALLS: &[&str] = &[
     "__malloc",
 ];
 
+/// Macros that take a type among their arguments (`container_of(ptr, struct foo, member)`,
+/// `offsetof(struct foo, member)`): a type is not an expression, and tree-sitter-c turns the
+/// call into an `ERROR` node. An argument that is only a tagged type name (`struct foo`)
+/// becomes `0` padded with spaces: the call parses, and nothing reads the type.
+const TYPE_ARGUMENT_CALLS: &[&str] = &[
+    "container_of",
+    "container_of_const",
+    "list_entry",
+    "list_entry_rcu",
+    "list_first_entry",
+    "list_first_entry_or_null",
+    "list_last_entry",
+    "list_last_entry_or_null",
+    "list_next_entry",
+    "list_prev_entry",
+    "hlist_entry",
+    "hlist_entry_safe",
+    "llist_entry",
+    "rb_entry",
+    "rb_entry_safe",
+    "offsetof",
+    "offsetofend",
+    "sizeof_field",
+];
+
+/// Blanks the `struct`/`union` keyword of each argument of the call whose parentheses span
+/// `open..close` that is only a tagged type name (`struct foo`).
+fn blank_type_arguments(bytes: &[u8], open: usize, close: usize, out: &mut [u8]) {
+    let mut start = open + 1;
+    let mut depth = 0usize;
+    let mut j = open + 1;
+    while j <= close {
+        if let Some(end) = skip_literal(bytes, j) {
+            j = end;
+            continue;
+        }
+        match bytes[j] {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' if depth > 0 => depth -= 1,
+            b',' | b')' if depth == 0 => {
+                let argument = &bytes[start..j];
+                let lead = argument
+                    .iter()
+                    .take_while(|b| b.is_ascii_whitespace())
+                    .count();
+                let rest = &argument[lead..];
+                let keyword = [&b"struct"[..], b"union"].into_iter().find(|k| {
+                    rest.starts_with(k) && rest.get(k.len()).is_some_and(u8::is_ascii_whitespace)
+                });
+                if let Some(keyword) = keyword {
+                    let name = rest[keyword.len()..].trim_ascii();
+                    if !name.is_empty()
+                        && is_ident_start(name[0])
+                        && name.iter().all(|&b| is_ident(b))
+                    {
+                        // Not the type's name as an identifier: it may also name a variable
+                        // (`lfcc = list_first_entry(&list, struct lfcc, list)`).
+                        blank(out, start + lead, j);
+                        out[start + lead] = b'0';
+                    }
+                }
+                start = j + 1;
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+}
+
 fn is_ident_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_'
 }
@@ -206,6 +275,9 @@ pub fn mask_line(line: &str, before: Option<u8>) -> Cow<'_, str> {
             .flatten();
         if WORDS.contains(&word) {
             blank(out.get_or_insert_with(|| bytes.to_vec()), i, end);
+        } else if let Some(call_end) = call_end.filter(|_| TYPE_ARGUMENT_CALLS.contains(&word)) {
+            let o = out.get_or_insert_with(|| bytes.to_vec());
+            blank_type_arguments(bytes, after, call_end - 1, o);
         } else if let (true, Some(call_end)) = (
             CALLS.contains(&word) && call_end.is_some_and(|e| line[i..e].is_ascii()),
             call_end,
@@ -329,6 +401,27 @@ mod tests {
         assert!(mask(text).starts_with("{\n\twhile                 (np, c) /* all */\n"));
         let text = "{\n\tfor_each_child_of_node(np, c)\n\t\tx(c);\n}";
         assert!(mask(text).starts_with("{\n\twhile                 (np, c)\n"));
+    }
+
+    #[test]
+    fn a_type_given_to_container_of_becomes_a_constant() {
+        let text = "{\n\tf = container_of(w, struct foo, work);\n\tn = offsetof(union u, x) + sizeof_field(struct foo, (a));\n}";
+        let masked = mask(text);
+        assert_eq!(masked.len(), text.len());
+        assert!(
+            masked.contains("container_of(w, 0         , work);"),
+            "{masked}"
+        );
+        assert!(masked.contains("offsetof(0      , x)"), "{masked}");
+        assert!(masked.contains("sizeof_field(0         , (a))"), "{masked}");
+        // Not a lone tagged type name: left as it is.
+        let text = "{\n\tp = list_entry(h, struct foo *, node);\n}";
+        assert_eq!(mask(text), text);
+        let parse = crate::analysis::syntax::parse(
+            "static void f(struct work_struct *w)\n{\n\tstruct foo *f = container_of(w, struct foo, work);\n\tkfree(f);\n}\n",
+            None,
+        );
+        assert_eq!(parse.errors, 0);
     }
 
     #[test]

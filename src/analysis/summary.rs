@@ -217,7 +217,7 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
     // A summary is looked up by a name the code of a function of the file gives: a call, an
     // argument, a release callback assigned. A function named in none (a callback only an
     // operations table at file scope names) is never looked up, and is not read.
-    let named = named_in_bodies(&items, source);
+    let named = named_in_bodies(&items, source, &defined);
     let mut readings = Vec::new();
     for node in items {
         let reading = (node.kind_name() == "function_definition")
@@ -266,24 +266,38 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
     out
 }
 
-/// Every identifier in the bodies of the function definitions among `items` (comments and
-/// literals included: more names only means more functions read).
-fn named_in_bodies<'s>(items: &[Node], source: &'s str) -> std::collections::HashSet<&'s str> {
-    let mut named = std::collections::HashSet::new();
+/// The names among `defined` that the bodies of the function definitions among `items` hold
+/// as a word (in code, comments or literals: more names only means more functions read).
+fn named_in_bodies<'s>(
+    items: &[Node],
+    source: &'s str,
+    defined: &BTreeSet<&'s str>,
+) -> BTreeSet<&'s str> {
+    // Most words of a body are not the name of a function of the file: a word is looked up only
+    // when a defined name has its first letter and its length.
+    let mut firsts = [false; 256];
+    let mut lengths: u128 = 0;
+    for name in defined {
+        firsts[usize::from(name.as_bytes()[0])] = true;
+        lengths |= 1 << name.len().min(127);
+    }
+    let mut named = BTreeSet::new();
     for body in items.iter().filter_map(|n| n.field("body")) {
         let code = text(body, source);
         let bytes = code.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
-            if bytes[i].is_ascii_alphabetic() || bytes[i] == b'_' {
+            if bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' {
                 let start = i;
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                     i += 1;
                 }
-                named.insert(&code[start..i]);
-            } else if bytes[i].is_ascii_digit() {
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                    i += 1;
+                let word = &code[start..i];
+                if firsts[usize::from(bytes[start])]
+                    && lengths & (1 << word.len().min(127)) != 0
+                    && defined.contains(word)
+                {
+                    named.insert(word);
                 }
             } else {
                 i += 1;
