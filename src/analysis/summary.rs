@@ -307,6 +307,13 @@ fn named_in_bodies<'s>(
     named
 }
 
+/// `LockSummaries::tests_allocations` of the file that `node` belongs to, read without the
+/// rest of the summaries (a glance at the file's top level for `main()`).
+pub fn file_tests_allocations(node: Node, source: &str) -> bool {
+    let root = syntax::root(node);
+    !defines_main(root, source) || tests_allocations(root, source)
+}
+
 /// True when the file defines `main()`: a user-space program (a host build tool in a kernel
 /// tree), not kernel code.
 fn defines_main(root: Node, source: &str) -> bool {

@@ -28,19 +28,21 @@ fn check(ctx: &Context) -> Vec<Candidate> {
     if !ctx.matches.iter().any(|m| m.get("alloc").is_some()) {
         return out;
     }
-    // Deviance: a user-space program that never tests an allocation for NULL (a host build
-    // tool that lets the process die) does not believe they fail; kernel code does.
-    if !crate::analysis::summary::for_file(ctx.function, ctx.source).tests_allocations {
+    // An allocation tested by the very next statement cannot be used before the test.
+    if ctx
+        .matches
+        .iter()
+        .filter_map(|m| m.get("alloc"))
+        .all(|call| flow::tested_right_after(call, ctx.source))
+    {
         return out;
     }
-    // An allocation tested by the very next statement cannot be used before the test.
-    let allocations = ctx.matches.iter().filter_map(|m| m.get("alloc"));
-    let untested = |_: &_| {
-        !allocations
-            .clone()
-            .all(|call| flow::tested_right_after(call, ctx.source))
-    };
-    for fact in ctx.facts_if(untested) {
+    // Deviance: a user-space program that never tests an allocation for NULL (a host build
+    // tool that lets the process die) does not believe they fail; kernel code does.
+    if !crate::analysis::summary::file_tests_allocations(ctx.function, ctx.source) {
+        return out;
+    }
+    for fact in ctx.facts() {
         let Fact::UncheckedUse { var, alloc, at } = fact else {
             continue;
         };
