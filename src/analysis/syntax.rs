@@ -173,11 +173,35 @@ pub fn count_errors(node: Node) -> usize {
     count
 }
 
-/// True when the tree under `node` nests more than `limit` levels deep.
+/// True when the tree under `node` nests more than `limit` levels deep. Without recursion, so
+/// that any input can be measured. A subtree is at most as deep as it has nodes
+/// (`descendant_count`, kept in the tree: no walk), so the walk enters only subtrees large
+/// enough to reach past `limit`: in real code a few nodes near the top of a function.
 pub fn deeper_than(node: Node, limit: usize) -> bool {
-    // A tree is at most as deep as it has nodes, counted without a walk: most functions have
-    // fewer than `limit` and need no walk to be known shallow enough.
-    node.descendant_count() > limit && depth(node, limit) > limit
+    let mut cursor = node.walk();
+    let mut depth = 0;
+    loop {
+        // The cursor's node sits `depth` levels under `node`; its subtree reaches at most
+        // `depth + descendant_count - 1`.
+        if depth + cursor.node().descendant_count() - 1 > limit {
+            if depth > limit {
+                return true;
+            }
+            if cursor.goto_first_child() {
+                depth += 1;
+                continue;
+            }
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if depth == 0 || !cursor.goto_parent() {
+                return false;
+            }
+            depth -= 1;
+        }
+    }
 }
 
 /// How deep the tree under `node` goes, counted up to `limit + 1` (the walk stops there).
@@ -527,5 +551,25 @@ mod tests {
         assert_eq!(clean.errors, 0);
         let broken = parse("int f(void) { return 0 }\n", None);
         assert!(broken.errors > 0);
+    }
+
+    #[test]
+    fn deeper_than_agrees_with_the_depth_of_every_subtree() {
+        let text = "int f(int a)\n{\n\tif (a) {\n\t\tg(((((((((a)))))))));\n\t}\n\treturn h(a, (((a))));\n}\n";
+        let parse = parse(text, None);
+        let function = crate::analysis::functions::function_nodes(&parse.tree)[0];
+        let mut stack = vec![function];
+        while let Some(node) = stack.pop() {
+            let depth = super::depth(node, usize::MAX);
+            for limit in 0..depth + 2 {
+                assert_eq!(
+                    deeper_than(node, limit),
+                    depth > limit,
+                    "{node:?} at {limit}"
+                );
+            }
+            let mut cursor = node.walk();
+            stack.extend(node.children(&mut cursor));
+        }
     }
 }
