@@ -270,22 +270,31 @@ pub fn mask_line(line: &str, before: Option<u8>) -> Cow<'_, str> {
         }
         let word = &line[i..end];
         let after = skip_space(bytes, end);
-        let call_end = (bytes.get(after) == Some(&b'('))
-            .then(|| close_paren(bytes, after))
-            .flatten();
-        if WORDS.contains(&word) {
+        // Only a word followed by `(` can be a call; where its parentheses close is looked for
+        // only for the few names that need it (a call nested in a line's calls is not scanned
+        // again for each of them).
+        let call = bytes.get(after) == Some(&b'(');
+        let call_end = || close_paren(bytes, after);
+        // Every annotation word starts with `_` or `n` (tested), every annotation call with `_`.
+        if matches!(b, b'_' | b'n') && WORDS.contains(&word) {
             blank(out.get_or_insert_with(|| bytes.to_vec()), i, end);
-        } else if let Some(call_end) = call_end.filter(|_| TYPE_ARGUMENT_CALLS.contains(&word)) {
-            let o = out.get_or_insert_with(|| bytes.to_vec());
-            blank_type_arguments(bytes, after, call_end - 1, o);
-        } else if let (true, Some(call_end)) = (
-            CALLS.contains(&word) && call_end.is_some_and(|e| line[i..e].is_ascii()),
-            call_end,
-        ) {
+        } else if let Some(call_end) = (call && b == b'_' && CALLS.contains(&word))
+            .then(call_end)
+            .flatten()
+            .filter(|&e| line[i..e].is_ascii())
+        {
             blank(out.get_or_insert_with(|| bytes.to_vec()), i, call_end);
             end = call_end;
+        } else if let Some(call_end) = (call && TYPE_ARGUMENT_CALLS.contains(&word))
+            .then(call_end)
+            .flatten()
+        {
+            let o = out.get_or_insert_with(|| bytes.to_vec());
+            blank_type_arguments(bytes, after, call_end - 1, o);
         } else if let Some(call_end) =
-            call_end.filter(|_| word.contains("for_each") && statement_position(bytes, i, before))
+            (call && word.contains("for_each") && statement_position(bytes, i, before))
+                .then(call_end)
+                .flatten()
         {
             let next = skip_space(bytes, call_end);
             // `for_each_x(...) {`, a statement on the same line, or the header alone on its line
@@ -422,6 +431,12 @@ mod tests {
             None,
         );
         assert_eq!(parse.errors, 0);
+    }
+
+    #[test]
+    fn annotation_names_start_where_mask_line_looks_for_them() {
+        assert!(WORDS.iter().all(|w| matches!(w.as_bytes()[0], b'_' | b'n')));
+        assert!(CALLS.iter().all(|w| w.starts_with('_')));
     }
 
     #[test]
