@@ -275,11 +275,7 @@ pub fn tested_right_after(call: Node, source: &str) -> bool {
     if !matches!(target.kind_name(), "identifier" | "field_expression") {
         return false;
     }
-    let mut next = statement.next_named_sibling();
-    while let Some(comment) = next.filter(|n| n.kind_name() == "comment") {
-        next = comment.next_named_sibling();
-    }
-    let Some(condition) = next
+    let Some(condition) = syntax::next_code_sibling(statement)
         .filter(|n| n.kind_name() == "if_statement")
         .and_then(|n| n.field("condition"))
     else {

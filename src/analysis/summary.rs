@@ -192,7 +192,7 @@ pub fn with_pinned<T>(summaries: Rc<LockSummaries>, f: impl FnOnce() -> T) -> T 
 /// Reads the summaries of every function defined or declared under `root`.
 pub fn summarize(root: Node, source: &str) -> LockSummaries {
     let mut out = LockSummaries {
-        tests_allocations: !defines_main(root, source) || tests_allocations(root, source),
+        tests_allocations: file_tests_allocations(root, source),
         ..LockSummaries::default()
     };
     let mut stack = vec![root];
@@ -365,11 +365,7 @@ fn tests_allocations(root: Node, source: &str) -> bool {
                     }
                     statement = parent;
                 }
-                let mut next = statement.next_named_sibling();
-                while let Some(comment) = next.filter(|n| n.kind_name() == "comment") {
-                    next = comment.next_named_sibling();
-                }
-                if next.is_some_and(|n| {
+                if syntax::next_code_sibling(statement).is_some_and(|n| {
                     n.kind_name() == "if_statement"
                         && n.field("condition")
                             .is_some_and(|c| text(c, source).contains(name))

@@ -367,6 +367,24 @@ pub fn callee_name<'a>(call: Node, source: &'a str) -> Option<&'a str> {
     (function.kind_name() == "identifier").then(|| text(function, source))
 }
 
+/// The named sibling after `node` that is not a comment: the next statement of a block.
+pub fn next_code_sibling(node: Node) -> Option<Node> {
+    let mut next = node.next_named_sibling();
+    while let Some(comment) = next.filter(|n| n.kind_name() == "comment") {
+        next = comment.next_named_sibling();
+    }
+    next
+}
+
+/// The named sibling before `node` that is not a comment: the previous statement of a block.
+pub fn prev_code_sibling(node: Node) -> Option<Node> {
+    let mut previous = node.prev_named_sibling();
+    while let Some(comment) = previous.filter(|n| n.kind_name() == "comment") {
+        previous = comment.prev_named_sibling();
+    }
+    previous
+}
+
 /// The arguments of a call expression, without the punctuation.
 pub fn call_arguments(call: Node) -> Vec<Node> {
     let Some(list) = call.field("arguments") else {

@@ -8,7 +8,7 @@ use crate::analysis::finding::{ByteRange, Message, Related, Severity};
 use crate::analysis::flow::{self, same_fields, Exit, Fact, Returns};
 use crate::analysis::functions::function_name;
 use crate::analysis::summary::{annotation_arguments, takes_lock};
-use crate::analysis::syntax::{any_node, call_arguments, callee_name, squash};
+use crate::analysis::syntax::{any_node, call_arguments, callee_name, next_code_sibling, squash};
 
 pub const RULE: Rule = Rule {
     id: "lock-imbalance",
@@ -313,11 +313,7 @@ fn comment_says_released(ctx: &Context, acquire: ByteRange, exit: ByteRange) -> 
             return Some(false);
         }
         // A comment about the release the next statement makes is not news.
-        let mut next = node.next_named_sibling();
-        while let Some(n) = next.filter(|n| n.kind_name() == "comment") {
-            next = n.next_named_sibling();
-        }
-        let explicit = next.is_some_and(|n| {
+        let explicit = next_code_sibling(node).is_some_and(|n| {
             let t = ctx.text(n).trim_start();
             t.contains("unlock") || t.starts_with("up") || t.contains("release")
         });

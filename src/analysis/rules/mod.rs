@@ -1077,26 +1077,24 @@ mod tests {
         assert_eq!(rules, [("leak-on-error", "return -ENODEV;")]);
     }
 
-    /// What `test` says of the path walk's inputs for the first function of `src`, from the
-    /// matches of rule `id`.
-    fn with_inputs(id: &str, src: &str, test: impl FnOnce(&FlowInputs, Node) -> bool) -> bool {
+    /// What `test` says of the context rule `id` checks the first function of `src` in.
+    fn with_context(id: &str, src: &str, test: impl FnOnce(&Context) -> bool) -> bool {
         let parse = syntax::parse(src, None);
         let function = crate::analysis::functions::function_nodes(&parse.tree)[0];
         let index = RULES.iter().position(|r| r.id == id).unwrap();
         let matches = run_queries(function, src).swap_remove(index);
-        let context = Context {
+        test(&Context {
             function,
             source: src,
             matches,
             declared: std::rc::Rc::default(),
-        };
-        test(&context.flow_inputs(), function)
+        })
     }
 
     fn paired(body: &str) -> bool {
         let src = format!("static int foo(struct foo *p, int x)\n{{\n{body}\n}}\n");
-        with_inputs("lock-imbalance", &src, |inputs, _| {
-            flow::locks_paired_in_line(inputs, &src)
+        with_context("lock-imbalance", &src, |ctx| {
+            flow::locks_paired_in_line(&ctx.flow_inputs(), &src)
         })
     }
 
@@ -1134,7 +1132,9 @@ mod tests {
 
     fn once(body: &str) -> bool {
         let src = format!("static void foo(struct foo *p, int x)\n{{\n{body}\n}}\n");
-        with_inputs("double-free", &src, flow::frees_at_most_once)
+        with_context("double-free", &src, |ctx| {
+            flow::frees_at_most_once(&ctx.flow_inputs(), ctx.function)
+        })
     }
 
     #[test]
@@ -1149,13 +1149,8 @@ mod tests {
 
     fn tested(body: &str) -> bool {
         let src = format!("static int foo(struct foo *p, int n)\n{{\n{body}\nreturn 0;\n}}\n");
-        with_inputs("unchecked-alloc", &src, |_, function| {
-            let index = RULES
-                .iter()
-                .position(|r| r.id == "unchecked-alloc")
-                .unwrap();
-            let matches = run_queries(function, &src).swap_remove(index);
-            let calls: Vec<Node> = matches.iter().filter_map(|m| m.get("alloc")).collect();
+        with_context("unchecked-alloc", &src, |ctx| {
+            let calls: Vec<Node> = ctx.matches.iter().filter_map(|m| m.get("alloc")).collect();
             assert!(!calls.is_empty());
             calls.iter().all(|c| flow::tested_right_after(*c, &src))
         })

@@ -23,12 +23,8 @@ pub const RULE: Rule = Rule {
 fn check(ctx: &Context) -> Vec<Candidate> {
     let mut out = Vec::new();
     // Only an allocation of this function can be used unchecked (the path walk follows
-    // nothing else); reading the file's summaries for a function that merely calls memset()
-    // would cost a walk over the whole file.
-    if !ctx.matches.iter().any(|m| m.get("alloc").is_some()) {
-        return out;
-    }
-    // An allocation tested by the very next statement cannot be used before the test.
+    // nothing else), and one tested by the very next statement cannot be used before the test:
+    // a function without any other has nothing to walk.
     if ctx
         .matches
         .iter()

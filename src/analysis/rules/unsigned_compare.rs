@@ -2,8 +2,8 @@
 
 use super::{declarations, Candidate, Context, Rule};
 use crate::analysis::finding::{ByteRange, Message, Related, Severity};
-use crate::analysis::syntax::strip_parens;
 use crate::analysis::syntax::Fields as _;
+use crate::analysis::syntax::{prev_code_sibling, strip_parens};
 
 pub const RULE: Rule = Rule {
     id: "unsigned-compare",
@@ -185,11 +185,7 @@ fn decreased_just_before(ctx: &Context, name: &str, compare: tree_sitter::Node) 
     let Some(statement) = ctx.statement_of(compare) else {
         return false;
     };
-    let mut previous = statement.prev_named_sibling();
-    while let Some(comment) = previous.filter(|p| p.kind_name() == "comment") {
-        previous = comment.prev_named_sibling();
-    }
-    let Some(expression) = previous
+    let Some(expression) = prev_code_sibling(statement)
         .filter(|p| p.kind_name() == "expression_statement")
         .and_then(|p| p.named_child(0))
     else {
