@@ -4,6 +4,7 @@
 //! `server` (LSP over stdio), `cli` (`aidiag check`) and `model` (the local model's file). Only
 //! `server` knows LSP.
 
+pub mod allocator;
 pub mod analysis;
 pub mod cli;
 pub mod config;

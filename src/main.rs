@@ -183,6 +183,8 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: first thing, one thread, no tree-sitter call yet.
+    unsafe { aidiag::allocator::use_for_tree_sitter() };
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
