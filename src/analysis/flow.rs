@@ -951,12 +951,16 @@ impl Declared {
         let mut declared = Declared::default();
         if let Some(body) = function.field("body") {
             let mut cursor = body.walk();
-            declared.index(body, source, &mut cursor);
+            syntax::preorder(body, |node, _| {
+                declared.index(node, source, &mut cursor);
+                true
+            });
         }
         declared
     }
 
-    /// Records labels and local variables of the body.
+    /// Records what `node` itself declares: a label, locals (`read` visits every node of the
+    /// body).
     fn index<'t>(
         &mut self,
         node: Node<'t>,
@@ -1015,10 +1019,6 @@ impl Declared {
                 }
             }
             _ => {}
-        }
-        let children: Kids<'t> = node.named_children(cursor).collect();
-        for child in children {
-            self.index(child, source, cursor);
         }
     }
 }
@@ -1326,8 +1326,7 @@ impl<'a, 't> Engine<'a, 't> {
     fn find_aliases(&self, body: Node<'t>) -> HashMap<String, String> {
         let mut aliases = HashMap::new();
         let mut writes: HashMap<String, Vec<Node<'t>>> = HashMap::new();
-        let mut stack = vec![body];
-        while let Some(node) = stack.pop() {
+        syntax::preorder(body, |node, _| {
             let (target, value) = match node.kind_name() {
                 "assignment_expression" => {
                     (node.field("left").map(strip_parens), node.field("right"))
@@ -1353,9 +1352,8 @@ impl<'a, 't> Engine<'a, 't> {
                     None => entry.extend([body, body]),
                 }
             }
-            let mut cursor = node.walk();
-            stack.extend(node.named_children(&mut cursor));
-        }
+            true
+        });
         for (name, values) in writes {
             let [value] = values.as_slice() else { continue };
             let value = strip_parens(*value);

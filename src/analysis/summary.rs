@@ -614,12 +614,8 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
     let mut assigned: BTreeSet<&str> = BTreeSet::new();
     // Each node with its depth under the body; `path` holds the current node's ancestors (a
     // node's `parent()` costs a walk down from the root).
-    let mut stack = vec![(body, 0usize)];
     let mut path: Vec<Node<'t>> = Vec::new();
-    let mut children = Vec::new();
-    // One cursor lists every node's children (a new cursor allocates).
-    let mut cursor = body.walk();
-    while let Some((n, depth)) = stack.pop() {
+    syntax::preorder(body, |n, depth| {
         path.truncate(depth);
         match n.kind_name() {
             "return_statement" => returns.push(n),
@@ -725,11 +721,9 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
             }
             _ => {}
         }
-        children.clear();
-        children.extend(n.named_children(&mut cursor));
-        stack.extend(children.iter().rev().map(|c| (*c, depth + 1)));
         path.push(n);
-    }
+        true
+    });
     let stored = reading.stored.clone();
     reading.freed.extend(stored);
     if !reading.freed.is_empty() {

@@ -248,6 +248,32 @@ pub fn never_compiled(node: Node, is_zero: impl Fn(Node) -> bool) -> bool {
     false
 }
 
+/// Visits the named nodes under `root` (itself included) in source order, each with its depth
+/// below `root`, on one tree cursor: no list of children is built. `visit` answers whether to
+/// go into what the node holds.
+pub fn preorder<'t>(root: Node<'t>, mut visit: impl FnMut(Node<'t>, usize) -> bool) {
+    let mut cursor = root.walk();
+    let mut depth = 0;
+    loop {
+        let node = cursor.node();
+        // Anonymous nodes (punctuation, keywords) are tokens: never visited, never entered.
+        if node.is_named() && visit(node, depth) && cursor.goto_first_child() {
+            depth += 1;
+            continue;
+        }
+        loop {
+            if depth == 0 {
+                return;
+            }
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            cursor.goto_parent();
+            depth -= 1;
+        }
+    }
+}
+
 /// True when `test` accepts a node under `root` (itself included), walked without recursion.
 /// `test` answers `Some(true)` for a hit, `Some(false)` to pass over a node and what it holds,
 /// and `None` to look inside it.
@@ -526,6 +552,39 @@ impl LineIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preorder_visits_the_named_nodes_in_source_order_with_their_depth() {
+        let text = "int f(int a) { if (a) { g(a, (b)); } return a +; }\nstruct s { int x; };\n";
+        let parse = parse(text, None);
+        let root = parse.tree.root_node();
+        // The same nodes listed by recursion over named children.
+        fn listed<'t>(node: Node<'t>, depth: usize, out: &mut Vec<(usize, usize)>) {
+            out.push((node.id(), depth));
+            let mut cursor = node.walk();
+            for child in node.named_children(&mut cursor) {
+                listed(child, depth + 1, out);
+            }
+        }
+        let mut expected = Vec::new();
+        listed(root, 0, &mut expected);
+        let mut visited = Vec::new();
+        preorder(root, |node, depth| {
+            visited.push((node.id(), depth));
+            true
+        });
+        assert!(expected.len() > 20, "{expected:?}");
+        assert_eq!(visited, expected);
+        // Answering false leaves out what a node holds, and only that.
+        let mut outside = Vec::new();
+        preorder(root, |node, _| {
+            outside.push(node.kind_name());
+            node.kind_name() != "function_definition"
+        });
+        assert!(outside.contains(&"function_definition"));
+        assert!(outside.contains(&"struct_specifier"));
+        assert!(!outside.contains(&"if_statement"));
+    }
 
     #[test]
     fn kind_name_is_the_kind_of_every_node_errors_included() {
