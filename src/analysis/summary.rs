@@ -612,8 +612,8 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
     // For `consumed`: the returns, and the names assigned anywhere.
     let mut returns = Vec::new();
     let mut assigned: BTreeSet<&str> = BTreeSet::new();
-    // Each node with its depth under the body; `path` holds the current node's ancestors (a
-    // node's `parent()` costs a walk down from the root).
+    // `path` holds the current node's ancestors, the body first (a node's `parent()` costs a
+    // walk down from the root).
     let mut path: Vec<Node<'t>> = Vec::new();
     syntax::preorder(body, |n, depth| {
         path.truncate(depth);

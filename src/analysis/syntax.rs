@@ -322,26 +322,39 @@ pub fn squash(text: &str) -> String {
 
 /// The node around `node` once parentheses are left: the assignment in `if ((err = f()))`.
 pub fn parent_outside_parens(node: Node) -> Option<Node> {
-    let mut parent = node.parent();
-    while let Some(p) = parent.filter(|p| p.kind_name() == "parenthesized_expression") {
-        parent = p.parent();
-    }
-    parent
+    first_not(
+        node.parent(),
+        |p| p.parent(),
+        |p| p.kind_name() == "parenthesized_expression",
+    )
 }
 
 /// The node around `node` once parentheses and casts are left: the assignment in
 /// `p = (char *)realloc(p, n)`, the call in `f((struct s *)&x)`.
 pub fn parent_outside_casts(node: Node) -> Option<Node> {
-    let mut parent = node.parent();
-    while let Some(p) = parent.filter(|p| {
-        matches!(
-            p.kind_name(),
-            "parenthesized_expression" | "cast_expression"
-        )
-    }) {
-        parent = p.parent();
+    first_not(
+        node.parent(),
+        |p| p.parent(),
+        |p| {
+            matches!(
+                p.kind_name(),
+                "parenthesized_expression" | "cast_expression"
+            )
+        },
+    )
+}
+
+/// `start`, or the first node after it on the way `step` goes that `skip` does not accept.
+fn first_not<'t>(
+    start: Option<Node<'t>>,
+    step: impl Fn(Node<'t>) -> Option<Node<'t>>,
+    skip: impl Fn(Node<'t>) -> bool,
+) -> Option<Node<'t>> {
+    let mut node = start;
+    while let Some(skipped) = node.filter(|n| skip(*n)) {
+        node = step(skipped);
     }
-    parent
+    node
 }
 
 /// The local a value is stored in where it is computed: `x` in `x = f()` or in
@@ -395,20 +408,20 @@ pub fn callee_name<'a>(call: Node, source: &'a str) -> Option<&'a str> {
 
 /// The named sibling after `node` that is not a comment: the next statement of a block.
 pub fn next_code_sibling(node: Node) -> Option<Node> {
-    let mut next = node.next_named_sibling();
-    while let Some(comment) = next.filter(|n| n.kind_name() == "comment") {
-        next = comment.next_named_sibling();
-    }
-    next
+    first_not(
+        node.next_named_sibling(),
+        |n| n.next_named_sibling(),
+        |n| n.kind_name() == "comment",
+    )
 }
 
 /// The named sibling before `node` that is not a comment: the previous statement of a block.
 pub fn prev_code_sibling(node: Node) -> Option<Node> {
-    let mut previous = node.prev_named_sibling();
-    while let Some(comment) = previous.filter(|n| n.kind_name() == "comment") {
-        previous = comment.prev_named_sibling();
-    }
-    previous
+    first_not(
+        node.prev_named_sibling(),
+        |n| n.prev_named_sibling(),
+        |n| n.kind_name() == "comment",
+    )
 }
 
 /// The arguments of a call expression, without the punctuation.
