@@ -16,6 +16,7 @@ mod double_free;
 mod leak_on_error;
 mod lock_imbalance;
 mod off_by_one;
+mod pattern;
 mod refcount_leak;
 mod return_check;
 mod size_overflow;
@@ -87,12 +88,18 @@ pub fn compile(rule: &Rule) -> Result<Query, String> {
         .map_err(|e| format!("query of rule {} does not compile: {e}", rule.id))
 }
 
-/// All rule queries compiled as one, so a function is walked once for every rule; `owners[i]`
-/// is the index in `RULES` of the rule that pattern `i` belongs to. The patterns that only name
-/// the function a call calls (`calls`) are matched apart (see `CallPattern`).
+/// All rule queries as one set of patterns, so a function is walked once for every rule. The
+/// patterns that only name the function a call calls (`calls`) are matched apart (see
+/// `CallPattern`); the others are matched by `pattern::Pattern`, looked up by the kind of their
+/// root, except any it cannot read, which the query engine runs (`query`; none today).
 struct Combined {
-    query: Query,
-    owners: Vec<usize>,
+    /// Each pattern with the index in `RULES` of the rule it belongs to (`usize::MAX` for the
+    /// one that stands for every call pattern).
+    patterns: Vec<(usize, pattern::Pattern)>,
+    /// For each node kind id, the patterns whose root may be a node of that kind.
+    by_kind: Vec<Vec<usize>>,
+    /// The patterns left to the query engine, and the rule each of its patterns belongs to.
+    query: Option<(Query, Vec<usize>)>,
     calls: CallPatterns,
 }
 
@@ -103,42 +110,80 @@ const ANY_CALLEE: &str = "aidiag.callee";
 fn combined() -> &'static Combined {
     static COMBINED: OnceLock<Combined> = OnceLock::new();
     COMBINED.get_or_init(|| {
-        let mut source = String::new();
-        let mut starts = Vec::new();
+        let language = syntax::language();
+        let mut by_kind = vec![Vec::new(); language.node_kind_count()];
+        let mut patterns = Vec::new();
+        let mut left = String::new();
+        let mut left_starts = Vec::new();
         let mut calls = Vec::new();
         // Each rule's patterns are split from its text, not from its compiled query: compiling
         // every rule's query once more cost about as much as checking a hundred functions,
         // before the first diagnostic. A call pattern's shape admits no other predicate.
-        for (owner, rule) in RULES.iter().enumerate() {
-            starts.push(source.len());
-            for text in pattern_texts(rule.query) {
-                match CallPattern::read(text, owner) {
-                    Some(call) => calls.push(call),
-                    None => {
-                        source.push_str(text);
-                        source.push('\n');
+        let any_call: &'static str = Box::leak(
+            format!("((call_expression function: (identifier) @{ANY_CALLEE}) @{ANY_CALL})")
+                .into_boxed_str(),
+        );
+        let texts = RULES
+            .iter()
+            .enumerate()
+            .flat_map(|(owner, rule)| {
+                pattern_texts(rule.query)
+                    .into_iter()
+                    .map(move |t| (owner, t))
+            })
+            .chain(std::iter::once((usize::MAX, any_call)));
+        for (owner, text) in texts {
+            if let Some(call) = (owner != usize::MAX)
+                .then(|| CallPattern::read(text, owner))
+                .flatten()
+            {
+                calls.push(call);
+                continue;
+            }
+            let read = pattern::Pattern::read(text, &language).filter(|p| {
+                p.root_kinds()
+                    .iter()
+                    .all(|k| k.is_none_or(|k| language.node_kind_is_named(k)))
+            });
+            match read {
+                Some(read) => {
+                    for kind in read.root_kinds() {
+                        match kind {
+                            Some(kind) => by_kind[usize::from(kind)].push(patterns.len()),
+                            None => by_kind.iter_mut().for_each(|p| p.push(patterns.len())),
+                        }
                     }
+                    patterns.push((owner, read));
+                }
+                None => {
+                    left_starts.push((left.len(), owner));
+                    left.push_str(text);
+                    left.push('\n');
                 }
             }
         }
-        let any_call = source.len();
-        source.push_str(&format!(
-            "((call_expression function: (identifier) @{ANY_CALLEE}) @{ANY_CALL})\n"
-        ));
-        let query = Query::new(&syntax::language(), &source)
-            .expect("the combined queries compile (tested)");
-        // A pattern belongs to the rule whose text it starts in; the last one to none.
-        let owners = (0..query.pattern_count())
-            .map(|i| match query.start_byte_for_pattern(i) {
-                start if start >= any_call => usize::MAX,
-                start => starts.partition_point(|&s| s <= start) - 1,
-            })
-            .collect();
+        for kinds in &mut by_kind {
+            kinds.dedup();
+        }
+        let query = (!left.is_empty()).then(|| {
+            let query =
+                Query::new(&language, &left).expect("the combined queries compile (tested)");
+            // A pattern belongs to the rule whose text it starts in.
+            let owners = (0..query.pattern_count())
+                .map(|i| {
+                    let start = query.start_byte_for_pattern(i);
+                    let at = left_starts.partition_point(|&(s, _)| s <= start) - 1;
+                    left_starts[at].1
+                })
+                .collect();
+            (query, owners)
+        });
         let names = regex::RegexSet::new(calls.iter().map(|c| c.name.as_str()))
             .expect("the call patterns' names are regular expressions (tested)");
         Combined {
+            patterns,
+            by_kind,
             query,
-            owners,
             calls: CallPatterns {
                 patterns: calls,
                 names,
@@ -557,32 +602,46 @@ fn embedded<'t>(arg: Node<'t>, source: &str) -> Option<Node<'t>> {
     .then_some(operand)
 }
 
-/// Runs the combined query on one function; the matches of each rule, by rule index.
+/// Runs every rule's patterns on one function; the matches of each rule, by rule index.
 fn run_queries<'t>(function: Node<'t>, source: &'t str) -> Vec<Vec<Match<'t>>> {
     let combined = combined();
-    let names = combined.query.capture_names();
-    let mut cursor = QueryCursor::new();
     let mut out: Vec<Vec<Match>> = RULES.iter().map(|_| Vec::new()).collect();
-    let mut matches = cursor.matches(&combined.query, function, source.as_bytes());
-    while let Some(m) = matches.next() {
-        let owner = combined.owners[m.pattern_index];
-        if owner == usize::MAX {
-            if let [a, b] = m.captures() {
-                let (call, callee) = match names[a.index as usize] {
-                    ANY_CALLEE => (b.node, a.node),
-                    _ => (a.node, b.node),
-                };
-                combined.calls.add(call, callee, source, &mut out);
-            }
-            continue;
+    let kids = pattern::Kids::new(function);
+    syntax::preorder(function, |node, _| {
+        let Some(patterns) = combined.by_kind.get(usize::from(node.kind_id())) else {
+            return true;
+        };
+        kids.clear();
+        for &i in patterns {
+            let (owner, pattern) = &combined.patterns[i];
+            pattern.matches(node, source, &kids, &mut |captures| {
+                if *owner != usize::MAX {
+                    out[*owner].push(Match {
+                        captures: captures.to_vec(),
+                    });
+                    return;
+                }
+                let capture = |name| captures.iter().find(|c| c.0 == name).map(|c| c.1);
+                if let (Some(call), Some(callee)) = (capture(ANY_CALL), capture(ANY_CALLEE)) {
+                    combined.calls.add(call, callee, source, &mut out);
+                }
+            });
         }
-        out[owner].push(Match {
-            captures: m
-                .captures()
-                .iter()
-                .map(|c| (names[c.index as usize], c.node))
-                .collect(),
-        });
+        true
+    });
+    if let Some((query, owners)) = &combined.query {
+        let names = query.capture_names();
+        let mut cursor = QueryCursor::new();
+        let mut matches = cursor.matches(query, function, source.as_bytes());
+        while let Some(m) = matches.next() {
+            out[owners[m.pattern_index]].push(Match {
+                captures: m
+                    .captures()
+                    .iter()
+                    .map(|c| (names[c.index as usize], c.node))
+                    .collect(),
+            });
+        }
     }
     out
 }
@@ -942,7 +1001,9 @@ mod tests {
         for rule in RULES {
             compile(rule).unwrap();
         }
-        assert_eq!(combined().owners.len(), combined().query.pattern_count());
+        // Every pattern is matched without the query engine (its walk is the slow part).
+        assert!(combined().query.is_none());
+        assert!(combined().patterns.len() >= 20);
     }
 
     /// The matches of one rule's own query, run by the query engine alone, as (capture, range)
