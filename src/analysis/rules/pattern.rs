@@ -19,16 +19,19 @@ use crate::analysis::syntax;
 /// One pattern of a query, read.
 pub(super) struct Pattern {
     root: Step,
-    predicates: Vec<Predicate>,
 }
 
 /// One node of a pattern: what it must be, under which field of its parent, whether it must be
-/// the first named node after the previous step (`.`), and what it captures.
+/// the first named node after the previous step (`.`), what it captures, and the predicates on
+/// those captures. A predicate is tested as soon as its capture is taken, so a call whose name
+/// no pattern wants is not followed into its arguments; as in the query engine, it must hold
+/// for every node of its capture, so testing each node when it is taken is the same test.
 struct Step {
     field: Option<NonZeroU16>,
     immediate: bool,
     shape: Shape,
     captures: Vec<&'static str>,
+    tests: Vec<Predicate>,
 }
 
 enum Shape {
@@ -44,6 +47,7 @@ enum Shape {
     Alternatives(Vec<Step>),
 }
 
+#[derive(Clone)]
 enum Predicate {
     Eq(&'static str, String),
     Match(&'static str, regex::Regex),
@@ -63,14 +67,12 @@ impl Pattern {
             language,
             predicates: Vec::new(),
         };
-        let root = reader.top()?;
+        let mut root = reader.top()?;
         if reader.at != reader.tokens.len() || root.field.is_some() || root.immediate {
             return None;
         }
-        Some(Pattern {
-            root,
-            predicates: reader.predicates,
-        })
+        attach(&mut root, &reader.predicates);
+        Some(Pattern { root })
     }
 
     /// The kind the root node must have; `None` when any named node may start a match.
@@ -99,30 +101,54 @@ impl Pattern {
     ) {
         let mut seen: Vec<Vec<Capture<'t>>> = Vec::new();
         let mut captures = Vec::new();
-        step(&self.root, node, kids, &mut captures, &mut |captures| {
-            if self.holds(captures, source) && !seen.iter().any(|s| s == captures) {
-                seen.push(captures.to_vec());
-            }
-        });
+        step(
+            &self.root,
+            node,
+            source,
+            kids,
+            &mut captures,
+            &mut |captures| {
+                if !seen.iter().any(|s| s == captures) {
+                    seen.push(captures.to_vec());
+                }
+            },
+        );
         for captures in &seen {
             found(captures);
         }
     }
+}
 
-    /// Whether the predicates hold; as in the query engine, `#eq?` and `#match?` hold for
-    /// every node of their capture.
-    fn holds(&self, captures: &[Capture], source: &str) -> bool {
-        self.predicates.iter().all(|predicate| {
-            let (Predicate::Eq(name, _) | Predicate::Match(name, _)) = predicate;
-            captures.iter().filter(|(n, _)| n == name).all(|(_, node)| {
-                let text = syntax::text(*node, source);
-                match predicate {
-                    Predicate::Eq(_, wanted) => text == wanted,
-                    Predicate::Match(_, regex) => regex.is_match(text),
-                }
-            })
+/// Gives each step the predicates on what it captures.
+fn attach(step: &mut Step, predicates: &[Predicate]) {
+    step.tests = predicates
+        .iter()
+        .filter(|p| {
+            let (Predicate::Eq(name, _) | Predicate::Match(name, _)) = p;
+            step.captures.contains(name)
         })
+        .cloned()
+        .collect();
+    match &mut step.shape {
+        Shape::Named {
+            children: steps, ..
+        }
+        | Shape::Alternatives(steps) => {
+            steps.iter_mut().for_each(|s| attach(s, predicates));
+        }
+        Shape::Token(_) => {}
     }
+}
+
+/// Whether `node` passes the tests of a step that captures it.
+fn passes(tests: &[Predicate], node: Node, source: &str) -> bool {
+    tests.iter().all(|test| {
+        let text = syntax::text(node, source);
+        match test {
+            Predicate::Eq(_, wanted) => text == wanted,
+            Predicate::Match(_, regex) => regex.is_match(text),
+        }
+    })
 }
 
 /// Matches `step` on `node`, and on success calls `then` with the captures so far (more than
@@ -130,18 +156,20 @@ impl Pattern {
 fn step<'t>(
     step_: &Step,
     node: Node<'t>,
+    source: &str,
     kids: &Kids<'t>,
     captures: &mut Vec<Capture<'t>>,
     then: &mut dyn FnMut(&mut Vec<Capture<'t>>),
 ) {
     let mark = captures.len();
+    let passes = || step_.tests.is_empty() || passes(&step_.tests, node, source);
     match &step_.shape {
         Shape::Named { kind, children } => {
             let is_kind = match kind {
                 Some(kind) => node.kind_id() == *kind,
                 None => node.is_named() && !node.is_error(),
             };
-            if !is_kind {
+            if !is_kind || !passes() {
                 return;
             }
             captures.extend(step_.captures.iter().map(|&name| (name, node)));
@@ -149,19 +177,22 @@ fn step<'t>(
                 then(captures);
             } else {
                 let children_of = kids.of(node);
-                sequence(children, &children_of, kids, 0, captures, then);
+                sequence(children, &children_of, source, kids, 0, captures, then);
             }
         }
         Shape::Token(kind) => {
-            if node.kind_id() == *kind {
+            if node.kind_id() == *kind && passes() {
                 captures.extend(step_.captures.iter().map(|&name| (name, node)));
                 then(captures);
             }
         }
         Shape::Alternatives(alternatives) => {
+            if !passes() {
+                return;
+            }
             captures.extend(step_.captures.iter().map(|&name| (name, node)));
             for alternative in alternatives {
-                step(alternative, node, kids, captures, then);
+                step(alternative, node, source, kids, captures, then);
             }
         }
     }
@@ -174,6 +205,7 @@ fn step<'t>(
 fn sequence<'t>(
     steps: &[Step],
     children: &[Kid<'t>],
+    source: &str,
     kids: &Kids<'t>,
     from: usize,
     captures: &mut Vec<Capture<'t>>,
@@ -185,8 +217,8 @@ fn sequence<'t>(
     };
     for (i, &(field, kid)) in children.iter().enumerate().skip(from) {
         if first.field.is_none_or(|f| field == Some(f)) {
-            step(first, kid, kids, captures, &mut |captures| {
-                sequence(rest, children, kids, i + 1, captures, then)
+            step(first, kid, source, kids, captures, &mut |captures| {
+                sequence(rest, children, source, kids, i + 1, captures, then)
             });
         }
         if first.immediate && kid.is_named() {
@@ -455,6 +487,7 @@ impl Reader<'_> {
             immediate,
             shape,
             captures,
+            tests: Vec::new(),
         })
     }
 
