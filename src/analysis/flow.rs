@@ -142,12 +142,14 @@ pub enum Returns {
 /// Walks `function` (a `function_definition` node) and returns the facts it found.
 ///
 /// `declared` is what the function declares (`Declared::read` of the same function): the rules
-/// each walk a function with their own inputs, and read its declarations once.
+/// each walk a function with their own inputs, and read its declarations once. `nodes` are the
+/// body's named nodes (`syntax::named_nodes`, the body first).
 pub fn analyze<'t>(
     function: Node<'t>,
     source: &str,
     inputs: &FlowInputs<'t>,
     declared: &Declared,
+    nodes: &[(Node<'t>, usize)],
 ) -> Vec<Fact> {
     let Some(body) = function.field("body") else {
         return Vec::new();
@@ -181,6 +183,7 @@ pub fn analyze<'t>(
         released: HashMap::new(),
         unreleased: Vec::new(),
         function,
+        nodes,
         cursor: body.walk(),
     };
     let mut state = State::start();
@@ -946,15 +949,15 @@ pub struct Declared {
 }
 
 impl Declared {
-    /// The labels and locals of `function`'s body.
-    pub fn read(function: Node, source: &str) -> Declared {
+    /// The labels and locals of a function's body, whose named nodes are `body`
+    /// (`syntax::named_nodes`, the body first).
+    pub fn read(body: &[(Node, usize)], source: &str) -> Declared {
         let mut declared = Declared::default();
-        if let Some(body) = function.field("body") {
-            let mut cursor = body.walk();
-            syntax::preorder(body, |node, _| {
+        if let Some((first, _)) = body.first() {
+            let mut cursor = first.walk();
+            for &(node, _) in body {
                 declared.index(node, source, &mut cursor);
-                true
-            });
+            }
         }
         declared
     }
@@ -1047,6 +1050,8 @@ struct Engine<'a, 't> {
     source: &'a str,
     inputs: &'a FlowInputs<'t>,
     body: Node<'t>,
+    /// The body's named nodes in source order (`syntax::named_nodes`).
+    nodes: &'a [(Node<'t>, usize)],
     labels: &'a HashMap<String, std::ops::Range<usize>>,
     locals: &'a HashSet<String>,
     int_locals: &'a HashSet<String>,
@@ -1323,10 +1328,11 @@ impl<'a, 't> Engine<'a, 't> {
 
     /// Finds the locals assigned exactly once, to another object's name (`x = a->b`,
     /// `struct foo *x = a->b`): the same object under two names.
-    fn find_aliases(&self, body: Node<'t>) -> HashMap<String, String> {
+    fn find_aliases(&self) -> HashMap<String, String> {
+        let body = self.body;
         let mut aliases = HashMap::new();
         let mut writes: HashMap<String, Vec<Node<'t>>> = HashMap::new();
-        syntax::preorder(body, |node, _| {
+        for &(node, _) in self.nodes {
             let (target, value) = match node.kind_name() {
                 "assignment_expression" => {
                     (node.field("left").map(strip_parens), node.field("right"))
@@ -1352,8 +1358,7 @@ impl<'a, 't> Engine<'a, 't> {
                     None => entry.extend([body, body]),
                 }
             }
-            true
-        });
+        }
         for (name, values) in writes {
             let [value] = values.as_slice() else { continue };
             let value = strip_parens(*value);
@@ -1399,7 +1404,7 @@ impl<'a, 't> Engine<'a, 't> {
             "identifier" => {
                 let name = self.text(node);
                 self.aliases
-                    .get_or_init(|| self.find_aliases(self.body))
+                    .get_or_init(|| self.find_aliases())
                     .get(name)
                     .cloned()
                     .unwrap_or_else(|| name.to_owned())

@@ -274,6 +274,32 @@ pub fn preorder<'t>(root: Node<'t>, mut visit: impl FnMut(Node<'t>, usize) -> bo
     }
 }
 
+/// The named nodes under `root` (itself first) in source order, with their depth below it, as
+/// `preorder` visits them: the walks of one function that each look at every node (the rules'
+/// patterns, its declarations, its aliases) read this list instead of walking the tree again.
+pub fn named_nodes<'t>(root: Node<'t>) -> Vec<(Node<'t>, usize)> {
+    let mut out = Vec::new();
+    preorder(root, |node, depth| {
+        out.push((node, depth));
+        true
+    });
+    out
+}
+
+/// The nodes of `node`'s subtree (itself first), from `nodes` as `named_nodes` lists them;
+/// empty when `node` is not among them.
+pub fn subtree<'a, 't>(nodes: &'a [(Node<'t>, usize)], node: Node<'t>) -> &'a [(Node<'t>, usize)] {
+    let Some(at) = nodes.iter().position(|(n, _)| *n == node) else {
+        return &[];
+    };
+    let depth = nodes[at].1;
+    let end = nodes[at + 1..]
+        .iter()
+        .position(|&(_, d)| d <= depth)
+        .map_or(nodes.len(), |i| at + 1 + i);
+    &nodes[at..end]
+}
+
 /// True when `test` accepts a node under `root` (itself included), walked without recursion.
 /// `test` answers `Some(true)` for a hit, `Some(false)` to pass over a node and what it holds,
 /// and `None` to look inside it.
@@ -597,6 +623,20 @@ mod tests {
         assert!(outside.contains(&"function_definition"));
         assert!(outside.contains(&"struct_specifier"));
         assert!(!outside.contains(&"if_statement"));
+    }
+
+    #[test]
+    fn a_subtree_is_the_run_of_nodes_below_its_root() {
+        let text = "int f(int a) { if (a) { g(a); } return a; }\nint h(void) { return 1; }\n";
+        let parse = parse(text, None);
+        let root = parse.tree.root_node();
+        let all = named_nodes(root);
+        let ids = |nodes: &[(Node, usize)]| nodes.iter().map(|(n, _)| n.id()).collect::<Vec<_>>();
+        for &(node, _) in &all {
+            assert_eq!(ids(subtree(&all, node)), ids(&named_nodes(node)));
+        }
+        let other = root.named_child(0).unwrap();
+        assert_eq!(subtree(&all[..1], other).len(), 0);
     }
 
     #[test]

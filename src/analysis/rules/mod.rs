@@ -355,6 +355,8 @@ pub struct Context<'t> {
     pub matches: Vec<Match<'t>>,
     /// The function's declarations for the path walk, read by the first rule that walks it.
     pub declared: std::rc::Rc<std::cell::OnceCell<flow::Declared>>,
+    /// The function's named nodes in source order (`syntax::named_nodes`).
+    pub nodes: std::rc::Rc<[(Node<'t>, usize)]>,
 }
 
 impl<'t> Context<'t> {
@@ -456,10 +458,12 @@ impl<'t> Context<'t> {
         if !may_find(&inputs) {
             return Vec::new();
         }
+        let body = self.function.field("body");
+        let nodes = body.map_or(&[][..], |body| syntax::subtree(&self.nodes, body));
         let declared = self
             .declared
-            .get_or_init(|| flow::Declared::read(self.function, self.source));
-        flow::analyze(self.function, self.source, &inputs, declared)
+            .get_or_init(|| flow::Declared::read(nodes, self.source));
+        flow::analyze(self.function, self.source, &inputs, declared, nodes)
     }
 
     /// Calls to functions of the file that free an argument on every path
@@ -602,14 +606,19 @@ fn embedded<'t>(arg: Node<'t>, source: &str) -> Option<Node<'t>> {
     .then_some(operand)
 }
 
-/// Runs every rule's patterns on one function; the matches of each rule, by rule index.
-fn run_queries<'t>(function: Node<'t>, source: &'t str) -> Vec<Vec<Match<'t>>> {
+/// Runs every rule's patterns on one function, whose named nodes are `nodes`
+/// (`syntax::named_nodes`); the matches of each rule, by rule index.
+fn run_queries<'t>(
+    function: Node<'t>,
+    nodes: &[(Node<'t>, usize)],
+    source: &'t str,
+) -> Vec<Vec<Match<'t>>> {
     let combined = combined();
     let mut out: Vec<Vec<Match>> = RULES.iter().map(|_| Vec::new()).collect();
     let kids = pattern::Kids::new(function);
-    syntax::preorder(function, |node, _| {
+    for &(node, _) in nodes {
         let Some(patterns) = combined.by_kind.get(usize::from(node.kind_id())) else {
-            return true;
+            continue;
         };
         kids.clear();
         for &i in patterns {
@@ -627,8 +636,7 @@ fn run_queries<'t>(function: Node<'t>, source: &'t str) -> Vec<Vec<Match<'t>>> {
                 }
             });
         }
-        true
-    });
+    }
     if let Some((query, owners)) = &combined.query {
         let names = query.capture_names();
         let mut cursor = QueryCursor::new();
@@ -696,7 +704,8 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
     let mut verifications = verification_budget(function.byte_range().len());
     let test_code = is_kunit_test(function, source);
     let declared = std::rc::Rc::default();
-    for (rule, matches) in RULES.iter().zip(run_queries(function, source)) {
+    let nodes: std::rc::Rc<[(Node, usize)]> = syntax::named_nodes(function).into();
+    for (rule, matches) in RULES.iter().zip(run_queries(function, &nodes, source)) {
         if matches.is_empty() {
             continue;
         }
@@ -705,6 +714,7 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
             source,
             matches,
             declared: std::rc::Rc::clone(&declared),
+            nodes: std::rc::Rc::clone(&nodes),
         };
         let mut seen: Vec<(ByteRange, Message)> = Vec::new();
         for candidate in (rule.check)(&context) {
@@ -1076,7 +1086,7 @@ mod tests {
         for text in &texts {
             let parse = syntax::parse(text, None);
             for function in crate::analysis::functions::function_nodes(&parse.tree) {
-                let all = run_queries(function, text);
+                let all = run_queries(function, &syntax::named_nodes(function), text);
                 for ((rule, query), matches) in RULES.iter().zip(&queries).zip(all) {
                     let mut ours: Vec<Vec<(String, ByteRange)>> = matches
                         .iter()
@@ -1143,12 +1153,14 @@ mod tests {
         let parse = syntax::parse(src, None);
         let function = crate::analysis::functions::function_nodes(&parse.tree)[0];
         let index = RULES.iter().position(|r| r.id == id).unwrap();
-        let matches = run_queries(function, src).swap_remove(index);
+        let nodes: std::rc::Rc<[(Node, usize)]> = syntax::named_nodes(function).into();
+        let matches = run_queries(function, &nodes, src).swap_remove(index);
         test(&Context {
             function,
             source: src,
             matches,
             declared: std::rc::Rc::default(),
+            nodes,
         })
     }
 
