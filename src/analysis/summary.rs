@@ -191,6 +191,20 @@ pub fn with_pinned<T>(summaries: Rc<LockSummaries>, f: impl FnOnce() -> T) -> T 
 
 /// Reads the summaries of every function defined or declared under `root`.
 pub fn summarize(root: Node, source: &str) -> LockSummaries {
+    summarize_listed(root, source, &|_| None)
+}
+
+/// The named nodes of a function definition (`syntax::named_nodes`), where the caller has
+/// listed them already.
+pub type Listed<'a, 't> = &'a dyn Fn(Node<'t>) -> Option<&'a [(Node<'t>, usize)]>;
+
+/// `summarize`, reading a definition's body from the nodes `listed` gives for it (a check lists
+/// every function's nodes for its own walks), else walking it.
+pub fn summarize_listed<'t>(
+    root: Node<'t>,
+    source: &'t str,
+    listed: Listed<'_, 't>,
+) -> LockSummaries {
     let mut out = LockSummaries {
         tests_allocations: file_tests_allocations(root, source),
         ..LockSummaries::default()
@@ -225,7 +239,7 @@ pub fn summarize(root: Node, source: &str) -> LockSummaries {
                 let name = function_declarator(node)?.field("declarator")?;
                 named
                     .contains(text(name, source))
-                    .then(|| read(node, source, &defined))
+                    .then(|| read(node, source, &defined, listed))
                     .flatten()
             })
             .flatten();
@@ -543,7 +557,12 @@ fn releases_first(name: &str) -> bool {
 ///   its caller sees success either way (see `LockSummaries::null_tolerant`);
 /// - and its calls to the functions `defined` in the file, for what it gives them
 ///   (`per_parameter`).
-fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option<Reading<'t>> {
+fn read<'t>(
+    node: Node<'t>,
+    source: &'t str,
+    defined: &BTreeSet<&str>,
+    listed: Listed<'_, 't>,
+) -> Option<Reading<'t>> {
     let body = node.field("body")?;
     let declarator = function_declarator(node)?;
     let name = declarator
@@ -615,8 +634,17 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
     // `path` holds the current node's ancestors, the body first (a node's `parent()` costs a
     // walk down from the root).
     let mut path: Vec<Node<'t>> = Vec::new();
-    syntax::preorder(body, |n, depth| {
-        path.truncate(depth);
+    let own;
+    let nodes = match listed(node) {
+        Some(nodes) => syntax::subtree(nodes, body),
+        None => {
+            own = syntax::named_nodes(body);
+            &own[..]
+        }
+    };
+    let base = nodes.first().map_or(0, |n| n.1);
+    for &(n, depth) in nodes {
+        path.truncate(depth - base);
         match n.kind_name() {
             "return_statement" => returns.push(n),
             "update_expression" => {
@@ -722,8 +750,7 @@ fn read<'t>(node: Node<'t>, source: &'t str, defined: &BTreeSet<&str>) -> Option
             _ => {}
         }
         path.push(n);
-        true
-    });
+    }
     let stored = reading.stored.clone();
     reading.freed.extend(stored);
     if !reading.freed.is_empty() {

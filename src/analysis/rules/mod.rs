@@ -677,6 +677,21 @@ pub const NOT_CHECKED: &str = "not-checked";
 
 /// Runs every rule on one function definition.
 pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Vec<Finding> {
+    check_listed_function(
+        function,
+        syntax::named_nodes(function).into(),
+        source,
+        options,
+    )
+}
+
+/// `check_function`, given the function's named nodes (`syntax::named_nodes`).
+pub fn check_listed_function<'t>(
+    function: Node<'t>,
+    nodes: std::rc::Rc<[(Node<'t>, usize)]>,
+    source: &'t str,
+    options: CheckOptions,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     if syntax::never_compiled(function, |c| syntax::text(c, source).trim() == "0") {
         return findings;
@@ -704,7 +719,6 @@ pub fn check_function(function: Node, source: &str, options: CheckOptions) -> Ve
     let mut verifications = verification_budget(function.byte_range().len());
     let test_code = is_kunit_test(function, source);
     let declared = std::rc::Rc::default();
-    let nodes: std::rc::Rc<[(Node, usize)]> = syntax::named_nodes(function).into();
     for (rule, matches) in RULES.iter().zip(run_queries(function, &nodes, source)) {
         if matches.is_empty() {
             continue;
