@@ -110,12 +110,6 @@ const ANY_CALLEE: &str = "aidiag.callee";
 fn combined() -> &'static Combined {
     static COMBINED: OnceLock<Combined> = OnceLock::new();
     COMBINED.get_or_init(|| {
-        let language = syntax::language();
-        let mut by_kind = vec![Vec::new(); language.node_kind_count()];
-        let mut patterns = Vec::new();
-        let mut left = String::new();
-        let mut left_starts = Vec::new();
-        let mut calls = Vec::new();
         // Each rule's patterns are split from its text, not from its compiled query: compiling
         // every rule's query once more cost about as much as checking a hundred functions,
         // before the first diagnostic. A call pattern's shape admits no other predicate.
@@ -132,6 +126,21 @@ fn combined() -> &'static Combined {
                     .map(move |t| (owner, t))
             })
             .chain(std::iter::once((usize::MAX, any_call)));
+        Combined::build(texts)
+    })
+}
+
+impl Combined {
+    /// Sorts `texts` (each pattern's text with the index of the rule it belongs to, `usize::MAX`
+    /// for the one that stands for every call pattern) into call patterns, patterns for
+    /// `pattern::Pattern` and the rest, for the query engine.
+    fn build(texts: impl Iterator<Item = (usize, &'static str)>) -> Combined {
+        let language = syntax::language();
+        let mut by_kind = vec![Vec::new(); language.node_kind_count()];
+        let mut patterns = Vec::new();
+        let mut left = String::new();
+        let mut left_starts = Vec::new();
+        let mut calls = Vec::new();
         for (owner, text) in texts {
             if let Some(call) = (owner != usize::MAX)
                 .then(|| CallPattern::read(text, owner))
@@ -189,7 +198,7 @@ fn combined() -> &'static Combined {
                 names,
             },
         }
-    })
+    }
 }
 
 /// The text of each pattern of a query's `source`, as the query engine splits it: from the
@@ -613,7 +622,16 @@ fn run_queries<'t>(
     nodes: &[(Node<'t>, usize)],
     source: &'t str,
 ) -> Vec<Vec<Match<'t>>> {
-    let combined = combined();
+    run_combined(combined(), function, nodes, source)
+}
+
+/// `run_queries` with the patterns of `combined`.
+fn run_combined<'t>(
+    combined: &'static Combined,
+    function: Node<'t>,
+    nodes: &[(Node<'t>, usize)],
+    source: &'t str,
+) -> Vec<Vec<Match<'t>>> {
     let mut out: Vec<Vec<Match>> = RULES.iter().map(|_| Vec::new()).collect();
     let kids = pattern::Kids::new(function);
     for &(node, _) in nodes {
@@ -1056,6 +1074,24 @@ mod tests {
         out
     }
 
+    /// Matches as `engine_matches` gives them.
+    fn sorted(matches: &[Match]) -> Vec<Vec<(String, ByteRange)>> {
+        let mut out: Vec<Vec<(String, ByteRange)>> = matches
+            .iter()
+            .map(|m| {
+                let mut c: Vec<(String, ByteRange)> = m
+                    .captures
+                    .iter()
+                    .map(|(n, node)| ((*n).to_owned(), ByteRange::of(*node)))
+                    .collect();
+                c.sort();
+                c
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     #[test]
     fn patterns_are_split_where_the_query_engine_splits_them() {
         for rule in RULES {
@@ -1102,19 +1138,7 @@ mod tests {
             for function in crate::analysis::functions::function_nodes(&parse.tree) {
                 let all = run_queries(function, &syntax::named_nodes(function), text);
                 for ((rule, query), matches) in RULES.iter().zip(&queries).zip(all) {
-                    let mut ours: Vec<Vec<(String, ByteRange)>> = matches
-                        .iter()
-                        .map(|m| {
-                            let mut c: Vec<(String, ByteRange)> = m
-                                .captures
-                                .iter()
-                                .map(|(n, node)| ((*n).to_owned(), ByteRange::of(*node)))
-                                .collect();
-                            c.sort();
-                            c
-                        })
-                        .collect();
-                    ours.sort();
+                    let ours = sorted(&matches);
                     let theirs = engine_matches(query, function, text);
                     compared += theirs.len();
                     assert_eq!(ours, theirs, "rule {} on\n{text}", rule.id);
@@ -1122,6 +1146,28 @@ mod tests {
             }
         }
         assert!(compared > 1000, "only {compared} matches compared");
+    }
+
+    #[test]
+    fn a_pattern_the_matcher_cannot_read_is_left_to_the_query_engine() {
+        let texts = [
+            "((call_expression function: (identifier) @fn arguments: (argument_list (_)* @args)) @call (#eq? @fn \"g\"))",
+            "((binary_expression left: (_) @value operator: \"<\" right: (number_literal) @zero) @compare (#eq? @zero \"0\"))",
+        ];
+        let combined: &'static Combined =
+            Box::leak(Box::new(Combined::build(texts.iter().map(|t| (0, *t)))));
+        assert_eq!(combined.patterns.len(), 1);
+        assert!(combined.query.is_some());
+        let source = "void f(int a)\n{\n\tg(a, 1, 2);\n\tif (a < 0)\n\t\tg();\n\th(a);\n}\n";
+        let parse = syntax::parse(source, None);
+        let function = crate::analysis::functions::function_nodes(&parse.tree)[0];
+        let nodes = syntax::named_nodes(function);
+        let ours = sorted(&run_combined(combined, function, &nodes, source).swap_remove(0));
+        let query = Query::new(&syntax::language(), &texts.join("\n")).unwrap();
+        let theirs = engine_matches(&query, function, source);
+        // Three for `g(a, 1, 2)` (the engine gives one per argument), one for `g()`, one for `a < 0`.
+        assert_eq!(theirs.len(), 5, "{theirs:?}");
+        assert_eq!(ours, theirs);
     }
 
     #[test]

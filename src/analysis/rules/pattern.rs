@@ -75,7 +75,8 @@ impl Pattern {
         Some(Pattern { root })
     }
 
-    /// The kind the root node must have; `None` when any named node may start a match.
+    /// The kinds the root node may have (one per alternative at the root); `None` for `(_)`,
+    /// where any named node may start a match.
     pub(super) fn root_kinds(&self) -> Vec<Option<u16>> {
         fn kinds(step: &Step, out: &mut Vec<Option<u16>>) {
             match &step.shape {
